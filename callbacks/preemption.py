@@ -1,0 +1,67 @@
+"""Preemption: SIGTERM, SIGUSR1 or Ctrl-C save a resumable checkpoint and end the run cleanly.
+
+Lightning already turns SIGTERM into `trainer.received_sigterm` and stops after the batch; this
+adds SIGUSR1 (SLURM's pre-timeout signal) and a first Ctrl-C (a second one interrupts at once),
+saves through `LatestCheckpoint` at the next batch boundary, and requeues the SLURM job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import threading
+from types import FrameType
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback
+
+from callbacks.latest_checkpoint import LatestCheckpoint
+
+log = logging.getLogger(__name__)
+
+
+class Preemption(Callback):
+    """Checkpoint-and-stop on a signal; `reason` tells the run model what happened."""
+
+    def __init__(self, requeue_on_slurm: bool = True) -> None:
+        self.requeue_on_slurm = requeue_on_slurm
+        self.reason: str | None = None
+        self._signal: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGINT and self._signal == signal.SIGINT:
+            raise KeyboardInterrupt  # second Ctrl-C: stop now
+        self._signal = signum
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGUSR1, signal.SIGINT):
+            self._previous[signum] = signal.signal(signum, self._handler)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *_: object) -> None:
+        local = self._signal is not None or trainer.received_sigterm
+        if trainer.world_size > 1:
+            local = trainer.strategy.reduce_boolean_decision(local, all=False)
+        if not local:
+            return
+        name = signal.Signals(self._signal).name if self._signal else "SIGTERM"
+        self.reason = f"preempted by {name}"
+        latest = next((cb for cb in trainer.callbacks if isinstance(cb, LatestCheckpoint)), None)
+        if latest is None:
+            raise RuntimeError("Preemption needs a LatestCheckpoint callback to save into (callbacks.latest_checkpoint).")
+        path = latest.save(trainer)
+        log.warning("%s at step %d: saved %s; continue with resume=auto", self.reason, trainer.global_step, path)
+        trainer.should_stop = True
+        if trainer.is_global_zero and self.requeue_on_slurm and "SLURM_JOB_ID" in os.environ:
+            job = os.environ.get("SLURM_ARRAY_JOB_ID")
+            job = f"{job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if job else os.environ["SLURM_JOB_ID"]
+            subprocess.run(["scontrol", "requeue", job], check=False)

@@ -1,0 +1,112 @@
+"""A DataLoader that shuffles by (seed, epoch), shards itself across ranks and resumes mid-epoch.
+
+Lightning saves the `state_dict()` of stateful train loaders in every checkpoint and restores it
+before iterating, so a run killed mid-epoch continues with exactly the batches it had not seen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sized
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class EpochSampler(Sampler[int]):
+    """Index order fixed by (seed, epoch); every rank takes an equal, disjoint share.
+
+    Like DistributedSampler it pads by repeating indices so all ranks see the same number of
+    samples, but it reads the rank at iteration time (after the process group exists) and can
+    skip the first `skip` indices of its share once, for mid-epoch resume.
+    """
+
+    def __init__(self, data_source: Sized, shuffle: bool, seed: int) -> None:
+        self.num_samples_total = len(data_source)
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self.skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _share(self) -> list[int]:
+        rank, world = _rank_and_world()
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.num_samples_total, generator=generator).tolist()
+        else:
+            order = list(range(self.num_samples_total))
+        per_rank = math.ceil(self.num_samples_total / world)
+        order += order[: per_rank * world - len(order)]
+        return order[rank::world]
+
+    def __iter__(self) -> Iterator[int]:
+        share = self._share()
+        skip, self.skip = self.skip, 0
+        return iter(share[skip:])
+
+    def __len__(self) -> int:
+        _, world = _rank_and_world()
+        return math.ceil(self.num_samples_total / world)
+
+
+class ResumableLoader(DataLoader):
+    """DataLoader over an `EpochSampler`; its state is (epoch, batches consumed this epoch)."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        drop_last: bool = False,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+    ) -> None:
+        super().__init__(
+            dataset,
+            batch_size=batch_size,
+            sampler=EpochSampler(dataset, shuffle=shuffle, seed=seed),
+            drop_last=drop_last,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers and num_workers > 0,
+            collate_fn=collate_fn,
+            # A private generator keeps worker seeding from consuming the global RNG, so the
+            # global stream (augmentation, dropout) is the same after a resume.
+            generator=torch.Generator().manual_seed(seed),
+        )
+        self._consumed = 0
+        self._pending: dict[str, int] | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        # A generator: the sampler is only iterated on the first next(), i.e. after Lightning's
+        # set_epoch() even though Lightning calls iter() earlier.
+        sampler: EpochSampler = self.sampler  # type: ignore[assignment]
+        self._consumed = 0
+        if self._pending is not None and self._pending["epoch"] == sampler.epoch:
+            self._consumed = self._pending["batches"]
+            sampler.skip = self._consumed * self.batch_size
+        self._pending = None
+        for batch in super().__iter__():
+            self._consumed += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "batches": self._consumed}  # type: ignore[attr-defined]
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._pending = {"epoch": int(state["epoch"]), "batches": int(state["batches"])}

@@ -1,0 +1,130 @@
+"""Checkpoint files: atomic writes stamped with the run's config, and picking a good one to resume.
+
+Every checkpoint carries `checkpoint["visioncore"] = {schema_version, config, git_revision}` so
+`task=test ckpt_path=…` needs nothing else, and old layouts can be recognised and migrated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import tempfile
+import warnings
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+META_KEY = "visioncore"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint path the user gave is missing or not a checkpoint."""
+
+
+@cache
+def git_revision() -> str:
+    """The code version a checkpoint was made with (`unknown` outside a git checkout)."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    if rev.returncode != 0:
+        return "unknown"
+    return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def checkpoint_metadata(config: dict[str, Any]) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "config": config, "git_revision": git_revision()}
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes to a temporary file in the same folder, fsyncs, then renames over the target.
+
+    A crash mid-write leaves the previous file intact and at worst a stray `.tmp` file, which
+    resume ignores. Also stamps each checkpoint with the run's metadata.
+    """
+
+    def __init__(self, metadata: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.metadata = metadata
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike,
+                        storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO takes no storage_options")
+        if self.metadata is not None:
+            checkpoint[META_KEY] = self.metadata
+        atomic_torch_save(checkpoint, Path(path))
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def load_checkpoint_file(path: str | os.PathLike, map_location: str = "cpu") -> dict[str, Any]:
+    """Load a checkpoint dict, with an error that names the file and what to do for bad input."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"ckpt_path={path} does not exist. Give the path of a .ckpt file, e.g. "
+                              "logs/<experiment>/runs/<run>/checkpoints/last.ckpt, or use resume=auto.")
+    if path.is_dir():
+        raise CheckpointError(f"ckpt_path={path} is a directory; give a .ckpt file inside it "
+                              f"(found: {sorted(p.name for p in path.glob('*.ckpt'))[:5]}).")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # torch raises several types for garbage files
+        raise CheckpointError(f"ckpt_path={path} is not a readable PyTorch checkpoint ({type(err).__name__}: "
+                              f"{str(err)[:200]}). Is the file truncated or of another format?") from err
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"ckpt_path={path} holds a {type(checkpoint).__name__}, not a checkpoint dict.")
+    return checkpoint
+
+
+def is_valid_checkpoint(path: Path) -> bool:
+    """True when the file loads and carries model weights and our metadata."""
+    try:
+        checkpoint = load_checkpoint_file(path)
+    except CheckpointError:
+        return False
+    return "state_dict" in checkpoint and META_KEY in checkpoint
+
+
+def _step_of(path: Path) -> tuple[float, float]:
+    return path.stat().st_mtime, path.stat().st_size
+
+
+def newest_valid_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The newest checkpoint in the folder that loads; corrupt newer ones are skipped with a warning."""
+    if not checkpoint_dir.is_dir():
+        return None
+    candidates = sorted((p for p in checkpoint_dir.glob("*.ckpt") if p.is_file()), key=_step_of, reverse=True)
+    for path in candidates:
+        if is_valid_checkpoint(path):
+            return path
+        warnings.warn(f"Skipping unreadable or incomplete checkpoint {path}; trying an older one.", stacklevel=2)
+    return None

@@ -1,0 +1,54 @@
+"""User mistakes become one clear paragraph naming the key or file and the fix, not a traceback."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from hydra.errors import InstantiationException, MissingConfigException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from training.checkpoints import CheckpointError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+class UserError(Exception):
+    """An error the user can fix from the command line; printed without a traceback."""
+
+
+def options_of(group: str) -> list[str]:
+    """The names selectable for a config group, e.g. `experiment`."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def explain(err: BaseException) -> str | None:
+    """A readable message for a known user mistake, or None to let the error through."""
+    if isinstance(err, UserError | CheckpointError | FileNotFoundError):
+        return str(err)
+    if isinstance(err, MissingConfigException):
+        return _missing_option(err)
+    if isinstance(err, ConfigAttributeError | ConfigKeyError):
+        key = getattr(err, "full_key", None) or str(err)
+        return (f"Unknown config key `{key}`. Check the spelling (`python -m training.run --cfg job` prints "
+                f"every key), or add a new key with a leading `+`, e.g. `+{key}=VALUE`.")
+    if isinstance(err, ValidationError):
+        return f"Bad value for `{getattr(err, 'full_key', '?')}`: {err.msg if hasattr(err, 'msg') else err}"
+    if isinstance(err, InstantiationException):
+        return f"Could not build an object from the config: {err}"
+    if isinstance(err, OmegaConfBaseException):
+        return f"Config error: {err}"
+    return None
+
+
+def _missing_option(err: MissingConfigException) -> str:
+    group = (err.config_name or "").split("/")[0] if err.config_name else ""
+    message = str(err).splitlines()[0]
+    for candidate in ("experiment", "model", "data", "trainer", "logger", "callbacks", "debug", "hparams_search", "paths"):
+        if f"'{candidate}'" in str(err) or group == candidate or f"{candidate}/" in str(err):
+            valid = options_of(candidate)
+            wanted = str(err).split("'")[1] if "'" in str(err) else ""
+            close = difflib.get_close_matches(wanted.split("/")[-1], valid, n=1)
+            hint = f" Did you mean `{candidate}={close[0]}`?" if close else ""
+            return f"{message}\nValid `{candidate}` options: {', '.join(valid)}.{hint}"
+    return message

@@ -1,0 +1,124 @@
+"""Where a run lives: one directory per run, the same for every rank, and `resume=auto`.
+
+The directory name must not come from a per-process clock: under `torchrun`, SLURM or
+Lightning's own DDP launcher every rank composes the config itself. The id below is taken from
+the launcher's environment when there is one, and exported so child processes inherit it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+RUN_ID_ENV = "VISIONCORE_RUN_ID"
+FINISHED = "finished"
+
+
+def _launcher_run_id() -> str | None:
+    """An id every rank of one launch agrees on, or None outside a multi-process launcher."""
+    torchelastic = os.environ.get("TORCHELASTIC_RUN_ID")
+    if torchelastic and torchelastic != "none":
+        return torchelastic
+    if "SLURM_JOB_ID" in os.environ:
+        array = os.environ.get("SLURM_ARRAY_JOB_ID")
+        return f"slurm{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else f"slurm{os.environ['SLURM_JOB_ID']}"
+    if torchelastic == "none":
+        # Plain `torchrun` without --rdzv-id: all local ranks share the agent process as parent.
+        import psutil
+
+        agent = psutil.Process(os.getppid())
+        started = datetime.fromtimestamp(agent.create_time()).strftime("%Y-%m-%d_%H-%M-%S")
+        return f"{started}_p{agent.pid}"
+    return None
+
+
+def run_id() -> str:
+    """The id of this launch: `$VISIONCORE_RUN_ID`, a launcher's id, or a new timestamp."""
+    value = os.environ.get(RUN_ID_ENV) or _launcher_run_id() or time.strftime("%Y-%m-%d_%H-%M-%S")
+    os.environ[RUN_ID_ENV] = value  # children (Lightning's DDP launcher, dataloader workers) inherit it
+    return value
+
+
+def read_status(run_dir: Path) -> str | None:
+    summary = run_dir / "summary.json"
+    if not summary.is_file():
+        return None
+    try:
+        return json.loads(summary.read_text()).get("status")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def newest_unfinished_run(runs_dir: Path) -> Path | None:
+    """The most recently modified run directory whose summary does not say it finished."""
+    if not runs_dir.is_dir():
+        return None
+    candidates = [d for d in runs_dir.iterdir() if d.is_dir() and read_status(d) != FINISHED]
+    return max(candidates, key=lambda d: d.stat().st_mtime, default=None)
+
+
+_chosen: dict[tuple, str] = {}
+
+
+def choose_run_dir(log_dir: str, name: str, run_name: str | None, resume: str | None,
+                   task: str = "fit", ckpt_path: str | None = None) -> str:
+    """The run directory for this launch (Hydra's `hydra.run.dir`); stable within a process."""
+    key = (log_dir, name, run_name, resume, task, ckpt_path)
+    if key not in _chosen:
+        _chosen[key] = _choose(Path(log_dir), name, run_name, resume, task, ckpt_path)
+    return _chosen[key]
+
+
+def _choose(log_dir: Path, name: str, run_name: str | None, resume: str | None,
+            task: str, ckpt_path: str | None) -> str:
+    if task != "fit" and ckpt_path:
+        # Evaluation of a checkpoint lands beside the run that made it.
+        ckpt = Path(ckpt_path).expanduser().resolve()
+        home = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else log_dir / "eval"
+        return str(home / f"{task}_{run_id()}")
+    runs_dir = log_dir / name / "runs"
+    if run_name:
+        return str(runs_dir / str(run_name))
+    if resume == "auto":
+        found = newest_unfinished_run(runs_dir)
+        if found is not None:
+            return str(found)
+    elif resume not in (None, "never"):
+        raise ValueError(f"resume={resume!r} is not understood: use resume=auto, or ckpt_path=PATH.")
+    return str(runs_dir / run_id())
+
+
+def register_resolvers() -> None:
+    """Resolvers used by conf/hydra and conf/logger (safe to call more than once)."""
+    if not OmegaConf.has_resolver("vc.run_dir"):
+        OmegaConf.register_new_resolver("vc.run_dir", choose_run_dir)
+        OmegaConf.register_new_resolver("vc.run_id", run_id)
+        OmegaConf.register_new_resolver("vc.stable_id", _stable_id)
+        OmegaConf.register_new_resolver("vc.leaf", lambda path: Path(path).name)
+        OmegaConf.register_new_resolver("vc.wandb_offline", _wandb_offline)
+        OmegaConf.register_new_resolver("vc.rank", lambda: os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+        OmegaConf.register_new_resolver("vc.local_world_size", lambda: int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+        OmegaConf.register_new_resolver(
+            "vc.num_nodes", lambda: int(os.environ.get("WORLD_SIZE", 1)) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        )
+
+
+def _stable_id(run_dir: str) -> str:
+    """A logger run id (wandb) derived from the run directory, so a resumed run keeps it."""
+    import hashlib
+
+    return hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
+
+
+def _wandb_offline() -> bool:
+    """Online only when asked for (WANDB_MODE=online) or when an API key is configured."""
+    mode = os.environ.get("WANDB_MODE")
+    if mode:
+        return mode != "online"
+    netrc = Path.home() / ".netrc"
+    return not (os.environ.get("WANDB_API_KEY") or (netrc.is_file() and "api.wandb.ai" in netrc.read_text()))

@@ -1,0 +1,107 @@
+"""What `training.run` does with a composed config: build the parts, run the task, write the summary."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from callbacks.preemption import Preemption
+from training.checkpoint_config import config_from_checkpoint
+from training.checkpoints import AtomicCheckpointIO, checkpoint_metadata, newest_valid_checkpoint
+from training.errors import UserError
+from training.instantiate import instantiate_collection
+from training.summary import RunSummary
+
+log = logging.getLogger(__name__)
+TASKS = ("fit", "validate", "test", "predict", "export")
+
+
+def run_task(cfg: DictConfig) -> float | None:
+    """Run `cfg.task`; returns `cfg.optimized_metric` for sweepers."""
+    if cfg.task not in TASKS:
+        raise UserError(f"task={cfg.task} is not a task; choose one of {', '.join(TASKS)}.")
+    if cfg.task != "fit":
+        if not cfg.get("ckpt_path"):
+            raise UserError(f"task={cfg.task} needs ckpt_path=PATH to a checkpoint (e.g. .../checkpoints/last.ckpt).")
+        cfg = config_from_checkpoint(cfg, list(HydraConfig.get().overrides.task))
+    run_dir = Path(cfg.paths.output_dir)
+    pl.seed_everything(cfg.seed, workers=True)
+
+    summary = RunSummary(run_dir, cfg)
+    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    summary.data["params"] = sum(p.numel() for p in model.parameters())
+    if cfg.task == "export":
+        from training.export import export_onnx
+
+        return summary.finish("finished", export=export_onnx(model, datamodule, cfg))
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    callbacks = instantiate_collection(cfg.get("callbacks"), "callbacks")
+    loggers = instantiate_collection(cfg.get("logger"), "logger")
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir),
+        plugins=[AtomicCheckpointIO(checkpoint_metadata(resolved))],
+    )
+    for logger in trainer.loggers:
+        logger.log_hyperparams({**resolved, "params/total": summary.data["params"]})
+
+    started = time.perf_counter()
+    try:
+        metrics = _dispatch(cfg, trainer, model, datamodule, run_dir, summary)
+    except SIGTERMException:
+        metrics = {}
+    preemption = next((cb for cb in trainer.callbacks if isinstance(cb, Preemption)), None)
+    status = "preempted" if (preemption and preemption.reason) or trainer.received_sigterm else "finished"
+    summary.finish(status, trainer=trainer, metrics=metrics, wall_time_s=time.perf_counter() - started)
+    value = metrics.get(cfg.get("optimized_metric") or "", None)
+    return float(value) if value is not None else None
+
+
+def _dispatch(cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule,
+              datamodule: pl.LightningDataModule, run_dir: Path, summary: RunSummary) -> dict[str, Any]:
+    if cfg.task == "fit":
+        resume_from = _resume_checkpoint(cfg, run_dir)
+        summary.update(resumed_from=str(resume_from) if resume_from else None, status="running")
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=False)
+        metrics = _scalars(trainer.callback_metrics)
+        if trainer.should_stop and any(isinstance(cb, Preemption) and cb.reason for cb in trainer.callbacks):
+            return metrics
+        if cfg.get("test_after_fit") and not trainer.interrupted:
+            best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            tested = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+            metrics.update(tested[0] if tested else {})
+        return metrics
+    if cfg.task == "validate":
+        return (trainer.validate(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=False) or [{}])[0]
+    if cfg.task == "test":
+        return (trainer.test(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=False) or [{}])[0]
+    predictions = trainer.predict(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=False)
+    if trainer.is_global_zero:
+        import torch
+
+        torch.save(predictions, run_dir / "predictions.pt")
+    return {}
+
+
+def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
+    if cfg.get("ckpt_path"):
+        return str(cfg.ckpt_path)
+    found = newest_valid_checkpoint(run_dir / "checkpoints")
+    if found is not None and cfg.get("resume") != "auto":
+        raise UserError(f"{run_dir} already holds checkpoints. Continue it with resume=auto, or pick a new run_name.")
+    if found is not None:
+        log.info("Resuming %s from %s", run_dir, found)
+    return str(found) if found else None
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
