@@ -15,11 +15,13 @@ from pytorch_lightning.callbacks import Checkpoint
 
 
 class LatestCheckpoint(Checkpoint):
-    """Unmonitored resume checkpoints: `step=000123.ckpt` files and `last.ckpt`."""
+    """Unmonitored resume checkpoints: `step00000123.ckpt` files and `last.ckpt`."""
 
     def __init__(self, dirpath: str, every_n_train_steps: int = 200, keep: int = 2) -> None:
         if keep < 2:
-            raise ValueError("callbacks.latest_checkpoint.keep must be >= 2 so a corrupt newest file has a fallback")
+            raise ValueError(
+                "callbacks.latest_checkpoint.keep must be >= 2 so a corrupt newest file has a fallback"
+            )
         self.dirpath = Path(dirpath)
         self.every_n_train_steps = every_n_train_steps
         self.keep = keep
@@ -32,7 +34,7 @@ class LatestCheckpoint(Checkpoint):
     def save(self, trainer: pl.Trainer) -> Path:
         """Save the current state now (also used by the preemption callback)."""
         step = trainer.global_step
-        path = self.dirpath / f"step={step:08d}.ckpt"
+        path = self.dirpath / f"step{step:08d}.ckpt"
         if step != self._last_saved_step or not path.exists():
             trainer.save_checkpoint(path)
             trainer.save_checkpoint(self.last_path)
@@ -42,7 +44,7 @@ class LatestCheckpoint(Checkpoint):
         return path
 
     def _prune(self) -> None:
-        step_files = sorted(self.dirpath.glob("step=*.ckpt"))
+        step_files = sorted(self.dirpath.glob("step*.ckpt"))
         for old in step_files[: -self.keep]:
             old.unlink(missing_ok=True)
 

@@ -57,9 +57,13 @@ class Preemption(Callback):
         self.reason = f"preempted by {name}"
         latest = next((cb for cb in trainer.callbacks if isinstance(cb, LatestCheckpoint)), None)
         if latest is None:
-            raise RuntimeError("Preemption needs a LatestCheckpoint callback to save into (callbacks.latest_checkpoint).")
+            raise RuntimeError(
+                "Preemption needs a LatestCheckpoint callback to save into (callbacks.latest_checkpoint)."
+            )
         path = latest.save(trainer)
-        log.warning("%s at step %d: saved %s; continue with resume=auto", self.reason, trainer.global_step, path)
+        log.warning(
+            "%s at step %d: saved %s; continue with resume=auto", self.reason, trainer.global_step, path
+        )
         trainer.should_stop = True
         if trainer.is_global_zero and self.requeue_on_slurm and "SLURM_JOB_ID" in os.environ:
             job = os.environ.get("SLURM_ARRAY_JOB_ID")

@@ -18,8 +18,9 @@ from pytorch_lightning.callbacks import Callback
 class RNGState(Callback):
     """Saves python/numpy/torch (and CUDA) RNG states of rank 0 and restores them on resume."""
 
-    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         checkpoint["rng_states"] = {
             "python": random.getstate(),
             "numpy": np.random.get_state(),
@@ -27,8 +28,9 @@ class RNGState(Callback):
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         }
 
-    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           checkpoint: dict[str, Any]) -> None:
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         states = checkpoint.get("rng_states")
         if states is None:
             return

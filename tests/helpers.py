@@ -27,28 +27,51 @@ def compose_config(overrides: list[str] | None = None) -> DictConfig:
 
 def cli_env(root: Path, **extra: str) -> dict[str, str]:
     """Environment for a CLI run whose data and logs live under `root`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VISIONCORE_", "SLURM_", "TORCHELASTIC_"))}
-    env.update(VISIONCORE_ROOT=str(root), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", WANDB_MODE="offline",
-               WANDB_SILENT="true", MPLBACKEND="Agg", **extra)
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("VISIONCORE_", "SLURM_", "TORCHELASTIC_"))
+    }
+    env.update(
+        VISIONCORE_ROOT=str(root),
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+        WANDB_MODE="offline",
+        WANDB_SILENT="true",
+        MPLBACKEND="Agg",
+        **extra,
+    )
     return env
 
 
-def run_cli(root: Path, *overrides: str, module: str = "training.run", timeout: float = 600,
-            check: bool = True, launcher: list[str] | None = None, **env: str) -> subprocess.CompletedProcess:
+def run_cli(
+    root: Path,
+    *overrides: str,
+    module: str = "training.run",
+    timeout: float = 600,
+    check: bool = True,
+    launcher: list[str] | None = None,
+    **env: str,
+) -> subprocess.CompletedProcess:
     """Run `python -m training.run OVERRIDES` (or under `launcher`, e.g. torchrun) with logs under `root`."""
     command = [*(launcher or [sys.executable, "-m"]), module, *overrides]
-    result = subprocess.run(command, cwd=REPO, env=cli_env(root, **env), capture_output=True, text=True,
-                            timeout=timeout)
+    result = subprocess.run(
+        command, cwd=REPO, env=cli_env(root, **env), capture_output=True, text=True, timeout=timeout
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} exited {result.returncode}\n--- stdout\n{result.stdout[-4000:]}"
-                             f"\n--- stderr\n{result.stderr[-6000:]}")
+        raise AssertionError(
+            f"{' '.join(command)} exited {result.returncode}\n--- stdout\n{result.stdout[-4000:]}"
+            f"\n--- stderr\n{result.stderr[-6000:]}"
+        )
     return result
 
 
 def run_dirs(root: Path, experiment: str) -> list[Path]:
     """Run directories of an experiment under `root`, oldest first."""
     runs = root / "logs" / experiment / "runs"
-    return sorted((d for d in runs.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime) if runs.is_dir() else []
+    return (
+        sorted((d for d in runs.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime)
+        if runs.is_dir()
+        else []
+    )
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
@@ -57,7 +80,11 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
 
 # Overrides that make any classifier experiment tiny and deterministic on CPU.
 TINY = [
-    "trainer.max_epochs=2", "trainer.limit_train_batches=6", "trainer.limit_val_batches=2",
-    "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false", "trainer.num_sanity_val_steps=0",
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=6",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.num_sanity_val_steps=0",
     "callbacks.model_summary=null",
 ]

@@ -33,9 +33,16 @@ def git_revision() -> str:
     """The code version a checkpoint was made with (`unknown` outside a git checkout)."""
     here = Path(__file__).resolve().parent
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5)
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     if rev.returncode != 0:
@@ -58,8 +65,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         super().__init__()
         self.metadata = metadata
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike,
-                        storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any | None = None
+    ) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
         if self.metadata is not None:
@@ -90,16 +98,22 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str = "cpu") -> 
     """Load a checkpoint dict, with an error that names the file and what to do for bad input."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise CheckpointError(f"ckpt_path={path} does not exist. Give the path of a .ckpt file, e.g. "
-                              "logs/<experiment>/runs/<run>/checkpoints/last.ckpt, or use resume=auto.")
+        raise CheckpointError(
+            f"ckpt_path={path} does not exist. Give the path of a .ckpt file, e.g. "
+            "logs/<experiment>/runs/<run>/checkpoints/last.ckpt, or use resume=auto."
+        )
     if path.is_dir():
-        raise CheckpointError(f"ckpt_path={path} is a directory; give a .ckpt file inside it "
-                              f"(found: {sorted(p.name for p in path.glob('*.ckpt'))[:5]}).")
+        raise CheckpointError(
+            f"ckpt_path={path} is a directory; give a .ckpt file inside it "
+            f"(found: {sorted(p.name for p in path.glob('*.ckpt'))[:5]})."
+        )
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as err:  # torch raises several types for garbage files
-        raise CheckpointError(f"ckpt_path={path} is not a readable PyTorch checkpoint ({type(err).__name__}: "
-                              f"{str(err)[:200]}). Is the file truncated or of another format?") from err
+        raise CheckpointError(
+            f"ckpt_path={path} is not a readable PyTorch checkpoint ({type(err).__name__}: "
+            f"{str(err)[:200]}). Is the file truncated or of another format?"
+        ) from err
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"ckpt_path={path} holds a {type(checkpoint).__name__}, not a checkpoint dict.")
     return checkpoint
@@ -126,5 +140,7 @@ def newest_valid_checkpoint(checkpoint_dir: Path) -> Path | None:
     for path in candidates:
         if is_valid_checkpoint(path):
             return path
-        warnings.warn(f"Skipping unreadable or incomplete checkpoint {path}; trying an older one.", stacklevel=2)
+        warnings.warn(
+            f"Skipping unreadable or incomplete checkpoint {path}; trying an older one.", stacklevel=2
+        )
     return None

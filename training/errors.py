@@ -30,8 +30,10 @@ def explain(err: BaseException) -> str | None:
         return _missing_option(err)
     if isinstance(err, ConfigAttributeError | ConfigKeyError):
         key = getattr(err, "full_key", None) or str(err)
-        return (f"Unknown config key `{key}`. Check the spelling (`python -m training.run --cfg job` prints "
-                f"every key), or add a new key with a leading `+`, e.g. `+{key}=VALUE`.")
+        return (
+            f"Unknown config key `{key}`. Check the spelling (`python -m training.run --cfg job` prints "
+            f"every key), or add a new key with a leading `+`, e.g. `+{key}=VALUE`."
+        )
     if isinstance(err, ValidationError):
         return f"Bad value for `{getattr(err, 'full_key', '?')}`: {err.msg if hasattr(err, 'msg') else err}"
     if isinstance(err, InstantiationException):
@@ -44,7 +46,17 @@ def explain(err: BaseException) -> str | None:
 def _missing_option(err: MissingConfigException) -> str:
     group = (err.config_name or "").split("/")[0] if err.config_name else ""
     message = str(err).splitlines()[0]
-    for candidate in ("experiment", "model", "data", "trainer", "logger", "callbacks", "debug", "hparams_search", "paths"):
+    for candidate in (
+        "experiment",
+        "model",
+        "data",
+        "trainer",
+        "logger",
+        "callbacks",
+        "debug",
+        "hparams_search",
+        "paths",
+    ):
         if f"'{candidate}'" in str(err) or group == candidate or f"{candidate}/" in str(err):
             valid = options_of(candidate)
             wanted = str(err).split("'")[1] if "'" in str(err) else ""

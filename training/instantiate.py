@@ -19,6 +19,8 @@ def instantiate_collection(group: DictConfig | None, group_name: str) -> list[An
         if conf is None:
             continue
         if not isinstance(conf, DictConfig) or "_target_" not in conf:
-            raise ValueError(f"`{group_name}.{key}` has no `_target_`; set one or disable it with `{group_name}.{key}=null`")
+            raise ValueError(
+                f"`{group_name}.{key}` has no `_target_`; set one or disable it with `{group_name}.{key}=null`"
+            )
         built.append(hydra.utils.instantiate(conf))
     return built

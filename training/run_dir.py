@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +27,11 @@ def _launcher_run_id() -> str | None:
         return torchelastic
     if "SLURM_JOB_ID" in os.environ:
         array = os.environ.get("SLURM_ARRAY_JOB_ID")
-        return f"slurm{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else f"slurm{os.environ['SLURM_JOB_ID']}"
+        return (
+            f"slurm{array}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+            if array
+            else f"slurm{os.environ['SLURM_JOB_ID']}"
+        )
     if torchelastic == "none":
         # Plain `torchrun` without --rdzv-id: all local ranks share the agent process as parent.
         import psutil
@@ -39,7 +44,11 @@ def _launcher_run_id() -> str | None:
 
 def run_id() -> str:
     """The id of this launch: `$VISIONCORE_RUN_ID`, a launcher's id, or a new timestamp."""
-    value = os.environ.get(RUN_ID_ENV) or _launcher_run_id() or time.strftime("%Y-%m-%d_%H-%M-%S")
+    value = (
+        os.environ.get(RUN_ID_ENV)
+        or _launcher_run_id()
+        or f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{os.urandom(2).hex()}"
+    )
     os.environ[RUN_ID_ENV] = value  # children (Lightning's DDP launcher, dataloader workers) inherit it
     return value
 
@@ -65,8 +74,14 @@ def newest_unfinished_run(runs_dir: Path) -> Path | None:
 _chosen: dict[tuple, str] = {}
 
 
-def choose_run_dir(log_dir: str, name: str, run_name: str | None, resume: str | None,
-                   task: str = "fit", ckpt_path: str | None = None) -> str:
+def choose_run_dir(
+    log_dir: str,
+    name: str,
+    run_name: str | None,
+    resume: str | None,
+    task: str = "fit",
+    ckpt_path: str | None = None,
+) -> str:
     """The run directory for this launch (Hydra's `hydra.run.dir`); stable within a process."""
     key = (log_dir, name, run_name, resume, task, ckpt_path)
     if key not in _chosen:
@@ -74,8 +89,9 @@ def choose_run_dir(log_dir: str, name: str, run_name: str | None, resume: str | 
     return _chosen[key]
 
 
-def _choose(log_dir: Path, name: str, run_name: str | None, resume: str | None,
-            task: str, ckpt_path: str | None) -> str:
+def _choose(
+    log_dir: Path, name: str, run_name: str | None, resume: str | None, task: str, ckpt_path: str | None
+) -> str:
     if task != "fit" and ckpt_path:
         # Evaluation of a checkpoint lands beside the run that made it.
         ckpt = Path(ckpt_path).expanduser().resolve()
@@ -99,12 +115,18 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("vc.run_dir", choose_run_dir)
         OmegaConf.register_new_resolver("vc.run_id", run_id)
         OmegaConf.register_new_resolver("vc.stable_id", _stable_id)
+        OmegaConf.register_new_resolver("vc.is_tty", lambda: sys.stdout.isatty())
         OmegaConf.register_new_resolver("vc.leaf", lambda path: Path(path).name)
         OmegaConf.register_new_resolver("vc.wandb_offline", _wandb_offline)
-        OmegaConf.register_new_resolver("vc.rank", lambda: os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
-        OmegaConf.register_new_resolver("vc.local_world_size", lambda: int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
         OmegaConf.register_new_resolver(
-            "vc.num_nodes", lambda: int(os.environ.get("WORLD_SIZE", 1)) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+            "vc.rank", lambda: os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))
+        )
+        OmegaConf.register_new_resolver(
+            "vc.local_world_size", lambda: int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        )
+        OmegaConf.register_new_resolver(
+            "vc.num_nodes",
+            lambda: int(os.environ.get("WORLD_SIZE", 1)) // int(os.environ.get("LOCAL_WORLD_SIZE", 1)),
         )
 
 

@@ -36,7 +36,7 @@ class RunSummary:
             "started": previous.get("started", time.strftime("%Y-%m-%dT%H:%M:%S")),
             "attempts": previous.get("attempts", 0) + 1,
         }
-        if cfg.task == "fit" and _is_rank_zero():
+        if _is_rank_zero():
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
@@ -44,8 +44,9 @@ class RunSummary:
         self.data.update(facts)
         self._write()
 
-    def finish(self, status: str, trainer: Any = None, metrics: dict[str, float] | None = None,
-               **facts: Any) -> None:
+    def finish(
+        self, status: str, trainer: Any = None, metrics: dict[str, float] | None = None, **facts: Any
+    ) -> None:
         self.data.update(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S"), **facts)
         if metrics is not None:
             self.data["metrics"] = {k: float(v) for k, v in sorted(metrics.items())}
@@ -67,13 +68,19 @@ def _trainer_facts(trainer: Any) -> dict[str, Any]:
     from callbacks.epoch_heartbeat import EpochHeartbeat
     from callbacks.latest_checkpoint import LatestCheckpoint
 
-    facts: dict[str, Any] = {"world_size": trainer.world_size, "global_step": trainer.global_step,
-                             "epochs": trainer.current_epoch}
+    facts: dict[str, Any] = {
+        "world_size": trainer.world_size,
+        "global_step": trainer.global_step,
+        "epochs": trainer.current_epoch,
+    }
     best = trainer.checkpoint_callback
     if best is not None and getattr(best, "best_model_path", ""):
         score = best.best_model_score
-        facts.update(best_checkpoint=best.best_model_path, best_score=float(score) if score is not None else None,
-                     monitor=best.monitor)
+        facts.update(
+            best_checkpoint=best.best_model_path,
+            best_score=float(score) if score is not None else None,
+            monitor=best.monitor,
+        )
     for callback in trainer.callbacks:
         if isinstance(callback, LatestCheckpoint) and callback.last_path.exists():
             facts["last_checkpoint"] = str(callback.last_path)
@@ -92,9 +99,14 @@ class MultirunSummary(HydraCallback):
             data = json.loads(summary.read_text())
             overrides_file = summary.parent / ".hydra" / "overrides.yaml"
             overrides = OmegaConf.load(overrides_file) if overrides_file.exists() else []
-            row = {"job": summary.parent.name, "overrides": " ".join(overrides), "status": data.get("status"),
-                   "samples_per_s": (data.get("performance") or {}).get("samples_per_s"),
-                   "wall_time_s": data.get("wall_time_s"), "params": data.get("params")}
+            row = {
+                "job": summary.parent.name,
+                "overrides": " ".join(overrides),
+                "status": data.get("status"),
+                "samples_per_s": (data.get("performance") or {}).get("samples_per_s"),
+                "wall_time_s": data.get("wall_time_s"),
+                "params": data.get("params"),
+            }
             row.update(data.get("metrics", {}))
             rows.append(row)
         if not rows:

@@ -11,6 +11,7 @@ import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from callbacks.preemption import Preemption
@@ -30,7 +31,9 @@ def run_task(cfg: DictConfig) -> float | None:
         raise UserError(f"task={cfg.task} is not a task; choose one of {', '.join(TASKS)}.")
     if cfg.task != "fit":
         if not cfg.get("ckpt_path"):
-            raise UserError(f"task={cfg.task} needs ckpt_path=PATH to a checkpoint (e.g. .../checkpoints/last.ckpt).")
+            raise UserError(
+                f"task={cfg.task} needs ckpt_path=PATH to a checkpoint (e.g. .../checkpoints/last.ckpt)."
+            )
         cfg = config_from_checkpoint(cfg, list(HydraConfig.get().overrides.task))
     run_dir = Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True)
@@ -46,9 +49,14 @@ def run_task(cfg: DictConfig) -> float | None:
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_collection(cfg.get("callbacks"), "callbacks")
+    if not cfg.trainer.get("enable_progress_bar", True):
+        callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
     loggers = instantiate_collection(cfg.get("logger"), "logger")
     trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir),
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        default_root_dir=str(run_dir),
         plugins=[AtomicCheckpointIO(checkpoint_metadata(resolved))],
     )
     for logger in trainer.loggers:
@@ -62,12 +70,18 @@ def run_task(cfg: DictConfig) -> float | None:
     preemption = next((cb for cb in trainer.callbacks if isinstance(cb, Preemption)), None)
     status = "preempted" if (preemption and preemption.reason) or trainer.received_sigterm else "finished"
     summary.finish(status, trainer=trainer, metrics=metrics, wall_time_s=time.perf_counter() - started)
-    value = metrics.get(cfg.get("optimized_metric") or "", None)
+    value = metrics.get(cfg.get("optimized_metric") or "")
     return float(value) if value is not None else None
 
 
-def _dispatch(cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule,
-              datamodule: pl.LightningDataModule, run_dir: Path, summary: RunSummary) -> dict[str, Any]:
+def _dispatch(
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    model: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    run_dir: Path,
+    summary: RunSummary,
+) -> dict[str, Any]:
     if cfg.task == "fit":
         resume_from = _resume_checkpoint(cfg, run_dir)
         summary.update(resumed_from=str(resume_from) if resume_from else None, status="running")
@@ -81,9 +95,14 @@ def _dispatch(cfg: DictConfig, trainer: pl.Trainer, model: pl.LightningModule,
             metrics.update(tested[0] if tested else {})
         return metrics
     if cfg.task == "validate":
-        return (trainer.validate(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=False) or [{}])[0]
+        return (
+            trainer.validate(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=False)
+            or [{}]
+        )[0]
     if cfg.task == "test":
-        return (trainer.test(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=False) or [{}])[0]
+        return (
+            trainer.test(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=False) or [{}]
+        )[0]
     predictions = trainer.predict(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=False)
     if trainer.is_global_zero:
         import torch
@@ -97,7 +116,9 @@ def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
         return str(cfg.ckpt_path)
     found = newest_valid_checkpoint(run_dir / "checkpoints")
     if found is not None and cfg.get("resume") != "auto":
-        raise UserError(f"{run_dir} already holds checkpoints. Continue it with resume=auto, or pick a new run_name.")
+        raise UserError(
+            f"{run_dir} already holds checkpoints. Continue it with resume=auto, or pick a new run_name."
+        )
     if found is not None:
         log.info("Resuming %s from %s", run_dir, found)
     return str(found) if found else None

@@ -8,8 +8,9 @@ from datamodules.loading import ResumableLoader
 
 
 def _loader(n=20, batch_size=3, seed=7, shuffle=True, drop_last=False):
-    return ResumableLoader(TensorDataset(torch.arange(n)), batch_size=batch_size, shuffle=shuffle, seed=seed,
-                           drop_last=drop_last)
+    return ResumableLoader(
+        TensorDataset(torch.arange(n)), batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last
+    )
 
 
 def _epoch(loader, epoch):

@@ -1,0 +1,312 @@
+"""Heartbeat: a status line and throughput metrics every N optimizer steps, plus per-rank liveness files.
+
+Timing uses host clocks only; the one device read per interval is the loss for the status line (rank 0).
+On a GPU the per-batch split is approximate (kernels run asynchronously) but interval totals are exact
+because the loss read waits for the interval's work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.trainer.states import TrainerFn
+
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+_LOSS_KEYS = ("train/loss_step", "train/loss", "loss_step", "loss")
+
+
+def batch_size_of(batch: Any) -> int | None:
+    """Leading dimension of the first tensor in a (nested) batch; shapes are host metadata, so no sync."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.ndim > 0 else None
+    items = (
+        batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (list, tuple)) else ()
+    )
+    for item in items:
+        size = batch_size_of(item)
+        if size is not None:
+            return size
+    return None
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak CUDA memory allocated on `device`, else the process's peak resident set size, in MiB."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    if resource is None:
+        return float("nan")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def read_loss(trainer: pl.Trainer, outputs: Any) -> float:
+    """The latest training loss as a Python float (a host read: call it once per interval, not per batch)."""
+    loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+    if not isinstance(loss, torch.Tensor):
+        metrics = trainer.callback_metrics
+        loss = next((metrics[key] for key in _LOSS_KEYS if key in metrics), None)
+    return float(loss) if loss is not None else float("nan")
+
+
+class Heartbeat(Callback):
+    """Every `every_n_steps` optimizer steps: one status line and `perf/*` metrics (rank 0), a liveness beat.
+
+    Each rank rewrites `liveness_dir/rank_{r}.alive` (default `<default_root_dir>/heartbeat`) every interval
+    and at least every min(stall_seconds/4, 30 s); rank 0 warns about any rank whose file is older than
+    `stall_seconds`, from the loop and from a watchdog thread (which still reports when every rank is
+    blocked in a collective waiting for a hung one).
+    """
+
+    def __init__(
+        self,
+        every_n_steps: int = 50,
+        liveness_dir: str | os.PathLike | None = None,
+        stall_seconds: float = 300.0,
+        watchdog: bool = True,
+    ) -> None:
+        if every_n_steps < 1:
+            raise ValueError(f"Heartbeat: every_n_steps must be >= 1, got {every_n_steps}.")
+        if stall_seconds <= 0:
+            raise ValueError(f"Heartbeat: stall_seconds must be > 0, got {stall_seconds}.")
+        self.every_n_steps = int(every_n_steps)
+        self.liveness_dir = Path(liveness_dir) if liveness_dir is not None else None
+        self._dir: Path | None = self.liveness_dir
+        self.stall_seconds = float(stall_seconds)
+        self.watchdog = watchdog
+        self.last_report: dict[str, float] = {}
+        self.stale_ranks: set[int] = set()
+        self._rank = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._val_start: float | None = None
+        self._last_beat = -float("inf")
+        self._start_interval(time.perf_counter())
+
+    # ---------------------------------------------------------------- timing
+    def _start_interval(self, now: float) -> None:
+        self._interval_start = now
+        self._last_batch_end: float | None = None
+        self._wait = 0.0
+        self._excluded = 0.0
+        self._batches = 0
+        self._samples = 0
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._dir = self.liveness_dir or Path(trainer.default_root_dir) / "heartbeat"
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._rank = trainer.global_rank
+        assert self._dir is not None
+        self._dir.mkdir(parents=True, exist_ok=True)
+        if trainer.is_global_zero:  # files left by an earlier run with more processes
+            for path in self._dir.glob("rank_*.alive"):
+                rank = _rank_of(path)
+                if rank is not None and rank >= trainer.world_size:
+                    path.unlink(missing_ok=True)
+        self._beat(trainer.global_step)
+        self._next_report = (trainer.global_step // self.every_n_steps + 1) * self.every_n_steps
+        self._start_interval(time.perf_counter())
+        if trainer.is_global_zero and self.watchdog:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._watch, name="heartbeat-watchdog", daemon=True)
+            self._thread.start()
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        now = time.perf_counter()
+        previous = self._last_batch_end if self._last_batch_end is not None else self._interval_start
+        self._wait += max(now - previous, 0.0)
+        self._batches += 1
+        self._samples += batch_size_of(batch) or 0
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.global_step < self._next_report:
+            self._last_batch_end = time.perf_counter()
+            self._maybe_beat(trainer)
+            return
+        loss = read_loss(trainer, outputs) if trainer.is_global_zero else float("nan")
+        now = time.perf_counter()  # after the read, so the interval includes the device catching up
+        self._report(trainer, pl_module, loss, now)
+        self._beat(trainer.global_step)
+        if trainer.is_global_zero:
+            self.check_liveness(include_self=False)
+        self._next_report = (trainer.global_step // self.every_n_steps + 1) * self.every_n_steps
+        self._start_interval(time.perf_counter())
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._val_start = time.perf_counter()
+
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self._maybe_beat(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._val_start is None:
+            return
+        paused = time.perf_counter() - self._val_start  # validation is neither step time nor data wait
+        self._val_start = None
+        self._excluded += paused
+        if self._last_batch_end is not None:
+            self._last_batch_end += paused
+        else:
+            self._interval_start += paused
+
+    def _report(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: float, now: float) -> None:
+        elapsed = max(now - self._interval_start - self._excluded, 1e-9)
+        batches = max(self._batches, 1)
+        self.last_report = {
+            "step": float(trainer.global_step),
+            "loss": loss,
+            "ms_per_batch": 1000.0 * elapsed / batches,
+            # rank 0's rate times the world size: ranks step together and DistributedSampler evens batches
+            "samples_per_s": self._samples * trainer.world_size / elapsed,
+            "data_wait_share": min(self._wait / elapsed, 1.0),
+            "peak_mem_mb": peak_memory_mb(pl_module.device),
+        }
+        if not trainer.is_global_zero:
+            return
+        r = self.last_report
+        log.info(
+            "heartbeat step=%d loss=%.4g ms/batch=%.1f samples/s=%.1f data-wait=%.1f%% peak_mem=%.0fMB",
+            trainer.global_step,
+            r["loss"],
+            r["ms_per_batch"],
+            r["samples_per_s"],
+            100.0 * r["data_wait_share"],
+            r["peak_mem_mb"],
+        )
+        metrics = {
+            f"perf/{key}": r[key]
+            for key in ("ms_per_batch", "samples_per_s", "data_wait_share", "peak_mem_mb")
+        }
+        step = getattr(
+            trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step
+        )  # Lightning's x-axis
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=step)
+
+    # -------------------------------------------------------------- liveness
+    def _maybe_beat(self, trainer: pl.Trainer) -> None:
+        """Beat between reports too when they are far apart, so slow intervals do not look like stalls."""
+        if trainer.state.fn != TrainerFn.FITTING or self._dir is None:
+            return
+        if time.monotonic() - self._last_beat >= min(self.stall_seconds / 4.0, 30.0):
+            self._beat(trainer.global_step)
+
+    def _beat(self, step: int) -> None:
+        """Atomically rewrite this rank's liveness file (its mtime is the beat)."""
+        assert self._dir is not None
+        self._last_beat = time.monotonic()
+        self._dir.mkdir(parents=True, exist_ok=True)
+        path = self._dir / f"rank_{self._rank}.alive"
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        payload = {
+            "rank": self._rank,
+            "step": int(step),
+            "time": time.time(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+        tmp.write_text(json.dumps(payload))
+        os.replace(tmp, path)
+
+    def check_liveness(self, include_self: bool = False) -> list[int]:
+        """Warn (once per stall) about ranks whose liveness file is older than `stall_seconds`; return them."""
+        if self._dir is None or not self._dir.is_dir():
+            return []
+        now = time.time()
+        stale: dict[int, tuple[float, Any]] = {}
+        for path in self._dir.glob("rank_*.alive"):
+            rank = _rank_of(path)
+            if rank is None or (rank == self._rank and not include_self):
+                continue
+            try:
+                age = now - path.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if age > self.stall_seconds:
+                stale[rank] = (age, _read_step(path))
+        with self._lock:
+            for rank, (age, step) in sorted(stale.items()):
+                if rank not in self.stale_ranks:
+                    log.warning(
+                        "Heartbeat: rank %d has not beaten for %.0f s (last at step %s; stall_seconds=%g): it may be "
+                        "hung (data loading, a collective, I/O) or dead. Liveness files: %s",
+                        rank,
+                        age,
+                        step,
+                        self.stall_seconds,
+                        self._dir,
+                    )
+            checked = {r for r in self.stale_ranks if include_self or r != self._rank}
+            self.stale_ranks = (self.stale_ranks - checked) | set(stale)
+        return sorted(stale)
+
+    def _watch(self) -> None:
+        period = min(max(self.stall_seconds / 4.0, 0.05), 60.0)
+        while not self._stop.wait(period):
+            try:
+                self.check_liveness(include_self=True)
+            except OSError as error:  # a flaky shared filesystem must not kill the watchdog
+                log.debug("Heartbeat watchdog: %s", error)
+
+    def _stop_watchdog(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._stop_watchdog()
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self._stop_watchdog()
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._stop_watchdog()
+
+
+def _rank_of(path: Path) -> int | None:
+    try:
+        return int(path.stem.removeprefix("rank_"))
+    except ValueError:
+        return None
+
+
+def _read_step(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text()).get("step", "?")
+    except (OSError, ValueError):
+        return "?"

@@ -1,0 +1,189 @@
+"""`ImageClassifier`: the one LightningModule that trains, evaluates and predicts with any CNN classifier.
+
+The network is injected (a plain `nn.Module`); this module owns the loss, the torchmetrics metrics,
+optimisation (delegated to `training.optim`) and the test-time per-class report and confusion matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+CONFUSION_MATRIX_FILE = "confusion_matrix_test.png"
+
+
+class ImageClassifier(pl.LightningModule):
+    """Cross-entropy training of `net` on `(images, labels)` batches, with top-1/top-5 accuracy metrics."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int,
+        optimizer: Callable[[Iterable], torch.optim.Optimizer],
+        lr_schedule: dict | None = None,
+        label_smoothing: float = 0.0,
+        compile: bool = False,
+        channels_last: bool = False,
+        class_names: Sequence[str] | None = None,
+        input_shape: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "lr_schedule"])
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(
+                f"ImageClassifier got {len(class_names)} class_names but num_classes={num_classes}; "
+                "check `data.class_names` / `data.num_classes` (model.class_names, model.num_classes)."
+            )
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.lr_schedule = lr_schedule
+        self.num_classes = num_classes
+        self.label_smoothing = label_smoothing
+        self.channels_last = channels_last
+        self._net_compiled = False
+        self.class_names = [str(name) for name in class_names] if class_names is not None else None
+        if input_shape is not None:
+            self.example_input_array = torch.zeros(1, *(int(size) for size in input_shape))
+
+        # One metric object per stage so their states never mix; validate_args=False keeps the
+        # argument checks (which read tensor values on the host) out of the inner loop.
+        top_k = min(5, num_classes)
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        self.val_acc_top5 = MulticlassAccuracy(num_classes, top_k=top_k, average="micro", validate_args=False)
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+        self.test_acc_top5 = MulticlassAccuracy(
+            num_classes, top_k=top_k, average="micro", validate_args=False
+        )
+        self.test_acc_per_class = MulticlassAccuracy(num_classes, average=None, validate_args=False)
+        self.test_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits of shape (N, num_classes)."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+    def setup(self, stage: str) -> None:
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+
+    def configure_model(self) -> None:
+        # nn.Module.compile compiles in place, so state_dict keys stay `net.*` (no `_orig_mod`).
+        if self.hparams.compile and not self._net_compiled:
+            self.net.compile()
+            self._net_compiled = True
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        self.train_acc.update(logits.detach(), labels)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        logits, labels, loss = self._evaluate(batch)
+        self.val_acc.update(logits, labels)
+        self.val_acc_top5.update(logits, labels)
+        self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("val/acc_top5", self.val_acc_top5, on_step=False, on_epoch=True)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        logits, labels, loss = self._evaluate(batch)
+        self.test_acc.update(logits, labels)
+        self.test_acc_top5.update(logits, labels)
+        self.test_acc_per_class.update(logits, labels)
+        self.test_confusion.update(logits, labels)
+        self.log("test/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
+        self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
+        self.log("test/acc_top5", self.test_acc_top5, on_step=False, on_epoch=True)
+
+    def on_test_epoch_end(self) -> None:
+        # compute() all-reduces metric states, so every rank must call it; only rank 0 writes files.
+        per_class = self.test_acc_per_class.compute()
+        confusion = self.test_confusion.compute()
+        names = self._class_labels()
+        for name, accuracy in zip(names, per_class, strict=True):
+            self.log(f"test/acc_class/{name.replace('/', '_')}", accuracy)
+        self.test_acc_per_class.reset()
+        self.test_confusion.reset()
+        if self.trainer.is_global_zero:
+            self._report_confusion_matrix(confusion.cpu(), names)
+
+    def predict_step(self, batch: torch.Tensor | Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Class probabilities (softmax of the logits) for a batch of images or `(images, labels)`."""
+        images = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return torch.softmax(self(images), dim=1)
+
+    def configure_optimizers(self) -> dict:
+        from training.optim import configure_optimization
+
+        return configure_optimization(self, self.optimizer_factory, self.lr_schedule)
+
+    def _evaluate(
+        self, batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits, labels and plain cross-entropy (no smoothing, so val/test losses compare across runs)."""
+        images, labels = batch
+        logits = self(images)
+        return logits, labels, F.cross_entropy(logits, labels)
+
+    def _class_labels(self) -> list[str]:
+        return self.class_names if self.class_names is not None else [str(i) for i in range(self.num_classes)]
+
+    def _report_confusion_matrix(self, confusion: torch.Tensor, names: list[str]) -> None:
+        """Render the test confusion matrix, save it under `<root>/images/` and hand it to image loggers."""
+        figure = plot_confusion_matrix(confusion, names)
+        path = Path(self.trainer.default_root_dir) / "images" / CONFUSION_MATRIX_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=120)
+        for logger in self.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key="test/confusion_matrix", images=[str(path)])
+            elif isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_figure("test/confusion_matrix", figure, global_step=self.global_step)
+
+
+def plot_confusion_matrix(confusion: torch.Tensor, class_names: Sequence[str]) -> Figure:
+    """Matplotlib figure (Agg canvas, no pyplot state) of a confusion matrix: rows true, columns predicted."""
+    num_classes = confusion.shape[0]
+    counts = confusion.to(torch.long).numpy()
+    size = min(4.0 + 0.35 * num_classes, 24.0)
+    figure = Figure(figsize=(size, size), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    image = axes.imshow(counts, cmap="Blues")
+    figure.colorbar(image, ax=axes, shrink=0.8)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    axes.set_title("test confusion matrix")
+    if num_classes <= 30:
+        axes.set_xticks(range(num_classes), labels=class_names, rotation=90)
+        axes.set_yticks(range(num_classes), labels=class_names)
+    if num_classes <= 20:
+        threshold = counts.max() / 2 if counts.size else 0
+        for true_index in range(num_classes):
+            for predicted_index in range(num_classes):
+                value = counts[true_index, predicted_index]
+                axes.text(
+                    predicted_index,
+                    true_index,
+                    str(value),
+                    ha="center",
+                    va="center",
+                    color="white" if value > threshold else "black",
+                    fontsize=8,
+                )
+    return figure

@@ -1,0 +1,134 @@
+"""Heartbeat: status lines every N steps, perf metrics, data-wait share, liveness files and stall reports."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+from pytorch_lightning.loggers import CSVLogger
+
+from callbacks.heartbeat import Heartbeat, batch_size_of
+from tests.callbacks.conftest import TinyRegressor, ValidatedRegressor, make_loader, read_metrics_csv
+
+LINE = re.compile(
+    r"heartbeat step=(\d+) loss=(\S+) ms/batch=(\S+) samples/s=(\S+) data-wait=(\S+)% peak_mem=(\S+)MB"
+)
+
+
+def _lines(caplog: pytest.LogCaptureFixture) -> list[re.Match]:
+    return [
+        m for r in caplog.records if r.name == "callbacks.heartbeat" and (m := LINE.match(r.getMessage()))
+    ]
+
+
+def test_status_line_every_n_steps_with_fields_and_metrics(make_trainer, tmp_path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="callbacks.heartbeat")
+    trainer = make_trainer(max_epochs=2, logger=CSVLogger(tmp_path), callbacks=[Heartbeat(every_n_steps=5)])
+    trainer.fit(TinyRegressor(), make_loader(n=32, batch_size=4))  # 16 steps
+
+    lines = _lines(caplog)
+    assert [int(m.group(1)) for m in lines] == [5, 10, 15]
+    rows = read_metrics_csv(trainer)
+    perf_rows = [r for r in rows if r.get("perf/ms_per_batch")]
+    assert [int(r["step"]) for r in perf_rows] == [4, 9, 14]  # Lightning's x-axis: batches before this one
+    loss_at = {int(r["step"]): float(r["train/loss_step"]) for r in rows if r.get("train/loss_step")}
+    for line, row in zip(lines, perf_rows, strict=True):
+        step = int(row["step"])
+        assert float(line.group(2)) == pytest.approx(loss_at[step], rel=1e-3)  # the loss of that step
+        assert float(line.group(3)) > 0 and float(line.group(4)) > 0 and float(line.group(6)) > 0
+        assert 0.0 <= float(line.group(5)) <= 100.0
+        assert float(row["perf/samples_per_s"]) == pytest.approx(float(line.group(4)), rel=1e-3)
+        assert float(row["perf/peak_mem_mb"]) > 0
+        assert 0.0 <= float(row["perf/data_wait_share"]) <= 1.0
+
+
+def test_data_wait_share_is_high_when_loading_is_slow(make_trainer) -> None:
+    shares = {}
+    for sleep_s in (0.0, 0.01):
+        heartbeat = Heartbeat(every_n_steps=4, watchdog=False)
+        make_trainer(callbacks=[heartbeat]).fit(
+            TinyRegressor(), make_loader(n=32, batch_size=4, sleep_s=sleep_s)
+        )
+        shares[sleep_s] = heartbeat.last_report["data_wait_share"]
+        if sleep_s:  # a batch takes >= 4 x 10 ms to load
+            assert heartbeat.last_report["ms_per_batch"] >= 40.0
+    assert shares[0.01] > 0.7
+    assert shares[0.01] > shares[0.0]
+
+
+def test_liveness_file_per_rank(make_trainer, tmp_path) -> None:
+    (tmp_path / "heartbeat").mkdir()
+    (tmp_path / "heartbeat" / "rank_5.alive").write_text("{}")  # left by an earlier, wider run
+    make_trainer(callbacks=[Heartbeat(every_n_steps=3, watchdog=False)]).fit(TinyRegressor(), make_loader())
+    beat = json.loads((tmp_path / "heartbeat" / "rank_0.alive").read_text())
+    assert beat["rank"] == 0 and beat["step"] == 6 and beat["pid"] == os.getpid()
+    assert time.time() - beat["time"] < 60
+    assert sorted(p.name for p in (tmp_path / "heartbeat").iterdir()) == ["rank_0.alive"]
+
+    custom = tmp_path / "beats"
+    make_trainer(callbacks=[Heartbeat(every_n_steps=3, liveness_dir=custom, watchdog=False)]).fit(
+        TinyRegressor(), make_loader()
+    )
+    assert (custom / "rank_0.alive").exists()
+
+
+class _FakeRanks(pl.Callback):
+    """Writes a stale liveness file for rank 1 and a fresh one for rank 2 once training runs."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == 0:
+            stale = self.directory / "rank_1.alive"
+            stale.write_text(json.dumps({"rank": 1, "step": 2}))
+            old = time.time() - 1000
+            os.utime(stale, (old, old))
+            (self.directory / "rank_2.alive").write_text(json.dumps({"rank": 2, "step": 3}))
+
+
+def test_stale_rank_is_reported(make_trainer, tmp_path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="callbacks.heartbeat")
+    heartbeat = Heartbeat(every_n_steps=2, stall_seconds=300, watchdog=False)
+    trainer = make_trainer(callbacks=[heartbeat, _FakeRanks(tmp_path / "heartbeat")])
+    trainer.fit(TinyRegressor(), make_loader())  # 8 steps: 4 checks
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1  # once per stall, not at every check
+    assert "rank 1 has not beaten for" in warnings[0] and "last at step 2" in warnings[0]
+    assert heartbeat.stale_ranks == {1}
+
+
+def test_watchdog_reports_a_stalled_main_loop(make_trainer, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="callbacks.heartbeat")
+    heartbeat = Heartbeat(every_n_steps=100, stall_seconds=0.2)
+    make_trainer(callbacks=[heartbeat]).fit(TinyRegressor(), make_loader(n=4, batch_size=2, sleep_s=0.25))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("rank 0 has not beaten" in w for w in warnings)
+    assert heartbeat._thread is None  # stopped at train end
+
+
+def test_validation_time_is_excluded(make_trainer) -> None:
+    heartbeat = Heartbeat(every_n_steps=8, stall_seconds=0.2, watchdog=False)
+    slow_val = make_loader(n=8, batch_size=4, sleep_s=0.03)  # each validation run takes >= 240 ms
+    trainer = make_trainer(val_check_interval=2, num_sanity_val_steps=2, callbacks=[heartbeat])
+    trainer.fit(ValidatedRegressor(), make_loader(n=32), slow_val)
+    assert heartbeat.last_report["step"] == 8
+    assert (
+        heartbeat.last_report["ms_per_batch"] < 50.0
+    )  # 3 validations (>= 720 ms) in the interval, not counted
+    assert heartbeat.last_report["data_wait_share"] < 0.9
+
+
+def test_batch_size_of_nested_batches() -> None:
+    import torch
+
+    assert batch_size_of({"meta": "x", "images": [torch.zeros(3, 2)]}) == 3
+    assert batch_size_of((torch.tensor(1.0), torch.zeros(5))) == 5
+    assert batch_size_of("no tensors") is None

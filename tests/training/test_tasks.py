@@ -1,0 +1,57 @@
+"""fit writes a complete run directory; validate/test/predict work from ckpt_path alone."""
+
+import csv
+import json
+
+import torch
+from omegaconf import OmegaConf
+
+from tests.helpers import TINY, read_summary, run_cli, run_dirs
+
+FIT = ["experiment=cnn_digits", *TINY, "model.lr_schedule=null", "run_name=base"]
+
+
+def test_fit_writes_the_run_directory_and_test_from_checkpoint_alone(tmp_path):
+    run_cli(tmp_path, *FIT)
+    run_dir = tmp_path / "logs" / "cnn_digits" / "runs" / "base"
+    for name in (
+        "config.yaml",
+        "summary.json",
+        "metrics.csv",
+        "checkpoints/last.ckpt",
+        "rank0.log",
+        "images/confusion_matrix_test.png",
+    ):
+        assert (run_dir / name).exists(), name
+    summary = read_summary(run_dir)
+    assert summary["status"] == "finished"
+    assert summary["best_checkpoint"].startswith(str(run_dir / "checkpoints" / "best-"))
+    assert summary["params"] > 1000
+    assert summary["performance"]["samples_per_s"] > 0
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    assert any(row.get("val/acc") for row in rows)
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    meta = checkpoint["visioncore"]
+    assert meta["schema_version"] == 1 and meta["config"]["name"] == "cnn_digits" and meta["git_revision"]
+
+    # task=test needs only the checkpoint: the data/model config comes out of it; overrides still apply.
+    best = summary["best_checkpoint"]
+    run_cli(tmp_path, "task=test", f"ckpt_path={best}", "data.eval_batch_size=64")
+    (evaluation,) = [d for d in run_dir.iterdir() if d.name.startswith("test_")]
+    evaluated = read_summary(evaluation)
+    evaluated_config = OmegaConf.load(evaluation / "config.yaml")
+    assert evaluated_config.data.eval_batch_size == 64 and evaluated_config.name == "cnn_digits"
+    assert evaluated["metrics"]["test/acc"] == summary["metrics"]["test/acc"]
+    assert json.loads((evaluation / "summary.json").read_text())["task"] == "test"
+
+    run_cli(tmp_path, "task=predict", f"ckpt_path={best}")
+    (prediction,) = [d for d in run_dir.iterdir() if d.name.startswith("predict_")]
+    probabilities = torch.cat(torch.load(prediction / "predictions.pt"))
+    assert probabilities.shape[1] == 10
+    assert torch.allclose(probabilities.sum(1), torch.ones(len(probabilities)), atol=1e-5)
+
+
+def test_each_run_gets_its_own_directory(tmp_path):
+    run_cli(tmp_path, *FIT[:-1], "test_after_fit=false", "trainer.max_epochs=1")
+    run_cli(tmp_path, *FIT[:-1], "test_after_fit=false", "trainer.max_epochs=1")
+    assert len(run_dirs(tmp_path, "cnn_digits")) == 2
