@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from typing import Literal
 
 import torch
@@ -25,11 +26,6 @@ def _check_warmup_cosine_args(warmup_steps: int, total_steps: int, min_lr_ratio:
         )
     if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
         raise ValueError(f"warmup_cosine: warmup_steps must be an integer >= 0, got {warmup_steps!r}.")
-    if warmup_steps > total_steps:
-        raise ValueError(
-            f"warmup_cosine: warmup_steps ({warmup_steps}) is larger than total_steps ({total_steps}); "
-            "lower warmup_steps or train for more steps."
-        )
     if not 0.0 <= min_lr_ratio <= 1.0:
         raise ValueError(f"warmup_cosine: min_lr_ratio must be in [0, 1], got {min_lr_ratio!r}.")
 
@@ -60,6 +56,14 @@ def warmup_cosine(
 ) -> LambdaLR:
     """`LambdaLR` over `warmup_cosine_factor`; step it once per optimizer step (`interval: step`)."""
     _check_warmup_cosine_args(warmup_steps, total_steps, min_lr_ratio)
+    if warmup_steps > total_steps:
+        # Short debug runs (fast_dev_run, limit_train_batches) must not fail on a recipe's warmup.
+        warnings.warn(
+            f"warmup_cosine: warmup_steps ({warmup_steps}) > total_steps ({total_steps}); warming up over "
+            f"all {total_steps} steps instead. Lower warmup_steps if this is a real run.",
+            stacklevel=2,
+        )
+        warmup_steps = total_steps
     factor = functools.partial(
         warmup_cosine_factor, warmup_steps=warmup_steps, total_steps=total_steps, min_lr_ratio=min_lr_ratio
     )

@@ -44,7 +44,6 @@ def test_scheduler_lr_sequence_matches_closed_form() -> None:
 @pytest.mark.parametrize(
     ("warmup", "total", "ratio", "message"),
     [
-        (20, 10, 0.0, r"warmup_steps \(20\) is larger than total_steps \(10\)"),
         (-1, 10, 0.0, "warmup_steps must be an integer >= 0"),
         (0, 0, 0.0, "total_steps must be a positive integer"),
         (0, None, 0.0, "Leave it null in the scheduler config"),
@@ -55,6 +54,13 @@ def test_warmup_cosine_rejects_bad_arguments(warmup: int, total: int, ratio: flo
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     with pytest.raises(ValueError, match=message):
         warmup_cosine(optimizer, warmup, total, ratio)
+
+
+def test_warmup_longer_than_the_run_is_shortened_with_a_warning() -> None:
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.warns(UserWarning, match=r"warmup_steps \(20\) > total_steps \(10\)"):
+        scheduler = warmup_cosine(optimizer, 20, 10)
+    assert scheduler.get_last_lr()[0] == pytest.approx(0.1 * 1 / 11)
 
 
 def _train(

@@ -1,0 +1,436 @@
+"""Loop overhead: a plain PyTorch loop vs a bare Lightning loop vs VisionCore's configured Lightning loop.
+
+All three train the same network (built from `conf/model/<--model>.yaml`, same initial weights) on the
+same data path (the cnn datamodule's `ResumableLoader` over procedural 32x32 RGB gratings, no
+augmentation), with the same `torch.set_num_threads`:
+
+  (a) plain     zero_grad / forward / cross-entropy / train-accuracy update / backward / step
+  (b) lightning `pl.Trainer(logger=False)`, no checkpointing, progress bar, model summary or validation,
+                training `models.cnn.classifier.ImageClassifier` (its `training_step` does what (a) does,
+                plus `self.log`)
+  (c) visioncore (b) plus every callback of `conf/callbacks/default.yaml` and the CSV logger, composed
+                from the real config (`experiment=cnn_digits`) with the run directory in a temp dir
+
+Steady-state time per step is measured from the end of the last warm-up step to the end of the last
+step (host clock; on CPU every op is synchronous), so loader, hooks, logging and callbacks between
+steps are all included. Runs are repeated `--repeats` times, interleaved in a rotating order, and the
+median is reported. The target is (c)/(a) <= 1.05 (DESIGN.md, "Performance rules").
+
+`--breakdown` adds one instrumented run of (c) that times every callback hook and logger call, to show
+what costs what; it runs by default when (c) misses the target.
+
+    .venv/bin/python benchmarks/loop_overhead.py                  # ResNet-20, batch 128, ~2-3 min on 2 cores
+    .venv/bin/python benchmarks/loop_overhead.py --model small_cnn --steps 40 --breakdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import functools
+import io
+import logging
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(
+        0, str(REPO)
+    )  # `python benchmarks/loop_overhead.py` from anywhere; tests/ is not installed
+
+import hydra  # noqa: E402
+import pytorch_lightning as pl  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
+from pytorch_lightning.callbacks import Callback  # noqa: E402
+
+from tests.helpers import compose_config  # noqa: E402
+from training.checkpoints import AtomicCheckpointIO, checkpoint_metadata  # noqa: E402
+from training.instantiate import instantiate_collection  # noqa: E402
+
+TARGET = 1.05
+LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric")
+KINDS = ("plain", "lightning", "visioncore")
+LABELS = {
+    "plain": "(a) plain PyTorch loop",
+    "lightning": "(b) bare Lightning loop",
+    "visioncore": "(c) Lightning + VisionCore callbacks + CSV",
+}
+
+
+# --------------------------------------------------------------------------------------- setup
+def compose(args: argparse.Namespace, run_dir: Path) -> DictConfig:
+    """The real config: cnn_digits' trainer/callbacks/logger, `--model`, procedural CIFAR-shaped data."""
+    samples = math.ceil((args.warmup + args.steps + 2) * args.batch_size / (0.8 * 0.9))  # one epoch
+    cfg = compose_config(
+        [
+            "experiment=cnn_digits",
+            f"model={args.model}",
+            "model.lr_schedule=null",  # (a) has no scheduler either; an epoch-interval one costs nothing
+            f"model.optimizer.lr={args.lr}",
+            "data=procedural",
+            "data.procedural.channels=3",
+            "data.procedural.image_size=32",
+            "data.procedural.num_classes=10",
+            f"data.procedural.num_samples={samples}",
+            f"data.batch_size={args.batch_size}",
+            "data.augment=false",
+            "data.num_workers=0",
+            f"hydra.run.dir={run_dir}",
+        ]
+    )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)  # `${hydra:runtime.output_dir}` is only set inside a Hydra job
+        del cfg["hydra"]
+    return cfg
+
+
+class Setup:
+    """The model config, initial weights and datamodule shared by every run."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+        pl.seed_everything(0, workers=True)
+        self.datamodule = hydra.utils.instantiate(cfg.data)
+        self.datamodule.setup("fit")
+        module = hydra.utils.instantiate(cfg.model)
+        self.initial_state = copy.deepcopy(module.state_dict())
+        self.params = sum(p.numel() for p in module.parameters())
+
+    def module(self) -> pl.LightningModule:
+        module = hydra.utils.instantiate(self.cfg.model)
+        module.load_state_dict(self.initial_state)
+        return module
+
+    def loader(self) -> torch.utils.data.DataLoader:
+        return self.datamodule.train_dataloader()  # a fresh ResumableLoader: same seed, same batches
+
+
+# -------------------------------------------------------------------------------------- timing
+class StepTimer(Callback):
+    """Host time at the end of every training batch (the benchmark's only addition to the loops)."""
+
+    def __init__(self) -> None:
+        self.ends: list[float] = []
+        self.threads: set[int] = set()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        self.ends.append(time.perf_counter())
+        if len(self.ends) == 1:
+            self.threads.add(torch.get_num_threads())
+
+
+def steady_ms(ends: list[float], warmup: int, steps: int) -> float:
+    """Mean ms per step over the `steps` after the first `warmup` ones."""
+    if len(ends) < warmup + steps:
+        raise RuntimeError(f"only {len(ends)} steps were timed, expected {warmup + steps}")
+    return 1000.0 * (ends[warmup + steps - 1] - ends[warmup - 1]) / steps
+
+
+def run_plain(setup: Setup, total_steps: int) -> tuple[list[float], float]:
+    module = setup.module()
+    net, metric = module.net, module.train_acc
+    net.train()
+    optimizer = module.configure_optimizers()["optimizer"]  # same parameter groups and weight decay
+    smoothing = module.label_smoothing
+    ends: list[float] = []
+    for images, labels in setup.loader():
+        optimizer.zero_grad(set_to_none=True)
+        logits = net(images)
+        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+        metric.update(logits.detach(), labels)
+        loss.backward()
+        optimizer.step()
+        ends.append(time.perf_counter())
+        if len(ends) == total_steps:
+            break
+    return ends, float(loss)
+
+
+def final_loss(trainer: pl.Trainer) -> float:
+    metrics = trainer.callback_metrics
+    return float(next((metrics[k] for k in ("train/loss_step", "train/loss") if k in metrics), math.nan))
+
+
+def _trainer_kwargs(total_steps: int) -> dict[str, Any]:
+    return {
+        "max_steps": total_steps,
+        "max_epochs": 1,
+        "limit_val_batches": 0,  # no validation: we time training steps only
+        "num_sanity_val_steps": 0,
+        "use_distributed_sampler": False,
+    }
+
+
+def run_lightning(setup: Setup, total_steps: int) -> tuple[list[float], float]:
+    module, timer = setup.module(), StepTimer()
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        precision="32-true",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        **_trainer_kwargs(total_steps),
+    )
+    trainer.fit(module, train_dataloaders=setup.loader())
+    return timer.ends, float(trainer.callback_metrics["train/loss_step"])
+
+
+def build_visioncore_trainer(
+    cfg: DictConfig, total_steps: int, progress_bar: bool, extra: list[Callback]
+) -> pl.Trainer:
+    """The trainer `training.tasks.run_task` builds: config callbacks, config loggers, atomic checkpoint IO."""
+    callbacks = instantiate_collection(cfg.callbacks, "callbacks")
+    if not progress_bar:
+        callbacks = [cb for cb in callbacks if not isinstance(cb, pl.callbacks.ProgressBar)]
+    loggers = instantiate_collection(cfg.logger, "logger")
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    trainer_cfg = OmegaConf.merge(cfg.trainer, {"enable_progress_bar": progress_bar})
+    trainer = hydra.utils.instantiate(
+        trainer_cfg,
+        callbacks=[*callbacks, *extra],
+        logger=loggers or False,
+        default_root_dir=cfg.paths.output_dir,
+        plugins=[AtomicCheckpointIO(checkpoint_metadata(resolved))],
+        **_trainer_kwargs(total_steps),
+    )
+    for logger in trainer.loggers:
+        logger.log_hyperparams(resolved)
+    return trainer
+
+
+def run_visioncore(
+    setup: Setup, total_steps: int, progress_bar: bool, run_dir: Path, extra: list[Callback] | None = None
+) -> tuple[list[float], float]:
+    cfg = copy.deepcopy(setup.cfg)
+    cfg.paths.output_dir = str(run_dir)
+    module, timer = setup.module(), StepTimer()
+    trainer = build_visioncore_trainer(cfg, total_steps, progress_bar, [timer, *(extra or [])])
+    trainer.fit(module, train_dataloaders=setup.loader())
+    return timer.ends, float(trainer.callback_metrics["train/loss_step"])
+
+
+# ----------------------------------------------------------------------------------- breakdown
+class HookTimes:
+    """Wraps the per-step hooks of callbacks and the logger methods of loggers and sums their time."""
+
+    HOOKS = (
+        "on_train_batch_start",
+        "on_before_backward",
+        "on_after_backward",
+        "on_before_optimizer_step",
+        "on_before_zero_grad",
+        "on_train_batch_end",
+    )
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.active = False
+
+    def _wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if not self.active:
+                return fn(*args, **kwargs)
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[name] += time.perf_counter() - start
+
+        return timed
+
+    def instrument(self, trainer: pl.Trainer) -> None:
+        for callback in trainer.callbacks:
+            if isinstance(callback, StepTimer):
+                continue
+            for hook in self.HOOKS:
+                if not _overrides(callback, hook):
+                    continue
+                setattr(
+                    callback, hook, self._wrap(f"callback {type(callback).__name__}", getattr(callback, hook))
+                )
+        for logger in trainer.loggers:
+            for method in ("log_metrics", "save"):
+                setattr(
+                    logger,
+                    method,
+                    self._wrap(f"logger {type(logger).__name__}.{method}", getattr(logger, method)),
+                )
+        connector = trainer._logger_connector
+        for method in ("update_train_step_metrics", "on_batch_end"):
+            setattr(
+                connector,
+                method,
+                self._wrap(f"lightning logger connector.{method}", getattr(connector, method)),
+            )
+
+
+def _overrides(callback: Callback, hook: str) -> bool:
+    return getattr(type(callback), hook, None) is not getattr(Callback, hook, None)
+
+
+class ActivateAfterWarmup(Callback):
+    """Switches the hook timers on for the measured steps only."""
+
+    def __init__(self, times: HookTimes, warmup: int) -> None:
+        self.times, self.warmup, self.seen = times, warmup, 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        self.seen += 1
+        self.times.active = self.seen >= self.warmup
+
+
+def breakdown(setup: Setup, args: argparse.Namespace, run_dir: Path) -> list[tuple[str, float]]:
+    """ms per measured step spent in each callback (all its per-step hooks) and logger method."""
+    times = HookTimes()
+    cfg = copy.deepcopy(setup.cfg)
+    cfg.paths.output_dir = str(run_dir)
+    module, timer = setup.module(), StepTimer()
+    total = args.warmup + args.steps
+    trainer = build_visioncore_trainer(
+        cfg, total, args.progress_bar, [timer, ActivateAfterWarmup(times, args.warmup)]
+    )
+    times.instrument(trainer)
+    set_threads(args.threads)
+    with quiet():
+        trainer.fit(module, train_dataloaders=setup.loader())
+    rows = [(name, 1000.0 * seconds / args.steps) for name, seconds in times.seconds.items()]
+    rows.append(("(c) whole step, this instrumented run", steady_ms(timer.ends, args.warmup, args.steps)))
+    return sorted(rows, key=lambda row: -row[1])
+
+
+# ----------------------------------------------------------------------------------------- main
+def set_threads(threads: int) -> None:
+    torch.set_num_threads(threads)
+    if torch.get_num_threads() != threads:
+        raise RuntimeError(f"torch.set_num_threads({threads}) did not take")
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence Lightning's banners and warnings (the progress bar, when on, still draws on stderr)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        previous = {name: logging.getLogger(name).level for name in LIGHTNING_LOGGERS}
+        for name in previous:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                yield
+        finally:
+            for name, level in previous.items():
+                logging.getLogger(name).setLevel(level)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="resnet20", help="a conf/model/ name (default: resnet20)")
+    parser.add_argument("--steps", type=int, default=20, help="measured steps per run (default: 20)")
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="steps skipped at the start of each run (default: 3)"
+    )
+    parser.add_argument("--batch-size", type=int, default=128, help="default: 128")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs per loop, interleaved; median reported (default: 3)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=torch.get_num_threads(), help="torch threads, all loops"
+    )
+    parser.add_argument("--lr", type=float, default=0.01, help="a learning rate that keeps every run finite")
+    parser.add_argument(
+        "--progress-bar",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="keep the TQDM bar in (c); off by default, as in non-interactive runs (enable_progress_bar=${vc.is_tty:})",
+    )
+    parser.add_argument("--breakdown", action="store_true", help="also time each callback / logger in (c)")
+    args = parser.parse_args(argv)
+    if args.warmup < 1 or args.steps < 1 or args.repeats < 1:
+        parser.error("--warmup, --steps and --repeats must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("WANDB_MODE", "offline")
+    set_threads(args.threads)
+    total = args.warmup + args.steps
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="vc-bench-") as tmp:
+        tmp_dir = Path(tmp)
+        with quiet():
+            setup = Setup(compose(args, tmp_dir / "run"))
+            run_plain(setup, 2)  # the first steps of a process pay for kernel selection; keep them out
+        print(
+            f"model={args.model} ({setup.params / 1e6:.2f}M params)  batch={args.batch_size}  "
+            f"threads={args.threads}  steps={args.steps} (+{args.warmup} warm-up)  repeats={args.repeats}  "
+            f"progress_bar={'on' if args.progress_bar else 'off'}  torch {torch.__version__}  "
+            f"lightning {pl.__version__}",
+            flush=True,
+        )
+        ms: dict[str, list[float]] = {kind: [] for kind in KINDS}
+        losses: dict[str, list[float]] = {kind: [] for kind in KINDS}
+        for repeat in range(args.repeats):
+            order = KINDS[repeat % 3 :] + KINDS[: repeat % 3]  # rotate so no loop always runs first
+            for kind in order:
+                set_threads(args.threads)
+                with quiet():
+                    if kind == "plain":
+                        ends, loss = run_plain(setup, total)
+                    elif kind == "lightning":
+                        ends, loss = run_lightning(setup, total)
+                    else:
+                        ends, loss = run_visioncore(setup, total, args.progress_bar, tmp_dir / f"run{repeat}")
+                if torch.get_num_threads() != args.threads:
+                    raise RuntimeError(f"{kind}: torch threads changed to {torch.get_num_threads()}")
+                ms[kind].append(steady_ms(ends, args.warmup, args.steps))
+                losses[kind].append(loss)
+                print(
+                    f"  repeat {repeat + 1}: {kind:<10} {ms[kind][-1]:8.1f} ms/step  loss {loss:.4f}",
+                    flush=True,
+                )
+
+        median = {kind: statistics.median(values) for kind, values in ms.items()}
+        print()
+        print(f"{'loop':<44} {'ms/step (median)':>16} {'min':>8} {'max':>8} {'ratio to (a)':>13}")
+        for kind in KINDS:
+            ratio = median[kind] / median["plain"]
+            print(
+                f"{LABELS[kind]:<44} {median[kind]:16.1f} {min(ms[kind]):8.1f} {max(ms[kind]):8.1f} {ratio:13.3f}"
+            )
+        print()
+        verdicts = []
+        for kind, letter in (("lightning", "b"), ("visioncore", "c")):
+            ratio = median[kind] / median["plain"]
+            verdict = "PASS" if ratio <= TARGET else "FAIL"
+            verdicts.append(verdict)
+            print(f"({letter})/(a) = {ratio:.3f}   target <= {TARGET:.2f}   {verdict}")
+        spread = max((max(v) - min(v)) / statistics.median(v) for v in ms.values())
+        print(f"largest spread between repeats of one loop: {100 * spread:.1f}% of its median")
+
+        if args.breakdown or verdicts[-1] == "FAIL":
+            print("\nwhere (c) spends time besides the model (one instrumented run, ms per measured step):")
+            for name, value in breakdown(setup, args, tmp_dir / "breakdown"):
+                print(f"  {name:<58} {value:8.2f}")
+    print(f"\ntotal benchmark time {time.perf_counter() - started:.0f} s")
+    return 0 if verdicts[-1] == "PASS" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
