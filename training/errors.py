@@ -44,23 +44,13 @@ def explain(err: BaseException) -> str | None:
 
 
 def _missing_option(err: MissingConfigException) -> str:
-    group = (err.config_name or "").split("/")[0] if err.config_name else ""
+    """`Could not find 'experiment/foo'` + the valid options of that group and the closest one."""
     message = str(err).splitlines()[0]
-    for candidate in (
-        "experiment",
-        "model",
-        "data",
-        "trainer",
-        "logger",
-        "callbacks",
-        "debug",
-        "hparams_search",
-        "paths",
-    ):
-        if f"'{candidate}'" in str(err) or group == candidate or f"{candidate}/" in str(err):
-            valid = options_of(candidate)
-            wanted = str(err).split("'")[1] if "'" in str(err) else ""
-            close = difflib.get_close_matches(wanted.split("/")[-1], valid, n=1)
-            hint = f" Did you mean `{candidate}={close[0]}`?" if close else ""
-            return f"{message}\nValid `{candidate}` options: {', '.join(valid)}.{hint}"
-    return message
+    missing = err.missing_cfg_file or (message.split("'")[1] if "'" in message else "")
+    group, _, wanted = missing.rpartition("/")
+    valid = list(err.options or []) or (options_of(group) if group else [])
+    if not valid:
+        return message
+    close = difflib.get_close_matches(wanted, valid, n=1)
+    hint = f" Did you mean `{group}={close[0]}`?" if close else ""
+    return f"{message}\nValid `{group}` options: {', '.join(valid)}.{hint}"

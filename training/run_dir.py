@@ -11,7 +11,6 @@ import json
 import os
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -33,12 +32,14 @@ def _launcher_run_id() -> str | None:
             else f"slurm{os.environ['SLURM_JOB_ID']}"
         )
     if torchelastic == "none":
-        # Plain `torchrun` without --rdzv-id: all local ranks share the agent process as parent.
-        import psutil
-
-        agent = psutil.Process(os.getppid())
-        started = datetime.fromtimestamp(agent.create_time()).strftime("%Y-%m-%d_%H-%M-%S")
-        return f"{started}_p{agent.pid}"
+        # Plain `torchrun` without --rdzv-id: the local ranks share the agent process as parent,
+        # so its pid and start time (Linux /proc) name the launch.
+        agent = os.getppid()
+        try:
+            started = Path(f"/proc/{agent}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        except (OSError, IndexError):
+            started = "0"
+        return f"torchrun_{agent}_{started}"
     return None
 
 
