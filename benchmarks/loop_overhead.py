@@ -2,24 +2,30 @@
 
 All three train the same network (built from `conf/model/<--model>.yaml`, same initial weights) on the
 same data path (the cnn datamodule's `ResumableLoader` over procedural 32x32 RGB gratings, no
-augmentation), with the same `torch.set_num_threads`:
+augmentation, main-process loading), with the same `torch.set_num_threads`:
 
-  (a) plain     zero_grad / forward / cross-entropy / train-accuracy update / backward / step
-  (b) lightning `pl.Trainer(logger=False)`, no checkpointing, progress bar, model summary or validation,
-                training `models.cnn.classifier.ImageClassifier` (its `training_step` does what (a) does,
-                plus `self.log`)
-  (c) visioncore (b) plus every callback of `conf/callbacks/default.yaml` and the CSV logger, composed
-                from the real config (`experiment=cnn_digits`) with the run directory in a temp dir
+  (a) plain       zero_grad / forward / cross-entropy / train-accuracy update / backward / step
+  (b) lightning   `pl.Trainer(logger=False)`, no checkpointing, progress bar, model summary or validation,
+                  training `models.cnn.classifier.ImageClassifier` (whose `training_step` does what (a)
+                  does, plus `self.log`)
+  (c) visioncore  (b) plus every callback of `conf/callbacks/default.yaml` and the CSV logger, composed
+                  from the real config (`experiment=cnn_digits`, so `log_every_n_steps=10`) and built the
+                  way `training.tasks` builds it (atomic checkpoint IO), run directory in a temp dir
 
-Steady-state time per step is measured from the end of the last warm-up step to the end of the last
-step (host clock; on CPU every op is synchronous), so loader, hooks, logging and callbacks between
-steps are all included. Runs are repeated `--repeats` times, interleaved in a rotating order, and the
-median is reported. The target is (c)/(a) <= 1.05 (DESIGN.md, "Performance rules").
+Measurement. On a shared machine the speed of one core drifts by 10-30% within seconds, which swamps a
+few-percent overhead if the loops run one after another. So each repeat runs the three loops in
+lockstep: each in its own thread, taking turns one optimizer step at a time (round-robin, order rotated
+every round), and a loop's clock runs only during its own turns. A step's time is from the end of the
+loop's previous step to the end of this one, so data loading, hooks, logging and callbacks between steps
+are all counted. The first `--warmup` steps are skipped. Each repeat gives ms/step per loop (mean over
+its measured steps); the table shows the median over `--repeats`, and the verdict compares (c)/(a) with
+the target (<= 1.05, DESIGN.md "Performance rules"). The median of the per-step paired ratios (step i of
+(c) over step i of (a)) is printed as a cross-check.
 
-`--breakdown` adds one instrumented run of (c) that times every callback hook and logger call, to show
-what costs what; it runs by default when (c) misses the target.
+`--breakdown` adds one instrumented run of (c) that times every callback's per-step hooks and the logger
+calls, to show what costs what; it runs on its own whenever (c) misses the target.
 
-    .venv/bin/python benchmarks/loop_overhead.py                  # ResNet-20, batch 128, ~2-3 min on 2 cores
+    .venv/bin/python benchmarks/loop_overhead.py                  # ResNet-20, batch 128, ~3 min on 2 cores
     .venv/bin/python benchmarks/loop_overhead.py --model small_cnn --steps 40 --breakdown
 """
 
@@ -36,10 +42,11 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +109,7 @@ class Setup:
 
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
+        self.lock = threading.Lock()
         pl.seed_everything(0, workers=True)
         self.datamodule = hydra.utils.instantiate(cfg.data)
         self.datamodule.setup("fit")
@@ -110,53 +118,121 @@ class Setup:
         self.params = sum(p.numel() for p in module.parameters())
 
     def module(self) -> pl.LightningModule:
-        module = hydra.utils.instantiate(self.cfg.model)
-        module.load_state_dict(self.initial_state)
+        with self.lock:  # loops build their models from threads; OmegaConf is not thread-safe
+            module = hydra.utils.instantiate(self.cfg.model)
+            module.load_state_dict(self.initial_state)
         return module
+
+    def config(self, run_dir: Path) -> DictConfig:
+        with self.lock:
+            cfg = copy.deepcopy(self.cfg)
+        cfg.paths.output_dir = str(run_dir)
+        return cfg
 
     def loader(self) -> torch.utils.data.DataLoader:
         return self.datamodule.train_dataloader()  # a fresh ResumableLoader: same seed, same batches
 
 
-# -------------------------------------------------------------------------------------- timing
-class StepTimer(Callback):
-    """Host time at the end of every training batch (the benchmark's only addition to the loops)."""
+# ------------------------------------------------------------------------------------ lockstep
+class LoopFailed(RuntimeError):
+    pass
 
-    def __init__(self) -> None:
-        self.ends: list[float] = []
-        self.threads: set[int] = set()
+
+class Lockstep:
+    """Lets loops (one per thread) take turns one step at a time and times each loop's own turns only.
+
+    All loops wait in `begin` until every loop has finished its setup; after its last step a loop waits
+    until all loops are done, so set-up and tear-down never overlap a timed step.
+    """
+
+    def __init__(self, kinds: Sequence[str], total_steps: int) -> None:
+        self.kinds = list(kinds)
+        self.total = total_steps
+        self.cond = threading.Condition()
+        self.arrived: set[str] = set()
+        self.turn: str | None = None
+        self.round = 0
+        self.position = 0
+        self.durations: dict[str, list[float]] = {kind: [] for kind in kinds}
+        self.resumed: dict[str, float] = {}
+        self.threads: dict[str, int] = {}  # torch threads each loop saw (set_num_threads is per process)
+        self.error: BaseException | None = None
+
+    def _order(self, round_: int) -> list[str]:
+        shift = round_ % len(self.kinds)
+        return self.kinds[shift:] + self.kinds[:shift]
+
+    def _wait_for(self, predicate: Callable[[], bool]) -> None:
+        while not predicate():
+            if self.error is not None:
+                raise LoopFailed("another loop of this lockstep run failed") from self.error
+            self.cond.wait(timeout=1.0)
+
+    def begin(self, kind: str) -> None:
+        self.threads[kind] = torch.get_num_threads()
+        with self.cond:
+            self.arrived.add(kind)
+            if len(self.arrived) == len(self.kinds):
+                self.turn = self._order(0)[0]
+                self.cond.notify_all()
+            self._wait_for(lambda: self.turn == kind)
+        self.resumed[kind] = time.perf_counter()
+
+    def step_end(self, kind: str) -> None:
+        self.durations[kind].append(time.perf_counter() - self.resumed[kind])
+        with self.cond:
+            self.position += 1
+            if self.position == len(self.kinds):
+                self.position, self.round = 0, self.round + 1
+            self.turn = None if self.round >= self.total else self._order(self.round)[self.position]
+            self.cond.notify_all()
+            if len(self.durations[kind]) >= self.total:
+                self._wait_for(lambda: self.turn is None)
+                return
+            self._wait_for(lambda: self.turn == kind)
+        self.resumed[kind] = time.perf_counter()
+
+    def fail(self, error: BaseException) -> None:
+        with self.cond:
+            self.error = self.error or error
+            self.cond.notify_all()
+
+
+class LockstepHook(Callback):
+    """The benchmark's only addition to the Lightning loops: take turns, stop the clock at each batch end."""
+
+    def __init__(self, lockstep: Lockstep, kind: str) -> None:
+        self.lockstep, self.kind = lockstep, kind
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.lockstep.begin(self.kind)
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
-        self.ends.append(time.perf_counter())
-        if len(self.ends) == 1:
-            self.threads.add(torch.get_num_threads())
+        self.lockstep.step_end(self.kind)
 
 
-def steady_ms(ends: list[float], warmup: int, steps: int) -> float:
-    """Mean ms per step over the `steps` after the first `warmup` ones."""
-    if len(ends) < warmup + steps:
-        raise RuntimeError(f"only {len(ends)} steps were timed, expected {warmup + steps}")
-    return 1000.0 * (ends[warmup + steps - 1] - ends[warmup - 1]) / steps
-
-
-def run_plain(setup: Setup, total_steps: int) -> tuple[list[float], float]:
+# --------------------------------------------------------------------------------------- loops
+def run_plain(setup: Setup, total_steps: int, lockstep: Lockstep | None = None, kind: str = "plain") -> float:
     module = setup.module()
     net, metric = module.net, module.train_acc
     net.train()
     optimizer = module.configure_optimizers()["optimizer"]  # same parameter groups and weight decay
     smoothing = module.label_smoothing
-    ends: list[float] = []
-    for images, labels in setup.loader():
+    loader = setup.loader()
+    if lockstep is not None:
+        lockstep.begin(kind)
+    for steps, (images, labels) in enumerate(loader, start=1):
         optimizer.zero_grad(set_to_none=True)
         logits = net(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
         metric.update(logits.detach(), labels)
         loss.backward()
         optimizer.step()
-        ends.append(time.perf_counter())
-        if len(ends) == total_steps:
+        if lockstep is not None:
+            lockstep.step_end(kind)
+        if steps == total_steps:
             break
-    return ends, float(loss)
+    return float(loss)
 
 
 def final_loss(trainer: pl.Trainer) -> float:
@@ -174,8 +250,8 @@ def _trainer_kwargs(total_steps: int) -> dict[str, Any]:
     }
 
 
-def run_lightning(setup: Setup, total_steps: int) -> tuple[list[float], float]:
-    module, timer = setup.module(), StepTimer()
+def run_lightning(setup: Setup, total_steps: int, lockstep: Lockstep) -> float:
+    module = setup.module()
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=1,
@@ -184,11 +260,11 @@ def run_lightning(setup: Setup, total_steps: int) -> tuple[list[float], float]:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[timer],
+        callbacks=[LockstepHook(lockstep, "lightning")],
         **_trainer_kwargs(total_steps),
     )
     trainer.fit(module, train_dataloaders=setup.loader())
-    return timer.ends, float(trainer.callback_metrics["train/loss_step"])
+    return final_loss(trainer)
 
 
 def build_visioncore_trainer(
@@ -215,14 +291,67 @@ def build_visioncore_trainer(
 
 
 def run_visioncore(
-    setup: Setup, total_steps: int, progress_bar: bool, run_dir: Path, extra: list[Callback] | None = None
-) -> tuple[list[float], float]:
-    cfg = copy.deepcopy(setup.cfg)
-    cfg.paths.output_dir = str(run_dir)
-    module, timer = setup.module(), StepTimer()
-    trainer = build_visioncore_trainer(cfg, total_steps, progress_bar, [timer, *(extra or [])])
+    setup: Setup, total_steps: int, progress_bar: bool, run_dir: Path, extra: list[Callback]
+) -> tuple[pl.Trainer, float]:
+    cfg = setup.config(run_dir)
+    module = setup.module()
+    trainer = build_visioncore_trainer(cfg, total_steps, progress_bar, extra)
     trainer.fit(module, train_dataloaders=setup.loader())
-    return timer.ends, float(trainer.callback_metrics["train/loss_step"])
+    return trainer, final_loss(trainer)
+
+
+def run_repeat(
+    setup: Setup, args: argparse.Namespace, run_dir: Path
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """One lockstep run of the three loops: per-step seconds and final loss of each."""
+    total = args.warmup + args.steps
+    lockstep = Lockstep(KINDS, total)
+    losses: dict[str, float] = {}
+    errors: list[BaseException] = []
+
+    def guarded(kind: str, body: Callable[[], float]) -> None:
+        try:
+            losses[kind] = body()
+        except LoopFailed:
+            pass
+        except BaseException as error:  # noqa: BLE001 - re-raised in the main thread below
+            errors.append(error)
+            lockstep.fail(error)
+
+    threads = [
+        threading.Thread(target=guarded, args=("plain", lambda: run_plain(setup, total, lockstep))),
+        threading.Thread(target=guarded, args=("lightning", lambda: run_lightning(setup, total, lockstep))),
+    ]
+    for thread in threads:
+        thread.start()
+    # (c) in the main thread, where Lightning and the preemption callback install their signal handlers
+    guarded(
+        "visioncore",
+        lambda: run_visioncore(
+            setup, total, args.progress_bar, run_dir, [LockstepHook(lockstep, "visioncore")]
+        )[1],
+    )
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    if set(lockstep.threads.values()) != {args.threads}:
+        raise RuntimeError(f"torch threads differed between loops: {lockstep.threads}")
+    return lockstep.durations, losses
+
+
+def calibrate(setup: Setup, args: argparse.Namespace) -> list[float]:
+    """A/A run: three copies of (a) in lockstep. Their spread is the resolution of the comparison."""
+    total = args.warmup + args.steps
+    names = ["a1", "a2", "a3"]
+    lockstep = Lockstep(names, total)
+    threads = [threading.Thread(target=run_plain, args=(setup, total, lockstep, name)) for name in names[1:]]
+    for thread in threads:
+        thread.start()
+    run_plain(setup, total, lockstep, names[0])
+    for thread in threads:
+        thread.join()
+    return [1000.0 * statistics.fmean(lockstep.durations[name][args.warmup :]) for name in names]
 
 
 # ----------------------------------------------------------------------------------- breakdown
@@ -257,32 +386,31 @@ class HookTimes:
 
     def instrument(self, trainer: pl.Trainer) -> None:
         for callback in trainer.callbacks:
-            if isinstance(callback, StepTimer):
+            if isinstance(callback, (StepClock, ActivateAfterWarmup)):
                 continue
             for hook in self.HOOKS:
-                if not _overrides(callback, hook):
-                    continue
-                setattr(
-                    callback, hook, self._wrap(f"callback {type(callback).__name__}", getattr(callback, hook))
-                )
+                if getattr(type(callback), hook, None) is getattr(Callback, hook, None):
+                    continue  # not overridden: Lightning's no-op
+                name = f"callback {type(callback).__name__}"
+                setattr(callback, hook, self._wrap(name, getattr(callback, hook)))
         for logger in trainer.loggers:
             for method in ("log_metrics", "save"):
-                setattr(
-                    logger,
-                    method,
-                    self._wrap(f"logger {type(logger).__name__}.{method}", getattr(logger, method)),
-                )
+                name = f"logger {type(logger).__name__}.{method}"
+                setattr(logger, method, self._wrap(name, getattr(logger, method)))
         connector = trainer._logger_connector
         for method in ("update_train_step_metrics", "on_batch_end"):
-            setattr(
-                connector,
-                method,
-                self._wrap(f"lightning logger connector.{method}", getattr(connector, method)),
-            )
+            name = f"lightning logger connector.{method}"
+            setattr(connector, method, self._wrap(name, getattr(connector, method)))
 
 
-def _overrides(callback: Callback, hook: str) -> bool:
-    return getattr(type(callback), hook, None) is not getattr(Callback, hook, None)
+class StepClock(Callback):
+    """Host time at each batch end (solo runs)."""
+
+    def __init__(self) -> None:
+        self.ends: list[float] = []
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        self.ends.append(time.perf_counter())
 
 
 class ActivateAfterWarmup(Callback):
@@ -298,20 +426,20 @@ class ActivateAfterWarmup(Callback):
 
 def breakdown(setup: Setup, args: argparse.Namespace, run_dir: Path) -> list[tuple[str, float]]:
     """ms per measured step spent in each callback (all its per-step hooks) and logger method."""
-    times = HookTimes()
-    cfg = copy.deepcopy(setup.cfg)
-    cfg.paths.output_dir = str(run_dir)
-    module, timer = setup.module(), StepTimer()
+    times, clock = HookTimes(), StepClock()
+    cfg = setup.config(run_dir)
+    module = setup.module()
     total = args.warmup + args.steps
     set_threads(args.threads)
     with quiet():
         trainer = build_visioncore_trainer(
-            cfg, total, args.progress_bar, [timer, ActivateAfterWarmup(times, args.warmup)]
+            cfg, total, args.progress_bar, [clock, ActivateAfterWarmup(times, args.warmup)]
         )
         times.instrument(trainer)
         trainer.fit(module, train_dataloaders=setup.loader())
     rows = [(name, 1000.0 * seconds / args.steps) for name, seconds in times.seconds.items()]
-    rows.append(("(c) whole step, this instrumented run", steady_ms(timer.ends, args.warmup, args.steps)))
+    whole = 1000.0 * (clock.ends[total - 1] - clock.ends[args.warmup - 1]) / args.steps
+    rows.append(("(c) whole step, this instrumented run on its own", whole))
     return sorted(rows, key=lambda row: -row[1])
 
 
@@ -324,7 +452,7 @@ def set_threads(threads: int) -> None:
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Silence Lightning's banners and warnings (the progress bar, when on, still draws on stderr)."""
+    """Silence Lightning's banners, warnings and the progress bar (drawn into a buffer when on)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         previous = {name: logging.getLogger(name).level for name in LIGHTNING_LOGGERS}
@@ -347,7 +475,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--batch-size", type=int, default=128, help="default: 128")
     parser.add_argument(
-        "--repeats", type=int, default=3, help="runs per loop, interleaved; median reported (default: 3)"
+        "--repeats", type=int, default=3, help="lockstep runs; the median is reported (default: 3)"
     )
     parser.add_argument(
         "--threads",
@@ -361,13 +489,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--progress-bar",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="keep the TQDM bar in (c); off by default, as in non-interactive runs (enable_progress_bar=${vc.is_tty:})",
+        help="keep the TQDM bar in (c); off by default, as in non-interactive runs "
+        "(trainer.enable_progress_bar=${vc.is_tty:})",
     )
     parser.add_argument("--breakdown", action="store_true", help="also time each callback / logger in (c)")
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="first run three copies of (a) in lockstep (A/A) to show the noise floor of the comparison",
+    )
     parser.add_argument("--strict", action="store_true", help="exit with status 1 when (c) misses the target")
     args = parser.parse_args(argv)
-    if args.warmup < 1 or args.steps < 1 or args.repeats < 1:
-        parser.error("--warmup, --steps and --repeats must be >= 1")
+    if args.warmup < 1 or args.steps < 1 or args.repeats < 1 or args.threads < 1:
+        parser.error("--warmup, --steps, --repeats and --threads must be >= 1")
     return args
 
 
@@ -375,7 +509,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("WANDB_MODE", "offline")
     set_threads(args.threads)
-    total = args.warmup + args.steps
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vc-bench-") as tmp:
         tmp_dir = Path(tmp)
@@ -389,38 +522,48 @@ def main(argv: list[str] | None = None) -> int:
             f"lightning {pl.__version__}",
             flush=True,
         )
+        if args.calibrate:
+            with quiet():
+                same = calibrate(setup, args)
+            middle = statistics.median(same)
+            print(
+                "  A/A calibration, three plain loops in lockstep: "
+                + " / ".join(f"{value:.1f}" for value in same)
+                + f" ms/step, largest deviation {100 * max(abs(v / middle - 1) for v in same):.1f}%",
+                flush=True,
+            )
         ms: dict[str, list[float]] = {kind: [] for kind in KINDS}
-        losses: dict[str, list[float]] = {kind: [] for kind in KINDS}
+        paired: dict[str, list[float]] = {"lightning": [], "visioncore": []}
         for repeat in range(args.repeats):
-            order = KINDS[repeat % 3 :] + KINDS[: repeat % 3]  # rotate so no loop always runs first
-            for kind in order:
-                set_threads(args.threads)
-                with quiet():
-                    if kind == "plain":
-                        ends, loss = run_plain(setup, total)
-                    elif kind == "lightning":
-                        ends, loss = run_lightning(setup, total)
-                    else:
-                        ends, loss = run_visioncore(setup, total, args.progress_bar, tmp_dir / f"run{repeat}")
-                if torch.get_num_threads() != args.threads:
-                    raise RuntimeError(f"{kind}: torch threads changed to {torch.get_num_threads()}")
-                ms[kind].append(steady_ms(ends, args.warmup, args.steps))
-                losses[kind].append(loss)
-                print(
-                    f"  repeat {repeat + 1}: {kind:<10} {ms[kind][-1]:8.1f} ms/step  loss {loss:.4f}",
-                    flush=True,
-                )
+            set_threads(args.threads)
+            with quiet():
+                durations, losses = run_repeat(setup, args, tmp_dir / f"run{repeat}")
+            if torch.get_num_threads() != args.threads:
+                raise RuntimeError(f"torch threads changed to {torch.get_num_threads()} during the run")
+            measured = {kind: durations[kind][args.warmup :] for kind in KINDS}
+            for kind in KINDS:
+                ms[kind].append(1000.0 * statistics.fmean(measured[kind]))
+            for kind in paired:
+                paired[kind] += [x / a for x, a in zip(measured[kind], measured["plain"], strict=True)]
+            print(
+                f"  repeat {repeat + 1}: "
+                + "  ".join(f"{kind} {ms[kind][-1]:7.1f} ms/step" for kind in KINDS)
+                + "  final loss "
+                + "/".join(f"{losses[kind]:.4f}" for kind in KINDS),
+                flush=True,
+            )
 
         median = {kind: statistics.median(values) for kind, values in ms.items()}
         print()
         print(
-            f"{'loop':<44} {'ms/step (median)':>16} {'min':>8} {'max':>8} {'vs (a) ms':>10} {'ratio to (a)':>13}"
+            f"{'loop':<44} {'ms/step (median)':>16} {'min':>8} {'max':>8} {'vs (a) ms':>10} "
+            f"{'ratio to (a)':>13} {'paired ratio':>13}"
         )
         for kind in KINDS:
-            extra = median[kind] - median["plain"]
+            pair = statistics.median(paired[kind]) if kind in paired else 1.0
             print(
                 f"{LABELS[kind]:<44} {median[kind]:16.1f} {min(ms[kind]):8.1f} {max(ms[kind]):8.1f} "
-                f"{extra:+10.1f} {median[kind] / median['plain']:13.3f}"
+                f"{median[kind] - median['plain']:+10.1f} {median[kind] / median['plain']:13.3f} {pair:13.3f}"
             )
         print()
         verdicts = []
@@ -433,7 +576,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"largest spread between repeats of one loop: {100 * spread:.1f}% of its median")
 
         if args.breakdown or verdicts[-1] == "FAIL":
-            print("\nwhere (c) spends time besides the model (one instrumented run, ms per measured step):")
+            print(
+                "\nwhere (c) spends its time outside the model (one instrumented run, ms per measured step):"
+            )
             for name, value in breakdown(setup, args, tmp_dir / "breakdown"):
                 print(f"  {name:<58} {value:8.2f}")
     print(f"\ntotal benchmark time {time.perf_counter() - started:.0f} s")

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import types
+import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from hydra.errors import InstantiationException, MissingConfigException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
@@ -54,3 +58,28 @@ def _missing_option(err: MissingConfigException) -> str:
     close = difflib.get_close_matches(wanted, valid, n=1)
     hint = f" Did you mean `{group}={close[0]}`?" if close else ""
     return f"{message}\nValid `{group}` options: {', '.join(valid)}.{hint}"
+
+
+def check_argument_types(target: Callable[..., Any], values: Mapping[str, Any], prefix: str) -> None:
+    """Raise a UserError naming `prefix.key` when a value cannot match the parameter's annotation.
+
+    Catches typos like `trainer.max_epochs=many` before they fail deep inside the library.
+    """
+    hints = typing.get_type_hints(target)
+    for key, value in values.items():
+        allowed = _simple_types(hints.get(key))
+        if value is None or not allowed or isinstance(value, allowed):
+            continue
+        if isinstance(value, int) and float in allowed and not isinstance(value, bool):
+            continue
+        names = " or ".join(sorted(t.__name__ for t in allowed))
+        raise UserError(
+            f"Bad value for `{prefix}.{key}`: {value!r} is a {type(value).__name__}, expected {names}."
+        )
+
+
+def _simple_types(hint: Any) -> tuple[type, ...]:
+    """The plain types in an annotation, or () when it holds anything we should not judge."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    simple = tuple(t for t in options if t in (int, float, bool, str))
+    return simple if len(simple) == len([t for t in options if t is not type(None)]) else ()

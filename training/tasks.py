@@ -17,7 +17,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from callbacks.preemption import Preemption
 from training.checkpoint_config import config_from_checkpoint
 from training.checkpoints import AtomicCheckpointIO, checkpoint_metadata, newest_valid_checkpoint
-from training.errors import UserError
+from training.errors import UserError, check_argument_types
 from training.instantiate import instantiate_collection
 from training.summary import RunSummary
 
@@ -52,6 +52,9 @@ def run_task(cfg: DictConfig) -> float | None:
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
     loggers = instantiate_collection(cfg.get("logger"), "logger")
+    check_argument_types(
+        pl.Trainer.__init__, {k: v for k, v in cfg.trainer.items() if k != "_target_"}, "trainer"
+    )
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer,
         callbacks=callbacks,
