@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -88,3 +89,18 @@ TINY = [
     "trainer.num_sanity_val_steps=0",
     "callbacks.model_summary=null",
 ]
+
+
+def quiet_trainer(root: Path, **overrides: Any) -> pl.Trainer:
+    """A CPU Trainer for in-process tests: no logger, checkpoints, bar or summary; `overrides` win."""
+    options: dict[str, Any] = dict(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+    )
+    return pl.Trainer(**(options | overrides))

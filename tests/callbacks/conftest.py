@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from tests.helpers import quiet_trainer
+
 
 class RandomRegression(Dataset):
     """`n` fixed random (x, y) pairs with `dim` features; deterministic given `seed`."""
@@ -122,20 +124,7 @@ def make_trainer(tmp_path: Path) -> Callable[..., pl.Trainer]:
     """Factory for a quiet CPU trainer rooted in `tmp_path`; keyword arguments override the defaults."""
 
     def factory(**overrides: Any) -> pl.Trainer:
-        kwargs: dict[str, Any] = dict(
-            accelerator="cpu",
-            devices=1,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            enable_checkpointing=False,
-            default_root_dir=tmp_path,
-            max_epochs=1,
-            num_sanity_val_steps=0,
-            log_every_n_steps=1,
-        )
-        kwargs.update(overrides)
-        return pl.Trainer(**kwargs)
+        return quiet_trainer(tmp_path, **({"num_sanity_val_steps": 0, "log_every_n_steps": 1} | overrides))
 
     return factory
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from models.cnn.classifier import CONFUSION_MATRIX_FILE, ImageClassifier
 from models.cnn.small_cnn import SmallCNN
+from tests.helpers import quiet_trainer
 
 CLASS_NAMES = ["plane", "car", "bird", "cat", "deer", "dog"]
 # Eight samples over six classes. Argmax predictions [0,0,0,1,2,3,0,0] are right on samples 0-5:
@@ -62,19 +62,6 @@ def make_classifier(net: nn.Module, num_classes: int, **kwargs) -> ImageClassifi
         lr_schedule=None,
         **kwargs,
     )
-
-
-def tiny_trainer(root: Path, **kwargs) -> pl.Trainer:
-    options = dict(
-        accelerator="cpu",
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=root,
-    )
-    return pl.Trainer(**(options | kwargs))
 
 
 def random_digit_batch(count: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,7 +116,7 @@ def test_training_step_never_syncs_with_the_host(tmp_path: Path) -> None:
     classifier.training_step = guarded_step
     images, labels = random_digit_batch(16)
     loader = DataLoader(TensorDataset(images, labels), batch_size=4)
-    trainer = tiny_trainer(tmp_path, log_every_n_steps=1)
+    trainer = quiet_trainer(tmp_path, log_every_n_steps=1)
     trainer.fit(classifier, train_dataloaders=loader)
 
     assert trainer.global_step == 4
@@ -139,7 +126,7 @@ def test_training_step_never_syncs_with_the_host(tmp_path: Path) -> None:
 
 def test_validation_metrics_match_hand_built_predictions(tmp_path: Path) -> None:
     classifier = make_classifier(FixedLogits(LOGITS), num_classes=6, class_names=CLASS_NAMES)
-    (metrics,) = tiny_trainer(tmp_path).validate(classifier, dataloaders=fixed_logit_loader())
+    (metrics,) = quiet_trainer(tmp_path).validate(classifier, dataloaders=fixed_logit_loader())
 
     assert metrics["val/acc"] == pytest.approx(0.75)
     assert metrics["val/acc_top5"] == pytest.approx(7 / 8)
@@ -148,7 +135,7 @@ def test_validation_metrics_match_hand_built_predictions(tmp_path: Path) -> None
 
 def test_test_epoch_reports_accuracy_per_class_and_confusion_matrix(tmp_path: Path) -> None:
     classifier = make_classifier(FixedLogits(LOGITS), num_classes=6, class_names=CLASS_NAMES)
-    (metrics,) = tiny_trainer(tmp_path).test(classifier, dataloaders=fixed_logit_loader())
+    (metrics,) = quiet_trainer(tmp_path).test(classifier, dataloaders=fixed_logit_loader())
 
     assert metrics["test/acc"] == pytest.approx(0.75)
     assert metrics["test/acc_top5"] == pytest.approx(7 / 8)
@@ -167,14 +154,14 @@ def test_confusion_matrix_goes_to_tensorboard(tmp_path: Path) -> None:
     classifier = make_classifier(FixedLogits(LOGITS), num_classes=6)
     logger = TensorBoardLogger(tmp_path, name="tb")
     with mock.patch.object(type(logger.experiment), "add_figure") as add_figure:
-        tiny_trainer(tmp_path, logger=logger).test(classifier, dataloaders=fixed_logit_loader())
+        quiet_trainer(tmp_path, logger=logger).test(classifier, dataloaders=fixed_logit_loader())
     add_figure.assert_called_once()
     assert add_figure.call_args.args[0] == "test/confusion_matrix"
 
 
 def test_per_class_names_default_to_indices(tmp_path: Path) -> None:
     classifier = make_classifier(FixedLogits(LOGITS), num_classes=6)
-    (metrics,) = tiny_trainer(tmp_path).test(classifier, dataloaders=fixed_logit_loader())
+    (metrics,) = quiet_trainer(tmp_path).test(classifier, dataloaders=fixed_logit_loader())
     assert metrics["test/acc_class/0"] == pytest.approx(1.0)
     assert metrics["test/acc_class/5"] == pytest.approx(0.0)
 
@@ -227,7 +214,7 @@ def test_configure_optimizers_uses_the_optimizer_factory(tmp_path: Path) -> None
     pytest.importorskip("training.optim")
     classifier = make_classifier(SmallCNN(num_classes=10, in_channels=1), num_classes=10)
     images, labels = random_digit_batch(8)
-    trainer = tiny_trainer(tmp_path, max_steps=1)
+    trainer = quiet_trainer(tmp_path, max_steps=1)
     trainer.fit(classifier, train_dataloaders=DataLoader(TensorDataset(images, labels), batch_size=8))
     (optimizer,) = trainer.optimizers
     assert isinstance(optimizer, torch.optim.SGD)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from tests.helpers import quiet_trainer
 from training.optim import configure_optimization, parameter_groups
 from training.schedulers import warmup_cosine
 
@@ -97,16 +98,7 @@ def test_total_steps_filled_from_trainer(tmp_path) -> None:
     }
     module = Regressor(schedule)
     data = DataLoader(TensorDataset(torch.randn(16, 2), torch.randn(16, 1)), batch_size=2)  # 8 batches
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=3,
-        accumulate_grad_batches=2,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(tmp_path, max_epochs=3, accumulate_grad_batches=2)
     trainer.fit(module, data)
     scheduler = trainer.lr_scheduler_configs[0].scheduler
     assert trainer.lr_scheduler_configs[0].interval == "step"
