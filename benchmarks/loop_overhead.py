@@ -14,8 +14,8 @@ augmentation, main-process loading), with the same `torch.set_num_threads`:
 
 Measurement. On a shared machine the speed of one core drifts by 10-30% within seconds, which swamps a
 few-percent overhead if the loops run one after another. So each repeat runs the three loops in
-lockstep: each in its own thread, taking turns one optimizer step at a time (round-robin, order rotated
-every round), and a loop's clock runs only during its own turns. A step's time is from the end of the
+lockstep: each in its own worker thread, taking turns one optimizer step at a time (round-robin, order
+rotated every round), and a loop's clock runs only during its own turns. A step's time is from the end of the
 loop's previous step to the end of this one, so data loading, hooks, logging and callbacks between steps
 are all counted. The first `--warmup` steps are skipped. Each repeat gives ms/step per loop (mean over
 its measured steps); the table shows the median over `--repeats`, and the verdict compares (c)/(a) with
@@ -314,23 +314,21 @@ def run_repeat(
             losses[kind] = body()
         except LoopFailed:
             pass
-        except BaseException as error:  # noqa: BLE001 - re-raised in the main thread below
+        except BaseException as error:  # re-raised in the main thread below
             errors.append(error)
             lockstep.fail(error)
 
-    threads = [
-        threading.Thread(target=guarded, args=("plain", lambda: run_plain(setup, total, lockstep))),
-        threading.Thread(target=guarded, args=("lightning", lambda: run_lightning(setup, total, lockstep))),
-    ]
-    for thread in threads:
-        thread.start()
-    # (c) in the main thread, where Lightning and the preemption callback install their signal handlers
-    guarded(
-        "visioncore",
-        lambda: run_visioncore(
+    # Every loop in a worker thread: none gets the main thread's malloc arena or signal handling alone.
+    bodies: dict[str, Callable[[], float]] = {
+        "plain": lambda: run_plain(setup, total, lockstep),
+        "lightning": lambda: run_lightning(setup, total, lockstep),
+        "visioncore": lambda: run_visioncore(
             setup, total, args.progress_bar, run_dir, [LockstepHook(lockstep, "visioncore")]
         )[1],
-    )
+    }
+    threads = [threading.Thread(target=guarded, args=item, name=item[0]) for item in bodies.items()]
+    for thread in threads:
+        thread.start()
     for thread in threads:
         thread.join()
     if errors:
@@ -345,10 +343,9 @@ def calibrate(setup: Setup, args: argparse.Namespace) -> list[float]:
     total = args.warmup + args.steps
     names = ["a1", "a2", "a3"]
     lockstep = Lockstep(names, total)
-    threads = [threading.Thread(target=run_plain, args=(setup, total, lockstep, name)) for name in names[1:]]
+    threads = [threading.Thread(target=run_plain, args=(setup, total, lockstep, name)) for name in names]
     for thread in threads:
         thread.start()
-    run_plain(setup, total, lockstep, names[0])
     for thread in threads:
         thread.join()
     return [1000.0 * statistics.fmean(lockstep.durations[name][args.warmup :]) for name in names]
@@ -572,6 +569,9 @@ def main(argv: list[str] | None = None) -> int:
             verdict = "PASS" if ratio <= TARGET else "FAIL"
             verdicts.append(verdict)
             print(f"({letter})/(a) = {ratio:.3f}   target <= {TARGET:.2f}   {verdict}")
+        for kind, letter in (("lightning", "b"), ("visioncore", "c")):
+            ratios = " ".join(f"{x / a:.3f}" for x, a in zip(ms[kind], ms["plain"], strict=True))
+            print(f"per-repeat ({letter})/(a): {ratios}")
         spread = max((max(v) - min(v)) / statistics.median(v) for v in ms.values())
         print(f"largest spread between repeats of one loop: {100 * spread:.1f}% of its median")
 

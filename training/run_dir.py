@@ -43,6 +43,14 @@ def _launcher_run_id() -> str | None:
     return None
 
 
+def global_rank() -> int:
+    """This process's rank from the launcher's environment (torchrun, SLURM, Lightning), before DDP starts."""
+    for variable in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if variable in os.environ:
+            return int(os.environ[variable])
+    return 0
+
+
 def run_id() -> str:
     """The id of this launch: `$VISIONCORE_RUN_ID`, a launcher's id, or a new timestamp."""
     value = (

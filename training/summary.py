@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,9 @@ from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
 from training.checkpoints import git_revision
+from training.run_dir import global_rank
 
 log = logging.getLogger(__name__)
-
-
-def _is_rank_zero() -> bool:
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
 
 
 class RunSummary:
@@ -36,7 +32,7 @@ class RunSummary:
             "started": previous.get("started", time.strftime("%Y-%m-%dT%H:%M:%S")),
             "attempts": previous.get("attempts", 0) + 1,
         }
-        if _is_rank_zero():
+        if global_rank() == 0:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
@@ -56,7 +52,7 @@ class RunSummary:
         log.info("Run %s: %s -> %s", status, self.data.get("run_dir"), self.path)
 
     def _write(self) -> None:
-        if not _is_rank_zero():
+        if global_rank() != 0:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".json.tmp")

@@ -1,0 +1,149 @@
+"""Print one comparison table from a sweep's `multirun_summary.csv` (written by training.summary.MultirunSummary).
+
+    python experiments/compare_runs.py logs/cifar10_resnet20/multiruns/<id>/multirun_summary.csv
+
+One row per job, best accuracy first: the model (from the job's `model=` override, else its overrides),
+test/acc (val/acc where a job has no test metric, marked with *), parameters, training samples/s,
+wall time and status. Jobs without any accuracy (failed, preempted) come last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ACCURACY_KEYS = ("test/acc", "val/acc")
+
+
+@dataclass(frozen=True)
+class RunRow:
+    job: str
+    model: str
+    accuracy: float | None
+    accuracy_key: str | None
+    params: int | None
+    samples_per_s: float | None
+    wall_time_s: float | None
+    status: str
+
+
+def _number(text: str | None) -> float | None:
+    if text is None or text.strip() in ("", "None", "null"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return None if math.isnan(value) else value
+
+
+def _model_name(overrides: str, job: str) -> str:
+    """`resnet56` from `model=resnet56 data=...`; the overrides (or the job number) when no model was chosen."""
+    for item in overrides.split():
+        key, _, value = item.partition("=")
+        if key.lstrip("+~") == "model":
+            return value
+    return overrides or f"job {job}"
+
+
+def load_rows(path: Path) -> list[RunRow]:
+    """The sweep's jobs, best accuracy first (ties: faster first); jobs without an accuracy last."""
+    with path.open(newline="") as handle:
+        records = list(csv.DictReader(handle))
+    rows = []
+    for record in records:
+        key = next((k for k in ACCURACY_KEYS if _number(record.get(k)) is not None), None)
+        params = _number(record.get("params"))
+        rows.append(
+            RunRow(
+                job=record.get("job", ""),
+                model=_model_name(record.get("overrides", ""), record.get("job", "")),
+                accuracy=_number(record.get(key)) if key else None,
+                accuracy_key=key,
+                params=int(params) if params is not None else None,
+                samples_per_s=_number(record.get("samples_per_s")),
+                wall_time_s=_number(record.get("wall_time_s")),
+                status=record.get("status") or "?",
+            )
+        )
+    return sorted(
+        rows,
+        key=lambda r: (r.accuracy is None, -(r.accuracy or 0.0), -(r.samples_per_s or 0.0), r.job),
+    )
+
+
+def _params(count: int | None) -> str:
+    if count is None:
+        return "-"
+    return f"{count / 1e6:.2f}M" if count >= 10_000 else str(count)
+
+
+def _wall(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def format_table(rows: list[RunRow]) -> str:
+    """An aligned text table (one line per job) with a footnote when val/acc stood in for test/acc."""
+    uses_test = any(r.accuracy_key == "test/acc" for r in rows)
+    acc_header = "test/acc" if uses_test else "val/acc"
+    body = [["#", "model", acc_header, "params", "samples/s", "wall time", "status"]]
+    for rank, row in enumerate(rows, start=1):
+        acc = "-" if row.accuracy is None else f"{row.accuracy:.4f}"
+        if row.accuracy is not None and row.accuracy_key != acc_header:
+            acc += "*"
+        body.append(
+            [
+                str(rank),
+                row.model,
+                acc,
+                _params(row.params),
+                "-" if row.samples_per_s is None else f"{row.samples_per_s:.1f}",
+                _wall(row.wall_time_s),
+                row.status,
+            ]
+        )
+    widths = [max(len(line[i]) for line in body) for i in range(len(body[0]))]
+    left = {1, 6}  # text columns; numbers are right-aligned
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i in left else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in body
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if any(r.accuracy is not None and r.accuracy_key != acc_header for r in rows):
+        lines.append(f"* {ACCURACY_KEYS[1]}: the job has no {acc_header} (e.g. test_after_fit=false)")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("csv", type=Path, help="a sweep's multirun_summary.csv")
+    args = parser.parse_args(argv)
+    if not args.csv.is_file():
+        print(
+            f"compare_runs: {args.csv} does not exist. Pass the multirun_summary.csv that a "
+            "`python -m training.run --multirun ...` sweep writes into logs/<name>/multiruns/<id>/.",
+            file=sys.stderr,
+        )
+        return 2
+    rows = load_rows(args.csv)
+    if not rows:
+        print(f"compare_runs: {args.csv} has no jobs.", file=sys.stderr)
+        return 1
+    print(f"{len(rows)} runs from {args.csv}")
+    print(format_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
