@@ -119,6 +119,11 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str = "cpu") -> 
     return checkpoint
 
 
+def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Load a checkpoint's `state_dict` strictly: the weights it holds (averaged ones under EMA)."""
+    module.load_state_dict(load_checkpoint_file(path)["state_dict"], strict=True)
+
+
 def is_valid_checkpoint(path: Path) -> bool:
     """True when the file loads and carries model weights and our metadata."""
     try:

@@ -22,7 +22,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 
-from training.checkpoints import load_checkpoint_file
+from training.checkpoints import load_weights
 from training.errors import UserError
 from training.quantize import batch_images, calibration_batches, quantize_int8
 
@@ -43,7 +43,7 @@ def export_onnx(
     model: pl.LightningModule, datamodule: pl.LightningDataModule, cfg: DictConfig
 ) -> dict[str, Any]:
     """Load `cfg.ckpt_path` into `model`, export it to ONNX, check parity and report size, speed, accuracy."""
-    model.load_state_dict(load_checkpoint_file(cfg.ckpt_path)["state_dict"], strict=True)
+    load_weights(model, cfg.ckpt_path)
     model.eval()
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,12 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from callbacks.preemption import Preemption
 from training.checkpoint_config import config_from_checkpoint
-from training.checkpoints import AtomicCheckpointIO, checkpoint_metadata, newest_valid_checkpoint
+from training.checkpoints import (
+    AtomicCheckpointIO,
+    checkpoint_metadata,
+    load_weights,
+    newest_valid_checkpoint,
+)
 from training.errors import UserError, check_argument_types
 from training.instantiate import instantiate_collection
 from training.summary import RunSummary
@@ -94,7 +99,11 @@ def _dispatch(
             return metrics
         if cfg.get("test_after_fit") and not trainer.interrupted:
             best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-            tested = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+            if best:
+                # The checkpoint's own weights (EMA's when averaging): Lightning's WeightAveraging would
+                # put the raw weights back if the trainer restored the file itself.
+                load_weights(model, best)
+            tested = trainer.test(model, datamodule=datamodule)
             metrics.update(tested[0] if tested else {})
         return metrics
     if cfg.task == "validate":

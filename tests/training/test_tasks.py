@@ -44,6 +44,10 @@ def test_fit_writes_the_run_directory_and_test_from_checkpoint_alone(tmp_path):
     assert evaluated["metrics"]["test/acc"] == summary["metrics"]["test/acc"]
     assert json.loads((evaluation / "summary.json").read_text())["task"] == "test"
 
+    run_cli(tmp_path, "task=validate", f"ckpt_path={best}")
+    (validation,) = [d for d in run_dir.iterdir() if d.name.startswith("validate_")]
+    assert read_summary(validation)["metrics"]["val/acc"] == summary["best_score"]
+
     run_cli(tmp_path, "task=predict", f"ckpt_path={best}")
     (prediction,) = [d for d in run_dir.iterdir() if d.name.startswith("predict_")]
     probabilities = torch.cat(torch.load(prediction / "predictions.pt"))
@@ -55,3 +59,23 @@ def test_each_run_gets_its_own_directory(tmp_path):
     run_cli(tmp_path, *FIT[:-1], "test_after_fit=false", "trainer.max_epochs=1")
     run_cli(tmp_path, *FIT[:-1], "test_after_fit=false", "trainer.max_epochs=1")
     assert len(run_dirs(tmp_path, "cnn_digits")) == 2
+
+
+def test_ema_weights_are_what_gets_tested_and_saved(tmp_path):
+    ema = [
+        "callbacks=ema",
+        "callbacks.ema.update_starting_at_step=2",
+        "callbacks.ema.decay=0.9",
+        "run_name=ema",
+    ]
+    run_cli(tmp_path, *FIT[:-1], *ema)
+    summary = read_summary(tmp_path / "logs" / "cnn_digits" / "runs" / "ema")
+    best = torch.load(summary["best_checkpoint"], weights_only=False)
+    averaged, raw = best["state_dict"], best["current_model_state"]
+    assert any(not torch.equal(averaged[key], raw[key]) for key in averaged)
+
+    run_cli(tmp_path, "task=test", f"ckpt_path={summary['best_checkpoint']}")
+    (evaluation,) = [
+        d for d in (tmp_path / "logs" / "cnn_digits" / "runs" / "ema").iterdir() if d.name.startswith("test_")
+    ]
+    assert read_summary(evaluation)["metrics"]["test/acc"] == summary["metrics"]["test/acc"]
