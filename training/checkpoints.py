@@ -133,7 +133,7 @@ def is_valid_checkpoint(path: Path) -> bool:
     return "state_dict" in checkpoint and META_KEY in checkpoint
 
 
-def _step_of(path: Path) -> tuple[float, float]:
+def _recency(path: Path) -> tuple[float, float]:
     return path.stat().st_mtime, path.stat().st_size
 
 
@@ -141,7 +141,7 @@ def newest_valid_checkpoint(checkpoint_dir: Path) -> Path | None:
     """The newest checkpoint in the folder that loads; corrupt newer ones are skipped with a warning."""
     if not checkpoint_dir.is_dir():
         return None
-    candidates = sorted((p for p in checkpoint_dir.glob("*.ckpt") if p.is_file()), key=_step_of, reverse=True)
+    candidates = sorted((p for p in checkpoint_dir.glob("*.ckpt") if p.is_file()), key=_recency, reverse=True)
     for path in candidates:
         if is_valid_checkpoint(path):
             return path
