@@ -111,3 +111,18 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes_identically(tmp_path, un
 
     run_cli(tmp_path, *DETERMINISTIC, "resume=auto")
     _metrics_equal(read_summary(run_dir), uninterrupted)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGUSR1, signal.SIGINT])
+def test_sigusr1_and_ctrl_c_checkpoint_and_stop_cleanly(tmp_path, signum):
+    process = _start(tmp_path, "signalled")
+    run_dir = _run_dir(tmp_path, "signalled")
+    _wait_for(run_dir / "checkpoints" / "step00000007.ckpt", process)
+    process.send_signal(signum)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output[-3000:]
+    summary = read_summary(run_dir)
+    assert summary["status"] == "preempted"
+    assert f"preempted by {signal.Signals(signum).name}" in output
+    assert summary["global_step"] < 60  # stopped long before the end (3 epochs x 20 steps)
+    assert (run_dir / "checkpoints" / f"step{summary['global_step']:08d}.ckpt").exists()
