@@ -1,17 +1,24 @@
-"""Shared Lightning callbacks: heartbeats, curriculum, annealing, non-finite guard, gradient norms."""
+"""Shared Lightning callbacks: checkpoints, resume state, preemption, heartbeats, curriculum, annealing,
+non-finite guard, gradient norms."""
 
 from callbacks.annealing import ScalarAnnealing
 from callbacks.curriculum import Curriculum
 from callbacks.epoch_heartbeat import EpochHeartbeat
 from callbacks.grad_norm import GradNormMonitor
 from callbacks.heartbeat import Heartbeat
+from callbacks.latest_checkpoint import LatestCheckpoint
 from callbacks.nonfinite_guard import NonFiniteGuard
+from callbacks.preemption import Preemption
+from callbacks.resume_state import ResumeState
 
 __all__ = [
     "Curriculum",
     "EpochHeartbeat",
     "GradNormMonitor",
     "Heartbeat",
+    "LatestCheckpoint",
     "NonFiniteGuard",
+    "Preemption",
+    "ResumeState",
     "ScalarAnnealing",
 ]

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tests.helpers import REPO, cli_env, compose_config, read_summary, run_cli
+from tests.helpers import REPO, cli_env, compose_config, quiet_trainer, read_summary, run_cli
 from training.checkpoints import META_KEY, checkpoint_metadata, load_checkpoint_file
 from training.errors import UserError
 from training.legacy import MIGRATIONS, LegacyCheckpointError, WeightsMismatchError, load_legacy_into
@@ -84,16 +84,9 @@ def lightning_v0(tmp_path_factory: pytest.TempPathFactory, digits_cfg: DictConfi
     torch.manual_seed(1)
     lit = LitClassifier(hydra.utils.instantiate(digits_cfg.model.net))
     data = TensorDataset(torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,)))
-    trainer = pl.Trainer(
-        max_steps=2,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(lit, DataLoader(data, batch_size=8))
     path = tmp_path_factory.mktemp("lightning_v0") / "epoch=0-step=2.ckpt"
+    trainer = quiet_trainer(path.parent, max_steps=2)
+    trainer.fit(lit, DataLoader(data, batch_size=8))
     trainer.save_checkpoint(path)
     return path, lit.model.eval()
 
