@@ -1,0 +1,1 @@
+"""The v1 system's data: session format, dataset configs, simulator, datamodule."""

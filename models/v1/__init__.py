@@ -1,0 +1,1 @@
+"""The v1 system: shared vision core + per-session readouts, losses, metrics, LightningModule."""
