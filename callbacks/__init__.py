@@ -2,7 +2,7 @@
 non-finite guard, gradient norms."""
 
 from callbacks.annealing import ScalarAnnealing
-from callbacks.curriculum import Curriculum
+from callbacks.curriculum import CurriculumCallback
 from callbacks.epoch_heartbeat import EpochHeartbeat
 from callbacks.grad_norm import GradNormMonitor
 from callbacks.heartbeat import Heartbeat
@@ -12,7 +12,7 @@ from callbacks.preemption import Preemption
 from callbacks.resume_state import ResumeState
 
 __all__ = [
-    "Curriculum",
+    "CurriculumCallback",
     "EpochHeartbeat",
     "GradNormMonitor",
     "Heartbeat",

@@ -1,4 +1,4 @@
-"""Curriculum: advance a named stage on the datamodule and the model on an epoch or step schedule."""
+"""CurriculumCallback: advance a named stage on the datamodule and the model on an epoch or step schedule."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def _validate_stages(stages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
     return checked
 
 
-class Curriculum(Callback):
+class CurriculumCallback(Callback):
     """Calls `set_curriculum_stage(name, params)` on the datamodule and the LightningModule (where defined).
 
     The active stage is the last one whose `start` (an epoch or a global step, per `unit`) has been reached.
@@ -84,7 +84,9 @@ class Curriculum(Callback):
                 setter(stage["name"], dict(stage["params"]))
         self._applied = self.stage_index = index
         self._log_pending = True
-        rank_zero_info(f"Curriculum: stage {index} '{stage['name']}' ({self.unit} {self._counter(trainer)}).")
+        rank_zero_info(
+            f"CurriculumCallback: stage {index} '{stage['name']}' ({self.unit} {self._counter(trainer)})."
+        )
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._applied = None
@@ -122,7 +124,7 @@ class Curriculum(Callback):
             return
         if index >= len(self.stages) or self.stages[index]["name"] != name:
             rank_zero_warn(
-                f"Curriculum: the checkpoint was at stage {index} '{name}', which the configured stages do not "
+                f"CurriculumCallback: the checkpoint was at stage {index} '{name}', which the configured stages do not "
                 "have at that index; the stage is recomputed from the restored epoch/step instead."
             )
             return

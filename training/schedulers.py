@@ -47,27 +47,33 @@ def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int, min_lr_
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def warmup_cosine(
-    optimizer: torch.optim.Optimizer,
-    warmup_steps: int,
-    total_steps: int,
-    min_lr_ratio: float = 0.0,
-    last_epoch: int = -1,
-) -> LambdaLR:
-    """`LambdaLR` over `warmup_cosine_factor`; step it once per optimizer step (`interval: step`)."""
-    _check_warmup_cosine_args(warmup_steps, total_steps, min_lr_ratio)
-    if warmup_steps > total_steps:
-        # Short debug runs (fast_dev_run, limit_train_batches) must not fail on a recipe's warmup.
-        warnings.warn(
-            f"warmup_cosine: warmup_steps ({warmup_steps}) > total_steps ({total_steps}); warming up over "
-            f"all {total_steps} steps instead. Lower warmup_steps if this is a real run.",
-            stacklevel=2,
+class LinearWarmupCosineAnnealingLR(LambdaLR):
+    """The seed's schedule: `warmup_cosine_factor` as a `LambdaLR`; step it once per optimizer step."""
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        warmup_steps: int,
+        total_steps: int,
+        min_lr_ratio: float = 0.0,
+        last_epoch: int = -1,
+    ) -> None:
+        _check_warmup_cosine_args(warmup_steps, total_steps, min_lr_ratio)
+        if warmup_steps > total_steps:
+            # Short debug runs (fast_dev_run, limit_train_batches) must not fail on a recipe's warmup.
+            warnings.warn(
+                f"warmup_cosine: warmup_steps ({warmup_steps}) > total_steps ({total_steps}); warming up over "
+                f"all {total_steps} steps instead. Lower warmup_steps if this is a real run.",
+                stacklevel=2,
+            )
+            warmup_steps = total_steps
+        factor = functools.partial(
+            warmup_cosine_factor,
+            warmup_steps=warmup_steps,
+            total_steps=total_steps,
+            min_lr_ratio=min_lr_ratio,
         )
-        warmup_steps = total_steps
-    factor = functools.partial(
-        warmup_cosine_factor, warmup_steps=warmup_steps, total_steps=total_steps, min_lr_ratio=min_lr_ratio
-    )
-    return LambdaLR(optimizer, lr_lambda=factor, last_epoch=last_epoch)
+        super().__init__(optimizer, lr_lambda=factor, last_epoch=last_epoch)
 
 
 def scalar_schedule(kind: ScheduleKind, start: float, end: float, step: int, total_steps: int) -> float:

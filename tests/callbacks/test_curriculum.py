@@ -1,4 +1,4 @@
-"""Curriculum: stage validation, stage changes on epoch/step schedules, and resume equal to uninterrupted."""
+"""CurriculumCallback: stage validation, stage changes on epoch/step schedules, and resume equal to uninterrupted."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import pytorch_lightning as pl
 
-from callbacks.curriculum import Curriculum
+from callbacks.curriculum import CurriculumCallback
 from tests.callbacks.conftest import TinyRegressor, make_loader
 
 STAGES = [
@@ -68,20 +68,20 @@ class StagedRegressor(TinyRegressor):
 )
 def test_invalid_stages_are_rejected(stages: list, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        Curriculum(stages)
+        CurriculumCallback(stages)
 
 
 def test_invalid_unit_is_rejected() -> None:
     with pytest.raises(ValueError, match="unit must be 'epoch' or 'step'"):
-        Curriculum(STAGES, unit="batch")  # type: ignore[arg-type]
+        CurriculumCallback(STAGES, unit="batch")  # type: ignore[arg-type]
 
 
 def test_active_stage_lookup() -> None:
-    curriculum = Curriculum(STAGES)
+    curriculum = CurriculumCallback(STAGES)
     assert [curriculum.active_index(c) for c in range(6)] == [0, 1, 1, 2, 2, 2]
 
 
-def _fit(make_trainer, callback: Curriculum, ckpt_path: str | None = None, **trainer_kwargs):
+def _fit(make_trainer, callback: CurriculumCallback, ckpt_path: str | None = None, **trainer_kwargs):
     module, data = StagedRegressor(), StagedData(n=trainer_kwargs.pop("n", 8))
     trainer = make_trainer(callbacks=[callback], **trainer_kwargs)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
@@ -89,7 +89,7 @@ def _fit(make_trainer, callback: Curriculum, ckpt_path: str | None = None, **tra
 
 
 def test_epoch_stages_resume_equals_uninterrupted(make_trainer, tmp_path) -> None:
-    _, full, full_data = _fit(make_trainer, Curriculum(STAGES), max_epochs=4)  # 2 batches per epoch
+    _, full, full_data = _fit(make_trainer, CurriculumCallback(STAGES), max_epochs=4)  # 2 batches per epoch
     stages = [model for _, model, _ in full.seen]
     assert stages == ["easy"] * 2 + ["medium"] * 4 + ["hard"] * 2
     assert all(model == data for _, model, data in full.seen)
@@ -97,10 +97,10 @@ def test_epoch_stages_resume_equals_uninterrupted(make_trainer, tmp_path) -> Non
         ("stage", (s["name"], s.get("params", {}))) for s in STAGES
     ]
 
-    trainer, first, _ = _fit(make_trainer, Curriculum(STAGES), max_epochs=2)
+    trainer, first, _ = _fit(make_trainer, CurriculumCallback(STAGES), max_epochs=2)
     ckpt = tmp_path / "epoch2.ckpt"
     trainer.save_checkpoint(ckpt)
-    resumed_callback = Curriculum(STAGES)
+    resumed_callback = CurriculumCallback(STAGES)
     trainer, second, data = _fit(make_trainer, resumed_callback, ckpt_path=str(ckpt), max_epochs=4)
 
     assert first.seen + second.seen == full.seen
@@ -114,28 +114,37 @@ def test_epoch_stages_resume_equals_uninterrupted(make_trainer, tmp_path) -> Non
 @pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before the epoch ended")
 def test_step_stages_resume_mid_epoch(make_trainer, tmp_path) -> None:
     stages = [{"name": "warm", "start": 0}, {"name": "main", "start": 3}, {"name": "cool", "start": 7}]
-    _, full, _ = _fit(make_trainer, Curriculum(stages, unit="step"), n=16, max_steps=10, max_epochs=-1)
+    _, full, _ = _fit(
+        make_trainer, CurriculumCallback(stages, unit="step"), n=16, max_steps=10, max_epochs=-1
+    )
     assert [(s, m) for s, m, _ in full.seen] == [
         (s, "warm" if s < 3 else "main" if s < 7 else "cool") for s in range(10)
     ]
 
-    trainer, first, _ = _fit(make_trainer, Curriculum(stages, unit="step"), n=16, max_steps=5, max_epochs=-1)
+    trainer, first, _ = _fit(
+        make_trainer, CurriculumCallback(stages, unit="step"), n=16, max_steps=5, max_epochs=-1
+    )
     ckpt = tmp_path / "step5.ckpt"
     trainer.save_checkpoint(ckpt)
     _, second, data = _fit(
-        make_trainer, Curriculum(stages, unit="step"), ckpt_path=str(ckpt), n=16, max_steps=10, max_epochs=-1
+        make_trainer,
+        CurriculumCallback(stages, unit="step"),
+        ckpt_path=str(ckpt),
+        n=16,
+        max_steps=10,
+        max_epochs=-1,
     )
     assert [x[:2] for x in first.seen + second.seen] == [x[:2] for x in full.seen]
     assert data.events[0] == ("stage", ("main", {}))
 
 
 def test_resume_with_renamed_stages_recomputes_the_stage(make_trainer, tmp_path) -> None:
-    trainer, _, _ = _fit(make_trainer, Curriculum(STAGES), max_epochs=2)
+    trainer, _, _ = _fit(make_trainer, CurriculumCallback(STAGES), max_epochs=2)
     trainer.save_checkpoint(tmp_path / "epoch2.ckpt")
     renamed = [{"name": "a", "start": 0}, {"name": "b", "start": 2}]
     with pytest.warns(UserWarning, match="recomputed from the restored epoch"):
         _, module, data = _fit(
-            make_trainer, Curriculum(renamed), ckpt_path=str(tmp_path / "epoch2.ckpt"), max_epochs=3
+            make_trainer, CurriculumCallback(renamed), ckpt_path=str(tmp_path / "epoch2.ckpt"), max_epochs=3
         )
     assert [m for _, m, _ in module.seen] == ["b", "b"]
     assert data.events[-1] == ("stage", ("b", {}))

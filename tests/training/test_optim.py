@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tests.helpers import quiet_trainer
 from training.optim import configure_optimization, parameter_groups
-from training.schedulers import warmup_cosine
+from training.schedulers import LinearWarmupCosineAnnealingLR
 
 
 class Mixed(pl.LightningModule):
@@ -92,7 +92,9 @@ class Regressor(pl.LightningModule):
 
 def test_total_steps_filled_from_trainer(tmp_path) -> None:
     schedule = {
-        "scheduler": functools.partial(warmup_cosine, warmup_steps=2, total_steps=None, min_lr_ratio=0.25),
+        "scheduler": functools.partial(
+            LinearWarmupCosineAnnealingLR, warmup_steps=2, total_steps=None, min_lr_ratio=0.25
+        ),
         "interval": "step",
         "monitor": None,
     }
@@ -109,7 +111,10 @@ def test_total_steps_filled_from_trainer(tmp_path) -> None:
 
 def test_epoch_interval_fills_total_steps_from_max_epochs() -> None:
     module = Regressor(
-        {"scheduler": functools.partial(warmup_cosine, warmup_steps=1, total_steps=None), "interval": "epoch"}
+        {
+            "scheduler": functools.partial(LinearWarmupCosineAnnealingLR, warmup_steps=1, total_steps=None),
+            "interval": "epoch",
+        }
     )
     module._trainer = SimpleNamespace(max_epochs=7, estimated_stepping_batches=1000)
     out = configure_optimization(module, functools.partial(torch.optim.SGD, lr=0.1), module.lr_schedule)
@@ -118,7 +123,9 @@ def test_epoch_interval_fills_total_steps_from_max_epochs() -> None:
 
 
 def test_explicit_total_steps_is_kept() -> None:
-    module = Regressor({"scheduler": functools.partial(warmup_cosine, warmup_steps=1, total_steps=50)})
+    module = Regressor(
+        {"scheduler": functools.partial(LinearWarmupCosineAnnealingLR, warmup_steps=1, total_steps=50)}
+    )
     out = configure_optimization(module, functools.partial(torch.optim.SGD, lr=0.1), module.lr_schedule)
     assert out["lr_scheduler"]["scheduler"].lr_lambdas[0].keywords["total_steps"] == 50
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from training.schedulers import scalar_schedule, warmup_cosine, warmup_cosine_factor
+from training.schedulers import LinearWarmupCosineAnnealingLR, scalar_schedule, warmup_cosine_factor
 
 W, T, MIN = 4, 12, 0.1
 
@@ -33,7 +33,7 @@ def test_warmup_cosine_without_warmup() -> None:
 
 def test_scheduler_lr_sequence_matches_closed_form() -> None:
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
-    scheduler = warmup_cosine(optimizer, W, T, MIN)
+    scheduler = LinearWarmupCosineAnnealingLR(optimizer, W, T, MIN)
     for step in range(T + 5):
         assert scheduler.get_last_lr()[0] == 0.5 * warmup_cosine_factor(step, W, T, MIN)
         assert optimizer.param_groups[0]["lr"] == 0.5 * warmup_cosine_factor(step, W, T, MIN)
@@ -53,13 +53,13 @@ def test_scheduler_lr_sequence_matches_closed_form() -> None:
 def test_warmup_cosine_rejects_bad_arguments(warmup: int, total: int, ratio: float, message: str) -> None:
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     with pytest.raises(ValueError, match=message):
-        warmup_cosine(optimizer, warmup, total, ratio)
+        LinearWarmupCosineAnnealingLR(optimizer, warmup, total, ratio)
 
 
 def test_warmup_longer_than_the_run_is_shortened_with_a_warning() -> None:
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     with pytest.warns(UserWarning, match=r"warmup_steps \(20\) > total_steps \(10\)"):
-        scheduler = warmup_cosine(optimizer, 20, 10)
+        scheduler = LinearWarmupCosineAnnealingLR(optimizer, 20, 10)
     assert scheduler.get_last_lr()[0] == pytest.approx(0.1 * 1 / 11)
 
 
@@ -83,7 +83,7 @@ def test_resume_equals_uninterrupted() -> None:
     def build() -> tuple[torch.nn.Parameter, torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
         param = torch.nn.Parameter(torch.ones(3))
         optimizer = torch.optim.SGD([param], lr=0.3, momentum=0.9)
-        return param, optimizer, warmup_cosine(optimizer, W, T, MIN)
+        return param, optimizer, LinearWarmupCosineAnnealingLR(optimizer, W, T, MIN)
 
     param, optimizer, scheduler = build()
     uninterrupted = _train(optimizer, scheduler, T + 3, param)
