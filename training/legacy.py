@@ -9,6 +9,7 @@ silently random layer. A system with its own old format (e.g. v1's `PLCoreVision
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 from abc import ABC, abstractmethod
@@ -62,6 +63,8 @@ class Migration(ABC):
     """One older checkpoint format: how to recognise a loaded file and convert it. `name` is versioned."""
 
     name: ClassVar[str]
+    # Formats this one refines: when both match a file, the more specific one (this) is used.
+    supersedes: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def matches(self, checkpoint: Mapping[str, Any]) -> bool:
@@ -77,6 +80,8 @@ class Migration(ABC):
 
 
 MIGRATIONS: dict[str, Migration] = {}
+# Modules that register their system's own formats; imported on first use.
+SYSTEM_MIGRATIONS = ("models.v1.legacy",)
 
 
 def register(migration: type[Migration]) -> type[Migration]:
@@ -163,14 +168,23 @@ class LightningV0(Migration):
         )
 
 
+def _load_system_migrations() -> None:
+    for module in SYSTEM_MIGRATIONS:
+        importlib.import_module(module)
+
+
 def known_formats(separator: str = "; ") -> str:
     """`name: what it converts` for every registered migration."""
+    _load_system_migrations()
     return separator.join(f"{name}: {migration.summary()}" for name, migration in MIGRATIONS.items())
 
 
 def detect(checkpoint: Mapping[str, Any], source: str = "the checkpoint") -> Migration:
     """The one migration that recognises `checkpoint`, or a clear error naming the known formats."""
+    _load_system_migrations()
     found = [migration for migration in MIGRATIONS.values() if migration.matches(checkpoint)]
+    superseded = {name for migration in found for name in migration.supersedes}
+    found = [migration for migration in found if migration.name not in superseded]
     if len(found) == 1:
         return found[0]
     if META_KEY in checkpoint:

@@ -114,6 +114,7 @@ def current_checkpoint(
         "state_dict": module.state_dict(),
         META_KEY: metadata,
     }
+    module.on_save_checkpoint(checkpoint)  # the module's own records (e.g. v1's session/unit lists)
     if optimizer_state is not None:  # fit ckpt_path=NEW then continues with it (and a fresh LR schedule)
         checkpoint.update(optimizer_states=[optimizer_state], lr_schedulers=[])
     return checkpoint

@@ -126,6 +126,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("vc.stable_id", _stable_id)
         OmegaConf.register_new_resolver("vc.is_tty", lambda: sys.stdout.isatty())
         OmegaConf.register_new_resolver("vc.leaf", lambda path: Path(path).name)
+        # The repository root, for files shipped with the code (e.g. conf/v1_datasets), wherever runs live.
+        OmegaConf.register_new_resolver("vc.repo_dir", lambda: str(Path(__file__).resolve().parent.parent))
         OmegaConf.register_new_resolver("vc.wandb_offline", _wandb_offline)
         OmegaConf.register_new_resolver(
             "vc.rank", lambda: os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))

@@ -7,16 +7,15 @@ optimisation (delegated to `training.optim`) and the test-time per-class report 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from training.figures import new_figure, report_figure
 
 CONFUSION_MATRIX_FILE = "confusion_matrix_test.png"
 
@@ -144,16 +143,9 @@ class ImageClassifier(pl.LightningModule):
         return self.class_names if self.class_names is not None else [str(i) for i in range(self.num_classes)]
 
     def _report_confusion_matrix(self, confusion: torch.Tensor, names: list[str]) -> None:
-        """Render the test confusion matrix, save it under `<root>/images/` and hand it to image loggers."""
-        figure = plot_confusion_matrix(confusion, names)
-        path = Path(self.trainer.default_root_dir) / "images" / CONFUSION_MATRIX_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=120)
-        for logger in self.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_image(key="test/confusion_matrix", images=[str(path)])
-            elif isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure("test/confusion_matrix", figure, global_step=self.global_step)
+        report_figure(
+            self, plot_confusion_matrix(confusion, names), "test/confusion_matrix", CONFUSION_MATRIX_FILE
+        )
 
 
 def plot_confusion_matrix(confusion: torch.Tensor, class_names: Sequence[str]) -> Figure:
@@ -161,8 +153,7 @@ def plot_confusion_matrix(confusion: torch.Tensor, class_names: Sequence[str]) -
     num_classes = confusion.shape[0]
     counts = confusion.to(torch.long).numpy()
     size = min(4.0 + 0.35 * num_classes, 24.0)
-    figure = Figure(figsize=(size, size), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = new_figure(size, size)
     axes = figure.add_subplot()
     image = axes.imshow(counts, cmap="Blues")
     figure.colorbar(image, ax=axes, shrink=0.8)
