@@ -1,10 +1,12 @@
 """Print one comparison table from a sweep's `multirun_summary.csv` (written by training.summary.MultirunSummary).
 
     python experiments/compare_runs.py logs/cifar10_resnet20/multiruns/<id>/multirun_summary.csv
+    python experiments/compare_runs.py --metric test/fraction_of_oracle logs/v1_multidataset/multiruns/<id>/...
 
-One row per job, best accuracy first: the model (from the job's `model=` override, else its overrides),
-test/acc (val/acc where a job has no test metric, marked with *), parameters, training samples/s,
-wall time and status. Jobs without any accuracy (failed, preempted) come last.
+One row per job, best score first (higher is better): the model (from the job's `model=` override, else
+its overrides), the metric (default test/acc; its val/ counterpart where a job has no test metric,
+marked with *), parameters, training samples/s, wall time and status. Jobs without the metric
+(failed, preempted) come last.
 """
 
 from __future__ import annotations
@@ -16,15 +18,20 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ACCURACY_KEYS = ("test/acc", "val/acc")
+DEFAULT_METRIC = "test/acc"
+
+
+def metric_keys(metric: str) -> tuple[str, str]:
+    """The metric and the stand-in for jobs that did not test: `test/x` -> (`test/x`, `val/x`)."""
+    return metric, "val/" + metric.removeprefix("test/")
 
 
 @dataclass(frozen=True)
 class RunRow:
     job: str
     model: str
-    accuracy: float | None
-    accuracy_key: str | None
+    score: float | None
+    score_key: str | None
     params: int | None
     samples_per_s: float | None
     wall_time_s: float | None
@@ -50,20 +57,20 @@ def _model_name(overrides: str, job: str) -> str:
     return overrides or f"job {job}"
 
 
-def load_rows(path: Path) -> list[RunRow]:
-    """The sweep's jobs, best accuracy first (ties: faster first); jobs without an accuracy last."""
+def load_rows(path: Path, metric: str = DEFAULT_METRIC) -> list[RunRow]:
+    """The sweep's jobs, best `metric` first (ties: faster first); jobs without it last."""
     with path.open(newline="") as handle:
         records = list(csv.DictReader(handle))
     rows = []
     for record in records:
-        key = next((k for k in ACCURACY_KEYS if _number(record.get(k)) is not None), None)
+        key = next((k for k in metric_keys(metric) if _number(record.get(k)) is not None), None)
         params = _number(record.get("params"))
         rows.append(
             RunRow(
                 job=record.get("job", ""),
                 model=_model_name(record.get("overrides", ""), record.get("job", "")),
-                accuracy=_number(record.get(key)) if key else None,
-                accuracy_key=key,
+                score=_number(record.get(key)) if key else None,
+                score_key=key,
                 params=int(params) if params is not None else None,
                 samples_per_s=_number(record.get("samples_per_s")),
                 wall_time_s=_number(record.get("wall_time_s")),
@@ -72,7 +79,7 @@ def load_rows(path: Path) -> list[RunRow]:
         )
     return sorted(
         rows,
-        key=lambda r: (r.accuracy is None, -(r.accuracy or 0.0), -(r.samples_per_s or 0.0), r.job),
+        key=lambda r: (r.score is None, -(r.score or 0.0), -(r.samples_per_s or 0.0), r.job),
     )
 
 
@@ -90,20 +97,20 @@ def _wall(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def format_table(rows: list[RunRow]) -> str:
-    """An aligned text table (one line per job) with a footnote when val/acc stood in for test/acc."""
-    uses_test = any(r.accuracy_key == "test/acc" for r in rows)
-    acc_header = "test/acc" if uses_test else "val/acc"
-    body = [["#", "model", acc_header, "params", "samples/s", "wall time", "status"]]
+def format_table(rows: list[RunRow], metric: str = DEFAULT_METRIC) -> str:
+    """An aligned text table (one line per job) with a footnote when the val/ metric stood in."""
+    test_key, val_key = metric_keys(metric)
+    header = test_key if any(r.score_key == test_key for r in rows) else val_key
+    body = [["#", "model", header, "params", "samples/s", "wall time", "status"]]
     for rank, row in enumerate(rows, start=1):
-        acc = "-" if row.accuracy is None else f"{row.accuracy:.4f}"
-        if row.accuracy is not None and row.accuracy_key != acc_header:
-            acc += "*"
+        score = "-" if row.score is None else f"{row.score:.4f}"
+        if row.score is not None and row.score_key != header:
+            score += "*"
         body.append(
             [
                 str(rank),
                 row.model,
-                acc,
+                score,
                 _params(row.params),
                 "-" if row.samples_per_s is None else f"{row.samples_per_s:.1f}",
                 _wall(row.wall_time_s),
@@ -120,14 +127,15 @@ def format_table(rows: list[RunRow]) -> str:
         for line in body
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    if any(r.accuracy is not None and r.accuracy_key != acc_header for r in rows):
-        lines.append(f"* {ACCURACY_KEYS[1]}: the job has no {acc_header} (e.g. test_after_fit=false)")
+    if any(r.score is not None and r.score_key != header for r in rows):
+        lines.append(f"* {val_key}: the job has no {header} (e.g. test_after_fit=false)")
     return "\n".join(line.rstrip() for line in lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("csv", type=Path, help="a sweep's multirun_summary.csv")
+    parser.add_argument("--metric", default=DEFAULT_METRIC, help="column to rank by, higher is better")
     args = parser.parse_args(argv)
     if not args.csv.is_file():
         print(
@@ -136,12 +144,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    rows = load_rows(args.csv)
+    rows = load_rows(args.csv, args.metric)
     if not rows:
         print(f"compare_runs: {args.csv} has no jobs.", file=sys.stderr)
         return 1
     print(f"{len(rows)} runs from {args.csv}")
-    print(format_table(rows))
+    print(format_table(rows, args.metric))
     return 0
 
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Train every CNN model on one dataset in one Hydra multirun, then print one comparison table.
+# Train every model of a system on one dataset in one Hydra multirun, then print one comparison table.
 #
 #   experiments/run_all_models.sh                                   # CIFAR-10 (files under data/)
 #   EXPERIMENT=cifar100_densenet40 experiments/run_all_models.sh    # another dataset's recipe
+#   experiments/run_all_models_gaborium.sh                          # the V1 models (see run_all_models_*.sh)
 #   MODELS=resnet20,resnet56 experiments/run_all_models.sh trainer.max_epochs=30
 #   # offline smoke check (procedural CIFAR-shaped data, a few batches per model):
 #   experiments/run_all_models.sh data=procedural data.procedural.channels=3 \
@@ -21,6 +22,7 @@ PYTHON=${PYTHON:-.venv/bin/python}
 [[ -x $PYTHON ]] || PYTHON=python
 EXPERIMENT=${EXPERIMENT:-cifar10_resnet20}
 MODELS=${MODELS:-resnet20,resnet56,resnet110,densenet40,resnet18}
+METRIC=${METRIC:-test/acc}   # the table's ranking column (higher is better), e.g. test/fraction_of_oracle
 
 # A sweep id of our own, so we can find this sweep's table afterwards (conf/hydra/default.yaml puts the
 # sweep in .../multiruns/${vc.run_id:}, and run_id honours VISIONCORE_RUN_ID). Under SLURM keep the job's.
@@ -48,4 +50,4 @@ if [[ -z $table ]]; then
     exit 1
 fi
 echo
-"$PYTHON" experiments/compare_runs.py "$table"
+"$PYTHON" experiments/compare_runs.py --metric "$METRIC" "$table"

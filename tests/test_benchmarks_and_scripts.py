@@ -17,7 +17,10 @@ from omegaconf import OmegaConf
 
 from tests.helpers import REPO, cli_env, compose_config
 
-SCRIPTS = ["experiments/run_all_models.sh", "experiments/torchrun_cnn.sh", "experiments/slurm_cnn.sbatch"]
+SCRIPTS = sorted(str(p.relative_to(REPO)) for p in (REPO / "experiments").glob("*.sh")) + [
+    "experiments/slurm.sbatch",
+    "experiments/slurm_v1.sbatch",
+]
 
 
 def _load(relative: str) -> ModuleType:
@@ -92,10 +95,21 @@ def test_compare_runs_sorts_by_accuracy_with_the_right_numbers(tmp_path):
     compare = _load("experiments/compare_runs.py")
     rows = compare.load_rows(_write_sweep_csv(tmp_path))
     assert [r.model for r in rows] == ["resnet18", "resnet56", "resnet20", "densenet40"]
-    assert [r.accuracy for r in rows] == [0.9, 0.72, 0.6, None]
-    assert [r.accuracy_key for r in rows] == ["val/acc", "test/acc", "test/acc", None]
+    assert [r.score for r in rows] == [0.9, 0.72, 0.6, None]
+    assert [r.score_key for r in rows] == ["val/acc", "test/acc", "test/acc", None]
     assert rows[1].params == 855770 and rows[1].samples_per_s == pytest.approx(400.26)
     assert rows[3].status == "failed" and rows[3].samples_per_s is None
+
+
+def test_compare_runs_ranks_by_another_metric_with_its_val_stand_in(tmp_path):
+    compare = _load("experiments/compare_runs.py")
+    rows = compare.load_rows(_write_sweep_csv(tmp_path), metric="train/loss")
+    assert [r.score for r in rows] == [0.9, 0.5, 0.2, None]  # higher first; no val/ column: key is train/loss
+    assert compare.metric_keys("test/fraction_of_oracle") == (
+        "test/fraction_of_oracle",
+        "val/fraction_of_oracle",
+    )
+    assert "train/loss" in compare.format_table(rows, "train/loss").splitlines()[0]
 
 
 def test_compare_runs_cli_prints_an_aligned_table(tmp_path):
@@ -181,7 +195,7 @@ def test_scripts_are_valid_executable_bash(script):
 
 
 def test_slurm_sbatch_requeues_and_resumes():
-    text = (REPO / "experiments/slurm_cnn.sbatch").read_text()
+    text = (REPO / "experiments/slurm.sbatch").read_text()
     for line in ("#SBATCH --signal=USR1@120", "#SBATCH --requeue"):
         assert line in text
     assert "srun" in text and "trainer=torchrun" in text
@@ -291,7 +305,7 @@ exit $status
 def test_torchrun_script_runs_two_processes_in_one_run_directory(tmp_path):
     env = cli_env(tmp_path, NPROC="2")
     subprocess.run(
-        ["experiments/torchrun_cnn.sh", *TINY_DIGITS, "trainer.max_epochs=1"],
+        ["experiments/torchrun.sh", *TINY_DIGITS, "trainer.max_epochs=1"],
         cwd=REPO,
         env=env,
         check=True,
@@ -325,7 +339,7 @@ def test_slurm_sbatch_requeued_job_continues_its_run(tmp_path):
     run = tmp_path / "logs" / "cnn_digits" / "runs" / "requeue_me"
     for epochs, attempt in ((1, 1), (2, 2)):  # the second attempt stands for the requeued job
         subprocess.run(
-            ["bash", "experiments/slurm_cnn.sbatch", *TINY_DIGITS, f"trainer.max_epochs={epochs}"],
+            ["bash", "experiments/slurm.sbatch", *TINY_DIGITS, f"trainer.max_epochs={epochs}"],
             cwd=REPO,
             env=env,
             check=True,

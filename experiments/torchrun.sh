@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Data-parallel training on one machine with torchrun: one process per GPU (or CPU slot with gloo).
 #
-#   NPROC=4 experiments/torchrun_cnn.sh experiment=cifar10_resnet18
-#   NPROC=2 experiments/torchrun_cnn.sh experiment=cnn_digits trainer.accelerator=cpu   # DDP on a laptop
+#   NPROC=4 experiments/torchrun.sh experiment=cifar10_resnet18
+#   NPROC=2 experiments/torchrun.sh experiment=cnn_digits trainer.accelerator=cpu   # DDP on a laptop
 #
 # trainer=torchrun leaves devices/nodes to the launcher's environment (LOCAL_WORLD_SIZE, WORLD_SIZE),
 # which Lightning detects; every rank derives the same run directory from TORCHELASTIC_RUN_ID.
