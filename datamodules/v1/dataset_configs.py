@@ -3,13 +3,15 @@
 `parent.yaml` holds what all sessions share (stimulus types, session order, sampling rate, lags,
 frame shape, transforms, data filters, split names, and how to simulate missing sessions);
 `<session>.yaml` names the session folder and its unit ids (the units the model reads out, in order).
-`max_datasets` keeps the first K sessions of the parent's list.
+`sessions` picks sessions by name (e.g. one session for a single-session baseline) and
+`max_datasets` then keeps the first K of them, in the parent's order.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,8 +89,10 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], bytes]:
     return content, raw
 
 
-def load_dataset_configs(path: str | os.PathLike, max_datasets: int | None = None) -> DatasetConfigs:
-    """Read `path/parent.yaml` and the YAMLs of its first `max_datasets` sessions (all when None)."""
+def load_dataset_configs(
+    path: str | os.PathLike, max_datasets: int | None = None, sessions: Sequence[str] | None = None
+) -> DatasetConfigs:
+    """Read `path/parent.yaml` and the YAMLs of the chosen sessions (`sessions`, then the first `max_datasets`)."""
     folder = Path(path)
     if not (folder / PARENT_FILE).is_file():
         raise DatasetConfigError(
@@ -100,10 +104,18 @@ def load_dataset_configs(path: str | os.PathLike, max_datasets: int | None = Non
     if missing:
         raise DatasetConfigError(f"{folder / PARENT_FILE} lacks {missing}; see docs/v1.md (dataset configs).")
     names = list(parent["sessions"])
+    if sessions is not None:
+        unknown = [name for name in sessions if name not in names]
+        if unknown:
+            raise DatasetConfigError(
+                f"sessions={list(sessions)}: {unknown} are not in {folder / PARENT_FILE}; it lists {names}."
+            )
+        names = [name for name in names if name in set(sessions)]
     if max_datasets is not None:
         if max_datasets < 1:
             raise DatasetConfigError(f"max_datasets={max_datasets}: must be >= 1 (or null for all sessions).")
         names = names[:max_datasets]
+    # The hash covers what was selected, so it changes when the sessions a model reads out change.
     digest = hashlib.sha256(parent_raw)
     sessions = []
     for name in names:

@@ -38,12 +38,13 @@ def _session_names(config: Mapping[str, Any] | None, old_format: str) -> list[st
     from datamodules.v1.dataset_configs import load_dataset_configs
 
     model = config["model"]
-    return load_dataset_configs(model["dataset_configs_path"], model.get("max_datasets")).session_names
+    configs = load_dataset_configs(
+        model["dataset_configs_path"], model.get("max_datasets"), model.get("sessions")
+    )
+    return configs.session_names
 
 
-def _convert(
-    checkpoint: Mapping[str, Any], rename: Any, old_format: str
-) -> ConvertedCheckpoint:
+def _convert(checkpoint: Mapping[str, Any], rename: Any, old_format: str) -> ConvertedCheckpoint:
     weights = {}
     for key, value in _weights(checkpoint).items():
         if not key.startswith("model."):
