@@ -34,9 +34,16 @@ _LOSS_KEYS = ("train/loss_step", "train/loss", "loss_step", "loss")
 
 
 def batch_size_of(batch: Any) -> int | None:
-    """Leading dimension of the first tensor in a (nested) batch; shapes are host metadata, so no sync."""
+    """Leading dimension of the first tensor in a (nested) batch; shapes are host metadata, so no sync.
+
+    A mapping of mappings is a grouped batch (v1: `{session: {key: tensor}}`): its size is the sum of
+    the groups' sizes.
+    """
     if isinstance(batch, torch.Tensor):
         return int(batch.shape[0]) if batch.ndim > 0 else None
+    if isinstance(batch, Mapping) and batch and all(isinstance(group, Mapping) for group in batch.values()):
+        sizes = [batch_size_of(group) for group in batch.values()]
+        return sum(size for size in sizes if size is not None) or None
     items = (
         batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (list, tuple)) else ()
     )

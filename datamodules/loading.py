@@ -61,26 +61,38 @@ class EpochSampler(Sampler[int]):
 
 
 class ResumableLoader(DataLoader):
-    """DataLoader over an `EpochSampler`; its state is (epoch, batches consumed this epoch)."""
+    """DataLoader over an `EpochSampler`; its state is (epoch, batches consumed this epoch).
+
+    Alternatively pass a `batch_sampler` that has `epoch`, `set_epoch()` and a `skip` (in batches),
+    and optionally `state_dict()`/`load_state_dict()` for what else its epoch depends on.
+    """
 
     def __init__(
         self,
         dataset: Dataset,
         *,
-        batch_size: int,
-        shuffle: bool,
-        seed: int,
+        batch_size: int | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
         drop_last: bool = False,
         num_workers: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = False,
         collate_fn: Callable[[list[Any]], Any] | None = None,
+        batch_sampler: Any | None = None,
     ) -> None:
+        batching: dict[str, Any] = (
+            {"batch_sampler": batch_sampler}
+            if batch_sampler is not None
+            else {
+                "batch_size": batch_size,
+                "sampler": EpochSampler(dataset, shuffle=shuffle, seed=seed),
+                "drop_last": drop_last,
+            }
+        )
         super().__init__(
             dataset,
-            batch_size=batch_size,
-            sampler=EpochSampler(dataset, shuffle=shuffle, seed=seed),
-            drop_last=drop_last,
+            **batching,
             num_workers=num_workers,
             pin_memory=pin_memory,
             persistent_workers=persistent_workers and num_workers > 0,
@@ -89,24 +101,38 @@ class ResumableLoader(DataLoader):
             # global stream (augmentation, dropout) is the same after a resume.
             generator=torch.Generator().manual_seed(seed),
         )
+        self._own_batch_sampler = batch_sampler is not None
         self._consumed = 0
-        self._pending: dict[str, int] | None = None
+        self._pending: dict[str, Any] | None = None
+
+    @property
+    def _positioned(self) -> Any:
+        """The object that knows the epoch and skips: the batch sampler, else the EpochSampler."""
+        return self.batch_sampler if self._own_batch_sampler else self.sampler
 
     def __iter__(self) -> Iterator[Any]:
         # A generator: the sampler is only iterated on the first next(), i.e. after Lightning's
         # set_epoch() even though Lightning calls iter() earlier.
-        sampler: EpochSampler = self.sampler  # type: ignore[assignment]
+        positioned = self._positioned
         self._consumed = 0
-        if self._pending is not None and self._pending["epoch"] == sampler.epoch:
+        if self._pending is not None and self._pending["epoch"] == positioned.epoch:
             self._consumed = self._pending["batches"]
-            sampler.skip = self._consumed * self.batch_size
+            if not self._own_batch_sampler:
+                positioned.skip = self._consumed * self.batch_size
+            else:
+                positioned.skip = self._consumed
+                if "sampler" in self._pending:
+                    positioned.load_state_dict(self._pending["sampler"])
         self._pending = None
         for batch in super().__iter__():
             self._consumed += 1
             yield batch
 
-    def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.sampler.epoch, "batches": self._consumed}  # type: ignore[attr-defined]
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"epoch": self._positioned.epoch, "batches": self._consumed}
+        if self._own_batch_sampler and hasattr(self.batch_sampler, "state_dict"):
+            state["sampler"] = self.batch_sampler.state_dict()
+        return state
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self._pending = {"epoch": int(state["epoch"]), "batches": int(state["batches"])}
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._pending = {**state, "epoch": int(state["epoch"]), "batches": int(state["batches"])}

@@ -130,5 +130,8 @@ def test_batch_size_of_nested_batches() -> None:
     import torch
 
     assert batch_size_of({"meta": "x", "images": [torch.zeros(3, 2)]}) == 3
+    # Grouped batches (v1: {session: {key: tensor}}) count every group's samples.
+    grouped = {"a": {"stim": torch.zeros(4, 2), "robs": torch.zeros(4)}, "b": {"stim": torch.zeros(6, 2)}}
+    assert batch_size_of(grouped) == 10
     assert batch_size_of((torch.tensor(1.0), torch.zeros(5))) == 5
     assert batch_size_of("no tensors") is None
