@@ -12,8 +12,6 @@ from typing import Any
 from hydra.errors import InstantiationException, MissingConfigException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from training.checkpoints import CheckpointError
-
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
@@ -22,12 +20,14 @@ class UserError(Exception):
 
 
 def options_of(group: str) -> list[str]:
-    """The names selectable for a config group, e.g. `experiment`."""
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    """The names selectable for a config group, e.g. `experiment` (`_name` files are shared parts, not options)."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
 def explain(err: BaseException) -> str | None:
     """A readable message for a known user mistake, or None to let the error through."""
+    from training.checkpoints import CheckpointError  # here: torch-free imports of UserError stay fast
+
     if isinstance(err, UserError | CheckpointError | FileNotFoundError):
         return str(err)
     if isinstance(err, MissingConfigException):

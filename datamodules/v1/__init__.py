@@ -1,7 +1,20 @@
-"""The v1 system's data: session format, dataset configs, simulator, datamodule."""
+"""The v1 system's data: session format, dataset configs, simulator, datamodule.
 
-from datamodules.v1.datamodule import MultiDatasetDM
-from datamodules.v1.samplers import ContrastWeightedSampler
-from datamodules.v1.windows import group_collate
+The exports load lazily, so `python -m datamodules.v1 simulate ...` starts without torch/Lightning.
+"""
 
-__all__ = ["ContrastWeightedSampler", "MultiDatasetDM", "group_collate"]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "MultiDatasetDM": "datamodules.v1.datamodule",
+    "ContrastWeightedSampler": "datamodules.v1.samplers",
+    "group_collate": "datamodules.v1.windows",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'datamodules.v1' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)

@@ -1,0 +1,104 @@
+"""Command line of the v1 data tools (key=value arguments, like Hydra overrides).
+
+    python -m datamodules.v1 simulate tier=T0|T1|T2|T3 size=tiny|small|full [seed=0] [data_dir=DIR]
+                                      [configs_dir=DIR] [force=true] [workers=1]
+    python -m datamodules.v1 configs  tier=... size=... [seed=0] [configs_dir=DIR]
+
+`simulate` writes the sessions (cached: unchanged sessions are kept) and their dataset configs;
+`configs` writes only the dataset configs (no arrays), e.g. `configs_dir=conf/v1_datasets` for the
+shipped ones. `workers=N` simulates N sessions at a time in separate processes (full sizes on many
+cores; the output is the same bytes). data_dir defaults to $VISIONCORE_ROOT/data (or ./data); configs_dir to
+<data_dir>/v1/dataset_configs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+from datamodules.v1.simulator import SIZES, TIERS, plan_tier, simulate_tier, write_configs
+from datamodules.v1.simulator.simulate import default_data_dir
+from training.errors import UserError
+
+COMMANDS = {
+    "simulate": ("tier", "size", "seed", "data_dir", "configs_dir", "force", "workers"),
+    "configs": ("tier", "size", "seed", "data_dir", "configs_dir"),
+}
+USAGE = (
+    "usage: python -m datamodules.v1 simulate tier=T0|T1|T2|T3 size=tiny|small|full [seed=0] "
+    "[data_dir=DIR] [configs_dir=DIR] [force=true] [workers=1]\n"
+    "       python -m datamodules.v1 configs tier=... size=... [seed=0] [configs_dir=DIR]"
+)
+
+
+def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
+    """(command, {key: value}) from `COMMAND key=value ...`; UserErrors name the bad argument."""
+    if not argv or argv[0] not in COMMANDS:
+        given = repr(argv[0]) if argv else "none"
+        raise UserError(f"Unknown command {given}; valid commands: {', '.join(COMMANDS)}.\n{USAGE}")
+    command, valid = argv[0], COMMANDS[argv[0]]
+    options = {}
+    for argument in argv[1:]:
+        key, sep, value = argument.partition("=")
+        if not sep or key not in valid:
+            raise UserError(
+                f"Unknown argument {argument!r} for `{command}`; valid keys: {', '.join(valid)} "
+                f"(as key=value).\n{USAGE}"
+            )
+        options[key] = value
+    for required in ("tier", "size"):
+        if required not in options:
+            choices = "|".join(TIERS if required == "tier" else SIZES)
+            raise UserError(f"`{command}` needs {required}={choices}.\n{USAGE}")
+    return command, options
+
+
+def _integer(key: str, value: str, minimum: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = minimum - 1
+    if number < minimum:
+        raise UserError(f"{key}={value!r}: expected an integer >= {minimum}.")
+    return number
+
+
+def _flag(value: str) -> bool:
+    if value.lower() not in ("true", "false", "1", "0"):
+        raise UserError(f"force={value!r}: use force=true or force=false.")
+    return value.lower() in ("true", "1")
+
+
+def main(argv: list[str]) -> int:
+    # The simulator reports each session it writes through logging; show those lines on stdout.
+    progress = logging.StreamHandler(sys.stdout)
+    simulator_log = logging.getLogger("datamodules.v1.simulator")
+    simulator_log.addHandler(progress)
+    simulator_log.setLevel(logging.INFO)
+    started = time.perf_counter()
+    try:
+        command, options = parse(argv)
+        seed = _integer("seed", options.get("seed", "0"), 0)
+        data_dir = Path(options["data_dir"]) if "data_dir" in options else default_data_dir()
+        configs_dir = options.get("configs_dir")
+        if command == "simulate":
+            force = _flag(options.get("force", "false"))
+            workers = _integer("workers", options.get("workers", "1"), 1)
+            simulate_tier(options["tier"], options["size"], seed, data_dir, configs_dir, force, workers)
+        else:
+            plan = plan_tier(options["tier"], options["size"], seed)
+            for folder in write_configs(plan, configs_dir or data_dir / "v1" / "dataset_configs"):
+                print(f"configs {folder}")
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        simulator_log.removeHandler(progress)
+    print(f"done in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
