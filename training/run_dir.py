@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -128,6 +129,7 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("vc.leaf", lambda path: Path(path).name)
         # The repository root, for files shipped with the code (e.g. conf/v1_datasets), wherever runs live.
         OmegaConf.register_new_resolver("vc.repo_dir", lambda: str(Path(__file__).resolve().parent.parent))
+        OmegaConf.register_new_resolver("vc.dataset_fact", _dataset_fact)
         OmegaConf.register_new_resolver("vc.wandb_offline", _wandb_offline)
         OmegaConf.register_new_resolver(
             "vc.rank", lambda: os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))
@@ -139,6 +141,16 @@ def register_resolvers() -> None:
             "vc.num_nodes",
             lambda: int(os.environ.get("WORLD_SIZE", 1)) // int(os.environ.get("LOCAL_WORLD_SIZE", 1)),
         )
+
+
+def _dataset_fact(dataset_configs_path: str, key: str) -> Any:
+    """A value of a v1 dataset-config folder's parent.yaml (e.g. `lags`), so model configs follow the data."""
+    from datamodules.v1.dataset_configs import load_dataset_configs
+
+    parent = load_dataset_configs(dataset_configs_path, max_datasets=1).parent
+    if key not in parent:
+        raise KeyError(f"{dataset_configs_path}/parent.yaml has no `{key}` (it has {sorted(parent)}).")
+    return parent[key]
 
 
 def _stable_id(run_dir: str) -> str:

@@ -21,6 +21,7 @@ COMPILED = "_orig_mod."
 PER_SESSION = ("readouts", "adapters", "shifters")
 INDEXED = re.compile(rf"^model\.(?:{re.escape(COMPILED)})?(?:{'|'.join(PER_SESSION)})\.(\d+)\.")
 SINGLE_READOUT = re.compile(rf"^model\.(?:{re.escape(COMPILED)})?readout\.")
+SINGULAR = {"readout": "readouts", "adapter": "adapters", "shifter": "shifters"}
 
 
 def _weights(checkpoint: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -90,7 +91,7 @@ class MultiDatasetPLCoreV0(Migration):
 
 @register
 class PLCoreVisionModelV0(Migration):
-    """The seed's single-session `PLCoreVisionModel`: `model.core.…` and one `model.readout.…`."""
+    """The seed's single-session `PLCoreVisionModel`: `model.core.…`, one `model.readout.…` (`adapter`, `shifter`)."""
 
     name = "v1_plcore_vision_model_v0"
     supersedes = ("lightning_v0",)
@@ -108,6 +109,7 @@ class PLCoreVisionModelV0(Migration):
             )
 
         def rename(key: str) -> str:
-            return f"readouts.{names[0]}.{key[len('readout.') :]}" if key.startswith("readout.") else key
+            head, _, rest = key.partition(".")
+            return f"{SINGULAR[head]}.{names[0]}.{rest}" if head in SINGULAR else key
 
         return _convert(checkpoint, rename, "PLCoreVisionModel")

@@ -1,10 +1,13 @@
-"""Every experiment composes and runs end to end with debug=fdr on small procedural data."""
+"""Every experiment composes and runs end to end with debug=fdr (cnn: procedural data, v1: tiny simulated sessions)."""
+
+import math
 
 import pytest
 
-from tests.helpers import CONF_DIR, compose_config, read_summary, run_cli, run_dirs
+from tests.helpers import compose_config, read_summary, run_cli, run_dirs
+from training.errors import options_of
 
-EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+EXPERIMENTS = options_of("experiment")
 CNN_EXPERIMENTS = [e for e in EXPERIMENTS if e.startswith(("cnn_", "cifar", "mnist", "fashion"))]
 
 
@@ -42,3 +45,36 @@ def test_experiment_runs_with_fast_dev_run(tmp_path, experiment):
     summary = read_summary(run_dir)
     assert summary["status"] == "finished"
     assert 0.0 <= summary["metrics"]["test/acc"] <= 1.0
+
+
+V1_EXPERIMENTS = [e for e in EXPERIMENTS if e.startswith("v1_") and e != "v1_transfer"]
+
+
+def test_v1_experiments_run_with_fast_dev_run_then_transfer(tmp_path):
+    """Every v1 experiment on its tier's tiny sessions in one multirun; v1_transfer from v1_pretrain's core."""
+    run_cli(
+        tmp_path,
+        "--multirun",
+        f"experiment={','.join(V1_EXPERIMENTS)}",
+        "size=tiny",
+        "debug=fdr",
+        "callbacks.model_summary=null",
+    )
+    for experiment in V1_EXPERIMENTS:
+        (job,) = (tmp_path / "logs" / experiment / "multiruns").glob("*/[0-9]*")
+        summary = read_summary(job)
+        assert summary["status"] == "finished", experiment
+        assert (
+            math.isfinite(summary["metrics"]["test/bps"]) and "test/fraction_of_oracle" in summary["metrics"]
+        )
+    (pretrained,) = (tmp_path / "logs" / "v1_pretrain" / "multiruns").glob("*/*/checkpoints/last.ckpt")
+    run_cli(
+        tmp_path,
+        "experiment=v1_transfer",
+        "size=tiny",
+        "debug=fdr",
+        f"model.pretrained_checkpoint={pretrained}",
+    )
+    (run_dir,) = run_dirs(tmp_path, "v1_transfer")
+    assert read_summary(run_dir)["status"] == "finished"
+    assert read_summary(run_dir)["metrics"]["test/oracle_bps"] > 0

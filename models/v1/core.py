@@ -1,0 +1,183 @@
+"""The shared vision core: causal temporal front end, (2+1)-D conv blocks, optional ConvGRU.
+
+Input (B, C, L, H, W) with lags ascending in time (index L-1 is the current frame); output
+(B, out_channels, H, W) features for the current frame. Every temporal convolution is "valid"
+(no padding), so the output only sees the L lags, and time shrinks by `kernel - 1` per layer; the
+default front end spans all lags at once, so the blocks run on a single time step (cheap on CPU).
+Norms have no running statistics (GroupNorm), so train and eval compute the same function and the
+result does not depend on how a batch is split across processes. Spatial convs use "same" padding
+and stride 1, so feature (i, j) is centred on pixel (i, j): readout positions map straight to pixels.
+
+Default config (32x32 frames, 8 lags; the Hydra YAML mirrors these keywords):
+    {num_lags: 8, in_channels: 1, temporal_channels: 4, temporal_kernel: null (= num_lags),
+     channels: [16, 16], spatial_kernels: [11, 5], temporal_kernels: [1, 1], norm: group,
+     norm_groups: 4, nonlinearity: elu, gru_channels: 0, gru_kernel: 3}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.errors import UserError
+
+NONLINEARITIES = {"elu": nn.ELU, "relu": nn.ReLU, "softplus": nn.Softplus, "gelu": nn.GELU}
+NORMS = ("group", "layer", "none")
+LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+
+
+def make_norm(kind: str, channels: int, groups: int) -> nn.Module:
+    """GroupNorm over (channels in a group, time, space) per sample; "layer" is one group; no running stats."""
+    if kind == "none":
+        return nn.Identity()
+    groups = 1 if kind == "layer" else groups
+    if channels % groups:
+        raise UserError(
+            f"model.core.norm_groups={groups} must divide every block's channels (got {channels})."
+        )
+    return nn.GroupNorm(groups, channels)
+
+
+class SpaceTimeBlock(nn.Module):
+    """(2+1)-D conv block: k x k spatial conv per time step, causal valid temporal conv, norm, nonlinearity."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        spatial_kernel: int,
+        temporal_kernel: int,
+        norm: str,
+        norm_groups: int,
+        nonlinearity: str,
+    ) -> None:
+        super().__init__()
+        self.spatial = nn.Conv2d(in_channels, out_channels, spatial_kernel, padding=spatial_kernel // 2)
+        self.temporal = (
+            nn.Conv3d(out_channels, out_channels, (temporal_kernel, 1, 1), bias=False)
+            if temporal_kernel > 1
+            else nn.Identity()
+        )
+        self.norm = make_norm(norm, out_channels, norm_groups)
+        self.nonlinearity = NONLINEARITIES[nonlinearity]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, time, height, width = x.shape
+        frames = x.transpose(1, 2).reshape(batch * time, channels, height, width)
+        y = self.spatial(frames).reshape(batch, time, -1, height, width).transpose(1, 2)
+        return self.nonlinearity(self.norm(self.temporal(y)))
+
+
+class ConvGRU(nn.Module):
+    """A convolutional GRU run over the time axis of (B, C, T, H, W); returns the last hidden state."""
+
+    def __init__(self, in_channels: int, hidden_channels: int, kernel: int) -> None:
+        super().__init__()
+        self.hidden_channels = hidden_channels
+        self.gates = nn.Conv2d(
+            in_channels + hidden_channels, 2 * hidden_channels, kernel, padding=kernel // 2
+        )
+        self.candidate = nn.Conv2d(
+            in_channels + hidden_channels, hidden_channels, kernel, padding=kernel // 2
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, _, time, height, width = x.shape
+        hidden = x.new_zeros(batch, self.hidden_channels, height, width)
+        for t in range(time):
+            frame = x[:, :, t]
+            update, reset = torch.sigmoid(self.gates(torch.cat([frame, hidden], 1))).chunk(2, dim=1)
+            candidate = torch.tanh(self.candidate(torch.cat([frame, reset * hidden], 1)))
+            hidden = (1 - update) * hidden + update * candidate
+        return hidden
+
+
+class V1Core(nn.Module):
+    """Temporal front end (`temporal_channels` learned filters over `temporal_kernel` lags), then one
+    `SpaceTimeBlock` per entry of `channels`, then (when `gru_channels > 0`) a ConvGRU over the time
+    steps left; otherwise the last time step.
+    """
+
+    def __init__(
+        self,
+        num_lags: int = 8,
+        in_channels: int = 1,
+        temporal_channels: int = 4,
+        temporal_kernel: int | None = None,
+        channels: Sequence[int] = (16, 16),
+        spatial_kernels: Sequence[int] = (11, 5),
+        temporal_kernels: Sequence[int] | None = None,
+        norm: str = "group",
+        norm_groups: int = 4,
+        nonlinearity: str = "elu",
+        gru_channels: int = 0,
+        gru_kernel: int = 3,
+    ) -> None:
+        super().__init__()
+        channels = [int(c) for c in channels]
+        spatial_kernels = [int(k) for k in spatial_kernels]
+        temporal_kernels = (
+            [1] * len(channels) if temporal_kernels is None else [int(k) for k in temporal_kernels]
+        )
+        temporal_kernel = num_lags if temporal_kernel is None else int(temporal_kernel)
+        self._check(
+            num_lags, temporal_kernel, channels, spatial_kernels, temporal_kernels, norm, nonlinearity
+        )
+        self.num_lags = num_lags
+        self.frontend = nn.Conv3d(in_channels, temporal_channels, (temporal_kernel, 1, 1), bias=False)
+        widths = [temporal_channels, *channels]
+        self.blocks = nn.Sequential(
+            *(
+                SpaceTimeBlock(widths[i], widths[i + 1], spatial_kernels[i], temporal_kernels[i], norm,
+                               norm_groups, nonlinearity)
+                for i in range(len(channels))
+            )
+        )  # fmt: skip
+        self.gru = ConvGRU(channels[-1], gru_channels, gru_kernel) if gru_channels > 0 else None
+        self.out_channels = gru_channels if gru_channels > 0 else channels[-1]
+
+    @staticmethod
+    def _check(
+        num_lags, temporal_kernel, channels, spatial_kernels, temporal_kernels, norm, nonlinearity
+    ) -> None:
+        if not (len(channels) == len(spatial_kernels) == len(temporal_kernels)) or not channels:
+            raise UserError(
+                "model.core.channels, model.core.spatial_kernels and model.core.temporal_kernels need one entry "
+                f"per block; got {channels}, {spatial_kernels}, {temporal_kernels}."
+            )
+        if any(k % 2 == 0 for k in spatial_kernels):
+            raise UserError(f"model.core.spatial_kernels must be odd (same padding), got {spatial_kernels}.")
+        steps_left = num_lags - (temporal_kernel - 1) - sum(k - 1 for k in temporal_kernels)
+        if temporal_kernel < 1 or steps_left < 1:
+            raise UserError(
+                f"model.core.temporal_kernel={temporal_kernel} plus temporal_kernels={temporal_kernels} span more "
+                f"than num_lags={num_lags} lags; shorten them so (kernel - 1) summed stays below num_lags."
+            )
+        if norm not in NORMS:
+            raise UserError(f"model.core.norm must be one of {NORMS}, got {norm!r}.")
+        if nonlinearity not in NONLINEARITIES:
+            raise UserError(
+                f"model.core.nonlinearity must be one of {sorted(NONLINEARITIES)}, got {nonlinearity!r}."
+            )
+
+    def forward(self, stim: torch.Tensor) -> torch.Tensor:
+        """(B, C, L, H, W) stimulus -> (B, out_channels, H, W) features of the current frame."""
+        if stim.shape[2] != self.num_lags:
+            raise ValueError(
+                f"V1Core expects {self.num_lags} lags (model.core.num_lags), got {stim.shape[2]}."
+            )
+        x = self.blocks(self.frontend(stim))
+        return self.gru(x) if self.gru is not None else x[:, :, -1]
+
+    def smoothness_penalty(self) -> torch.Tensor:
+        """Sum of squared Laplacians of every spatial kernel (rough kernels cost more)."""
+        total = self.frontend.weight.new_zeros(())
+        for block in self.blocks:
+            weight = block.spatial.weight
+            kernels = weight.reshape(-1, 1, *weight.shape[-2:])
+            laplacian = LAPLACIAN.to(weight).view(1, 1, 3, 3)
+            total = total + F.conv2d(kernels, laplacian, padding=1).square().sum()
+        return total

@@ -1,0 +1,260 @@
+"""`MultiDatasetModel`: trains one shared vision core with one readout per recording session.
+
+The network (`MultiSessionNet` or a baseline with the same `forward(batch) -> {session: rates}`) is
+built from the dataset configs, so the readouts match the sessions' unit lists before any data is
+read. This module owns the masked Poisson loss, the regularisers, the exact bits/spike metrics
+(per session, pooled over sessions, and against the simulator's oracle), transfer learning
+(`pretrained_checkpoint` + `freeze_vision`), `compile_model`, and the checkpoint's record of which
+sessions and units the readouts belong to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torchmetrics import MeanMetric
+
+from datamodules.v1.dataset_configs import DatasetConfigs, load_dataset_configs
+from models.v1.checkpoint_record import check_record, record_of
+from models.v1.losses import MaskedLoss
+from models.v1.metrics import OracleInformation, PoissonBPSAggregator
+from models.v1.network import SessionSpec
+from models.v1.summaries import summarize_bps, summarize_oracle, summarize_recovery
+
+Batch = Mapping[str, Mapping[str, torch.Tensor]]
+STAGES = ("val", "test")
+
+
+def session_specs(configs: DatasetConfigs) -> list[SessionSpec]:
+    """What the network needs per session, from the dataset configs alone (no data read)."""
+    parent = configs.parent
+    return [
+        SessionSpec(
+            name=session.name,
+            num_units=session.num_units,
+            unit_ids=list(session.unit_ids),
+            behavior_dim=len(parent.get("behavior") or []),
+            pixels_per_degree=parent.get("pixels_per_degree"),
+            frame_shape=configs.frame_shape,
+        )
+        for session in configs.sessions
+    ]
+
+
+class MultiDatasetModel(pl.LightningModule):
+    """Poisson training of `net` on stratified multi-session batches; reports bits/spike and oracle fractions."""
+
+    def __init__(
+        self,
+        net: Callable[..., nn.Module],
+        dataset_configs_path: str,
+        optimizer: Callable[[Iterable], torch.optim.Optimizer],
+        lr_schedule: dict | None = None,
+        max_datasets: int | None = None,
+        sessions: Sequence[str] | None = None,
+        regularization: Mapping[str, float] | None = None,
+        pretrained_checkpoint: str | None = None,
+        freeze_vision: bool = False,
+        compile_model: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "lr_schedule"])
+        self.configs: DatasetConfigs = load_dataset_configs(dataset_configs_path, max_datasets, sessions)
+        self.session_names = self.configs.session_names
+        self.net = net(sessions=session_specs(self.configs))
+        self.optimizer_factory = optimizer
+        self.lr_schedule = lr_schedule
+        self.regularization = dict(regularization or {})
+        unknown = set(self.regularization) - {"readout_l1", "core_smoothness", "shifter"}
+        if unknown:
+            raise ValueError(
+                f"model.regularization has unknown keys {sorted(unknown)}; use readout_l1, core_smoothness, shifter."
+            )
+        if freeze_vision and not pretrained_checkpoint:
+            raise ValueError(
+                "model.freeze_vision=true needs model.pretrained_checkpoint=PATH (the core to keep frozen)."
+            )
+        self.loss = MaskedLoss()
+        self.eval_loss = nn.ModuleDict({stage: MeanMetric() for stage in STAGES})
+        self.bps = nn.ModuleDict(
+            {
+                stage: nn.ModuleDict({n: PoissonBPSAggregator(s.num_units) for n, s in self._sessions()})
+                for stage in STAGES
+            }
+        )
+        self.oracle = nn.ModuleDict(
+            {
+                stage: nn.ModuleDict({n: OracleInformation(s.num_units) for n, s in self._sessions()})
+                for stage in STAGES
+            }
+        )
+        self._core_compiled = False
+        if freeze_vision:
+            for parameter in self.vision_modules().parameters():
+                parameter.requires_grad_(False)
+
+    def _sessions(self):
+        return ((session.name, session) for session in self.configs.sessions)
+
+    # --- structure -------------------------------------------------------------------------------
+    def vision_modules(self) -> nn.Module:
+        """What `freeze_vision` freezes and `pretrained_checkpoint` loads: the shared core."""
+        return self.net.core
+
+    def train(self, mode: bool = True) -> MultiDatasetModel:
+        # A frozen core stays in eval mode (dropout off, any running statistics fixed) whoever calls train().
+        super().train(mode)
+        if self.hparams.freeze_vision:
+            self.vision_modules().eval()
+        return self
+
+    def on_train_epoch_start(self) -> None:
+        # Lightning sets submodule modes itself (not through train()), so re-assert it every epoch.
+        if self.hparams.freeze_vision:
+            self.vision_modules().eval()
+
+    def no_weight_decay(self) -> set[str]:
+        return {f"net.{name}" for name in getattr(self.net, "no_weight_decay", lambda: set())()}
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Predicted expected spike counts per bin, `{session: (B, N)}`."""
+        return self.net(batch)
+
+    def setup(self, stage: str) -> None:
+        if stage != "fit":
+            return
+        if self.hparams.pretrained_checkpoint:
+            from models.v1.transfer import load_pretrained_core
+
+            load_pretrained_core(self, self.hparams.pretrained_checkpoint)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if hasattr(datamodule, "mean_rates") and hasattr(self.net, "init_readout_bias"):
+            # Start every readout at its session's mean rates (a resumed run overwrites these).
+            for name in self.session_names:
+                self.net.init_readout_bias(name, datamodule.mean_rates(name))
+
+    def configure_model(self) -> None:
+        # nn.Module.compile compiles in place, so state_dict keys stay `net.core.*` (no `_orig_mod`).
+        if self.hparams.compile_model and not self._core_compiled:
+            self.net.core.compile()
+            self._core_compiled = True
+
+    # --- training --------------------------------------------------------------------------------
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        rates = self(batch)
+        total, count = self._masked_loss(batch, rates)
+        loss = total / count.clamp_min(1.0)
+        penalty = self._regularization()
+        size = sum(len(session["robs"]) for session in batch.values())
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log("train/penalty", penalty, on_step=True, on_epoch=False, batch_size=size)
+        return loss + penalty + self._touch_absent_sessions(batch)
+
+    def _touch_absent_sessions(self, batch: Batch) -> torch.Tensor | float:
+        """0 x the parameters of sessions missing from this step (data.sessions_per_step), so DDP sees a
+        gradient (of zero) for every parameter every step and needs no find_unused_parameters."""
+        modules = [
+            module
+            for group in ("readouts", "adapters", "shifters", "modulator", "units")
+            for name, module in (getattr(self.net, group, None) or {}).items()
+            if name not in batch
+        ]
+        params = [p for module in modules for p in module.parameters() if p.requires_grad]
+        return sum(p.sum() for p in params) * 0.0 if params else 0.0
+
+    def _masked_loss(
+        self, batch: Batch, rates: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Poisson NLL summed over every session's valid entries, and their count (sessions weighted by data)."""
+        sums, counts = zip(
+            *(
+                self.loss.sum_and_count(rates[name], batch[name]["robs"], batch[name]["dfs"])
+                for name in rates
+            ),
+            strict=True,
+        )
+        return torch.stack(sums).sum(), torch.stack(counts).sum()
+
+    def _regularization(self) -> torch.Tensor:
+        penalty = torch.zeros((), device=self.device)
+        terms = {
+            "readout_l1": "readout_regularization",
+            "core_smoothness": "core_regularization",
+            "shifter": "shifter_regularization",
+        }
+        for key, method in terms.items():
+            weight = self.regularization.get(key, 0.0)
+            if weight:
+                penalty = penalty + weight * getattr(self.net, method)()
+        return penalty
+
+    def configure_optimizers(self) -> dict:
+        from training.optim import configure_optimization
+
+        return configure_optimization(self, self.optimizer_factory, self.lr_schedule)
+
+    # --- evaluation ------------------------------------------------------------------------------
+    def validation_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate("val", batch)
+
+    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate("test", batch)
+
+    def _evaluate(self, stage: str, batch: Batch) -> None:
+        rates = self(batch)
+        total, count = self._masked_loss(batch, rates)
+        # Weighted by valid entries (on the device, no host read), so the epoch value is exact under DDP.
+        self.eval_loss[stage].update(total / count.clamp_min(1.0), weight=count)
+        self.log(f"{stage}/loss", self.eval_loss[stage], on_epoch=True)
+        for name, predicted in rates.items():
+            session = batch[name]
+            self.bps[stage][name].update(predicted, session["robs"], session["dfs"])
+            if "rates" in session:
+                self.oracle[stage][name].update(predicted, session["rates"], session["robs"], session["dfs"])
+
+    def on_validation_epoch_end(self) -> None:
+        self._report("val")
+
+    def on_test_epoch_end(self) -> None:
+        report = self._report("test")
+        sessions = self._data_sessions()
+        for key, value in summarize_recovery("test", self.net, sessions).items():
+            self.log(key, value, sync_dist=False)  # parameters are identical on every rank
+        if self.trainer.is_global_zero and sessions:
+            from models.v1.plots import report_test_plots
+
+            report_test_plots(self, report, sessions)
+
+    def _data_sessions(self) -> dict[str, Any]:
+        """The datamodule's open `Session`s (geometry and ground truth), when there is a datamodule."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        return dict(getattr(datamodule, "sessions", None) or {})
+
+    def _report(self, stage: str) -> dict[str, Any]:
+        """Compute (all ranks: compute() all-reduces), log scalars, reset; returns per-unit results."""
+        per_session = {name: metric.compute() for name, metric in self.bps[stage].items()}
+        oracle = {
+            name: metric.compute() for name, metric in self.oracle[stage].items() if metric.update_called
+        }
+        scalars = summarize_bps(stage, per_session) | summarize_oracle(stage, oracle, self.cell_types())
+        for key, value in scalars.items():
+            self.log(key, value, sync_dist=False)  # already reduced over ranks by the metrics
+        for metric in (*self.bps[stage].values(), *self.oracle[stage].values()):
+            metric.reset()
+        return {"bps": per_session, "oracle": oracle, "scalars": scalars}
+
+    def cell_types(self) -> dict[str, Sequence[str]]:
+        """Per-session cell type of each unit from simulated ground truth (empty for real data)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        return datamodule.cell_types() if hasattr(datamodule, "cell_types") else {}
+
+    # --- checkpoints -----------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["v1"] = record_of(self)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        check_record(self, checkpoint.get("v1"))

@@ -1,0 +1,51 @@
+"""V1Core: shapes for the 2-D and ConvGRU variants, causality over lags, config errors, smoothness."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.models.v1.tiny_models import HEIGHT, LAGS, WIDTH, tiny_core
+from training.errors import UserError
+
+
+def test_output_is_one_feature_map_per_sample() -> None:
+    core = tiny_core()
+    assert core(torch.randn(3, 1, LAGS, HEIGHT, WIDTH)).shape == (3, core.out_channels, HEIGHT, WIDTH)
+
+
+def test_time_kept_for_a_convgru() -> None:
+    core = tiny_core(temporal_kernel=2, temporal_kernels=[2, 1], gru_channels=6)
+    assert core.out_channels == 6
+    assert core(torch.randn(2, 1, LAGS, HEIGHT, WIDTH)).shape == (2, 6, HEIGHT, WIDTH)
+
+
+def test_every_lag_reaches_the_output() -> None:
+    core = tiny_core(temporal_kernel=2, temporal_kernels=[2, 2])  # spans 1 + 1 + 1 + 1 = 4 lags
+    stim = torch.randn(1, 1, LAGS, HEIGHT, WIDTH, requires_grad=True)
+    core(stim).sum().backward()
+    assert (stim.grad.abs().sum(dim=(0, 1, 3, 4)) > 0).all()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"temporal_kernel": 3, "temporal_kernels": [2, 2]}, "temporal_kernel"),
+        ({"spatial_kernels": [4, 3]}, "spatial_kernels"),
+        ({"channels": [4]}, "channels"),
+        ({"norm": "batch"}, "norm"),
+        ({"norm_groups": 3}, "norm_groups"),
+    ],
+)
+def test_bad_configs_name_the_key(overrides: dict, key: str) -> None:
+    with pytest.raises(UserError, match=f"model.core.{key}"):
+        tiny_core(**overrides)
+
+
+def test_smoothness_penalty_is_the_squared_laplacian() -> None:
+    core = tiny_core(spatial_kernels=[3, 3])
+    with torch.no_grad():
+        for block in core.blocks:
+            block.spatial.weight.zero_()
+        core.blocks[0].spatial.weight[0, 0, 1, 1] = 1.0  # Laplacian of a delta: -4 and four 1s
+    torch.testing.assert_close(core.smoothness_penalty(), torch.tensor(20.0))

@@ -1,0 +1,37 @@
+"""Validation bits/spike and oracle fractions are identical for 1 and 2 processes (real DDP, gloo)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import read_summary, run_cli, run_dirs
+
+TINY_FIT = [
+    "experiment=v1_multidataset",
+    "size=tiny",
+    "trainer.max_steps=4",
+    "trainer.enable_progress_bar=false",
+]
+EXACT = ("val/bps", "val/bps_median", "val/fraction_of_oracle", "val/oracle_bps", "val/loss")
+
+
+def test_validation_metrics_do_not_depend_on_the_number_of_processes(tmp_path):
+    run_cli(tmp_path, *TINY_FIT, "test_after_fit=false", "callbacks.model_summary=null")
+    (fit_dir,) = run_dirs(tmp_path, "v1_multidataset")
+    checkpoint = fit_dir / "checkpoints" / "last.ckpt"
+    metrics = {}
+    for trainer in ("cpu", "ddp_cpu"):
+        run_cli(
+            tmp_path,
+            "task=validate",
+            f"ckpt_path={checkpoint}",
+            f"trainer={trainer}",
+            "data.eval_batch_size=24",
+        )
+        newest = max(fit_dir.glob("validate_*"), key=lambda d: d.stat().st_mtime)
+        metrics[trainer] = read_summary(newest)["metrics"]
+    one, two = metrics["cpu"], metrics["ddp_cpu"]
+    sessions = [key for key in one if key.startswith("val/bps/")]
+    assert len(sessions) == 2
+    for key in (*EXACT, *sessions):
+        assert two[key] == pytest.approx(one[key], rel=1e-9, abs=1e-12), key

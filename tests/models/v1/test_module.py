@@ -1,0 +1,170 @@
+"""MultiDatasetModel on tiny simulated sessions: metrics, checkpoint records, transfer, legacy layouts."""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from pathlib import Path
+
+import hydra
+import pytest
+import torch
+from pytorch_lightning.callbacks import Callback
+
+from datamodules.v1 import MultiDatasetDM
+from datamodules.v1.simulator import simulate_tier
+from models.v1.checkpoint_record import SessionMismatchError, check_record, record_of
+from models.v1.module import MultiDatasetModel
+from tests.helpers import compose_config, quiet_trainer
+from training.legacy import detect, load_weights_strictly
+
+
+@pytest.fixture(scope="module")
+def tiny_t1(tmp_path_factory) -> tuple[Path, Path]:
+    """(dataset-config folder, data dir) of the T1 tier at size tiny (simulated once per module)."""
+    root = tmp_path_factory.mktemp("v1_tiny")
+    configs = simulate_tier("T1", "tiny", 0, data_dir=root / "data", configs_dir=root / "configs")
+    return Path(configs), root / "data"
+
+
+def _config(tiny_t1, *overrides: str):
+    configs, data_dir = tiny_t1
+    return compose_config(
+        [
+            "experiment=v1_multidataset",
+            f"data.dataset_configs_path={configs}",
+            f"data.data_dir={data_dir}",
+            *overrides,
+        ]
+    )
+
+
+def _parts(tiny_t1, *overrides: str) -> tuple[MultiDatasetModel, MultiDatasetDM]:
+    cfg = _config(tiny_t1, "data.batch_size=8", "data.eval_batch_size=64", *overrides)
+    return hydra.utils.instantiate(cfg.model), hydra.utils.instantiate(cfg.data)
+
+
+def _fit(model, datamodule, root: Path, **trainer_kwargs) -> None:
+    options = dict(max_steps=6, limit_val_batches=2, num_sanity_val_steps=0) | trainer_kwargs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quiet_trainer(root, **options).fit(model, datamodule=datamodule)
+
+
+def test_fit_then_test_reports_bits_per_spike_and_oracle_fractions(tiny_t1, tmp_path):
+    model, datamodule = _parts(tiny_t1)
+    _fit(model, datamodule, tmp_path)
+    trainer = quiet_trainer(tmp_path, limit_test_batches=3)
+    (metrics,) = trainer.test(model, datamodule=datamodule)
+    sessions = datamodule.session_names
+    assert {f"test/bps/{name}" for name in sessions} <= set(metrics)
+    for key in ("test/bps", "test/bps_median", "test/fraction_of_oracle", "test/oracle_bps", "test/loss"):
+        assert math.isfinite(metrics[key]), key
+    # The oracle knows the true rates: it beats a 6-step model, whose fraction is below 1.
+    assert metrics["test/oracle_bps"] > metrics["test/bps"] and metrics["test/fraction_of_oracle"] < 1.0
+    assert {"test/fraction_of_oracle/simple", "test/fraction_of_oracle/complex"} <= set(metrics)
+    assert 0.0 <= metrics["test/rf_center_error_deg_median"] < 2.0
+    for picture in ("bps_vs_oracle", "receptive_fields", "core_filters"):
+        assert (tmp_path / "images" / f"{picture}.png").stat().st_size > 1000
+
+
+def test_readout_biases_start_at_the_sessions_mean_rates(tiny_t1, tmp_path):
+    model, datamodule = _parts(tiny_t1, "model.optimizer.lr=0.0")
+    _fit(model, datamodule, tmp_path, max_steps=1, limit_val_batches=0)  # setup() sets the biases
+    name = datamodule.session_names[0]
+    session = datamodule.sessions[name]
+    batch = {name: {"stim": torch.zeros(3, 8, *session.frame_shape), "eyepos": torch.zeros(3, 8, 2)}}
+    torch.nn.init.zeros_(model.net.readouts[name].features)
+    model.eval()
+    expected = datamodule.mean_rates(name).clamp_min(1e-3)
+    assert torch.allclose(model(batch)[name][0], expected, rtol=1e-3, atol=1e-4)
+
+
+def test_checkpoint_record_names_sessions_and_units_and_is_strict(tiny_t1):
+    model, _ = _parts(tiny_t1)
+    record = record_of(model)
+    assert [entry["name"] for entry in record["sessions"]] == model.session_names
+    first = record["sessions"][0]
+    assert first["unit_ids"] == list(model.configs.sessions[0].unit_ids)
+    assert first["readout_shapes"]["features"][0] == len(first["unit_ids"])
+    assert record["dataset_config_hash"] == model.configs.hash and record["simulator_version"]
+    check_record(model, record)  # its own record loads
+    smaller, _ = _parts(tiny_t1, "data.max_datasets=1")
+    with pytest.raises(SessionMismatchError, match="other sessions or units"):
+        check_record(smaller, record)
+    with pytest.raises(SessionMismatchError, match="no v1 session record"):
+        check_record(model, None)
+
+
+def test_freeze_vision_keeps_the_pretrained_core_fixed_and_in_eval_mode(tiny_t1, tmp_path):
+    pretrained, datamodule = _parts(tiny_t1)
+    _fit(pretrained, datamodule, tmp_path / "pretrain")
+    checkpoint = tmp_path / "pretrained.ckpt"
+    torch.save(
+        {"state_dict": pretrained.state_dict(), "visioncore": {}, "v1": record_of(pretrained)}, checkpoint
+    )
+
+    model, datamodule = _parts(
+        tiny_t1, f"model.pretrained_checkpoint={checkpoint}", "model.freeze_vision=true"
+    )
+    readout_before = {k: v.clone() for k, v in model.net.readouts.state_dict().items()}
+    modes = []
+
+    class RecordModes(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            modes.append((pl_module.net.core.training, pl_module.net.readouts.training))
+
+    _fit(model, datamodule, tmp_path / "transfer", callbacks=[RecordModes()])
+    for key, value in pretrained.net.core.state_dict().items():
+        assert torch.equal(model.net.core.state_dict()[key], value), key
+    assert all(not p.requires_grad for p in model.net.core.parameters())
+    assert modes and all(core is False and readouts is True for core, readouts in modes)
+    changed = [k for k, v in model.net.readouts.state_dict().items() if not torch.equal(v, readout_before[k])]
+    assert changed, "the new readouts should train"
+
+
+def test_freeze_vision_without_a_pretrained_checkpoint_is_an_error(tiny_t1):
+    with pytest.raises(Exception, match="pretrained_checkpoint"):
+        _parts(tiny_t1, "model.freeze_vision=true")
+
+
+def _legacy_state(model: MultiDatasetModel, single: bool) -> dict:
+    """The model's weights in the seed's layouts: `model.` prefix, `_orig_mod.` core, indexed readouts."""
+    names = model.session_names
+    state = {}
+    for key, value in model.state_dict().items():
+        if not key.startswith("net."):
+            continue
+        key = key[len("net.") :]
+        key = key.replace("core.", "_orig_mod.core.", 1) if key.startswith("core.") else key
+        for index, name in enumerate(names):
+            key = re.sub(rf"^(readouts|adapters)\.{re.escape(name)}\.", rf"\g<1>.{index}.", key)
+        if single:
+            key = re.sub(r"^(readout|adapter)s\.0\.", r"\g<1>.", key)
+        state["model." + key] = value
+    return {"state_dict": state, "epoch": 3, "global_step": 120, "pytorch-lightning_version": "2.1.0"}
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["MultiDatasetPLCore", "PLCoreVisionModel"])
+def test_legacy_layouts_migrate_to_the_same_weights(tiny_t1, single):
+    model, _ = _parts(tiny_t1, *(["data.max_datasets=1"] if single else []))
+    legacy = _legacy_state(model, single)
+    migration = detect(legacy)  # the v1 formats supersede the generic lightning_v0
+    assert migration.name == ("v1_plcore_vision_model_v0" if single else "v1_multidataset_plcore_v0")
+    config = {
+        "model": {"dataset_configs_path": str(model.configs.path), "max_datasets": 1 if single else None}
+    }
+    converted = migration.apply(legacy, config)
+    fresh, _ = _parts(tiny_t1, *(["data.max_datasets=1"] if single else []))
+    load_weights_strictly(fresh, {**fresh.state_dict(), **converted["state_dict"]}, "legacy")
+    for key, value in model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+    assert converted["epoch"] == 3 and converted["global_step"] == 120
+
+
+def test_legacy_layout_without_the_experiment_asks_for_it(tiny_t1):
+    model, _ = _parts(tiny_t1)
+    legacy = _legacy_state(model, single=False)
+    with pytest.raises(Exception, match="experiment="):
+        detect(legacy).apply(legacy, None)
