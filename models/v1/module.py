@@ -21,9 +21,21 @@ from torchmetrics import MeanMetric
 from datamodules.v1.dataset_configs import DatasetConfigs, load_dataset_configs
 from models.v1.checkpoint_record import check_record, record_of
 from models.v1.losses import MaskedLoss
-from models.v1.metrics import OracleInformation, PoissonBPSAggregator
+from models.v1.metrics import (
+    MaskedPearson,
+    OracleInformation,
+    PoissonBPSAggregator,
+    RepeatIndex,
+    RepeatReliability,
+)
 from models.v1.network import SessionSpec
-from models.v1.summaries import summarize_bps, summarize_oracle, summarize_recovery
+from models.v1.summaries import (
+    summarize_bps,
+    summarize_correlation,
+    summarize_oracle,
+    summarize_recovery,
+    summarize_repeats,
+)
 
 Batch = Mapping[str, Mapping[str, torch.Tensor]]
 STAGES = ("val", "test")
@@ -92,6 +104,9 @@ class MultiDatasetModel(pl.LightningModule):
                 for stage in STAGES
             }
         )
+        self.correlation = nn.ModuleDict({n: MaskedPearson(s.num_units) for n, s in self._sessions()})
+        self.reliability = nn.ModuleDict()  # test only, for sessions with repeated sequences (setup)
+        self.repeat_index: dict[str, RepeatIndex] = {}
         self._core_compiled = False
         if freeze_vision:
             for parameter in self.vision_modules().parameters():
@@ -125,6 +140,8 @@ class MultiDatasetModel(pl.LightningModule):
         return self.net(batch)
 
     def setup(self, stage: str) -> None:
+        if stage == "test":
+            self._build_repeat_metrics()
         if stage != "fit":
             return
         if self.hparams.pretrained_checkpoint:
@@ -136,6 +153,16 @@ class MultiDatasetModel(pl.LightningModule):
             # Start every readout at its session's mean rates (a resumed run overwrites these).
             for name in self.session_names:
                 self.net.init_readout_bias(name, datamodule.mean_rates(name))
+
+    def _build_repeat_metrics(self) -> None:
+        """FEVE / noise-corrected correlation need each session's repeat layout (its trials)."""
+        for name, session in self._data_sessions().items():
+            index = RepeatIndex(session.trials)
+            if name in self.session_names and index.num_positions > 0 and name not in self.reliability:
+                self.repeat_index[name] = index
+                self.reliability[name] = RepeatReliability(
+                    self.configs.session(name).num_units, index.num_positions
+                )
 
     def configure_model(self) -> None:
         # nn.Module.compile compiles in place, so state_dict keys stay `net.core.*` (no `_orig_mod`).
@@ -215,6 +242,11 @@ class MultiDatasetModel(pl.LightningModule):
             self.bps[stage][name].update(predicted, session["robs"], session["dfs"])
             if "rates" in session:
                 self.oracle[stage][name].update(predicted, session["rates"], session["robs"], session["dfs"])
+            if stage == "test":
+                self.correlation[name].update(predicted, session["robs"], session["dfs"])
+                if name in self.reliability and "trial" in session:
+                    position = self.repeat_index[name].positions(session["trial"], session["frame"])
+                    self.reliability[name].update(predicted, session["robs"], session["dfs"], position)
 
     def on_validation_epoch_end(self) -> None:
         self._report("val")
@@ -241,6 +273,14 @@ class MultiDatasetModel(pl.LightningModule):
             name: metric.compute() for name, metric in self.oracle[stage].items() if metric.update_called
         }
         scalars = summarize_bps(stage, per_session) | summarize_oracle(stage, oracle, self.cell_types())
+        if stage == "test":
+            scalars |= summarize_correlation(
+                stage, {n: m.compute() for n, m in self.correlation.items() if m.update_called}
+            )
+            repeats = {n: m.compute() for n, m in self.reliability.items() if m.update_called}
+            scalars |= summarize_repeats(stage, repeats)
+            for metric in (*self.correlation.values(), *self.reliability.values()):
+                metric.reset()
         for key, value in scalars.items():
             self.log(key, value, sync_dist=False)  # already reduced over ranks by the metrics
         for metric in (*self.bps[stage].values(), *self.oracle[stage].values()):

@@ -27,7 +27,9 @@ def plot_bps_vs_oracle(report: Mapping[str, Any]) -> Figure:
     axes = figure.add_subplot()
     if report["oracle"]:
         for session, result in report["oracle"].items():
-            axes.scatter(result["oracle_bps"].cpu().numpy(), result["model_bps"].cpu().numpy(), s=10, label=session)
+            axes.scatter(
+                result["oracle_bps"].cpu().numpy(), result["model_bps"].cpu().numpy(), s=10, label=session
+            )
         low, high = axes.get_xlim()
         axes.plot([low, high], [low, high], color="grey", linewidth=1, linestyle="--")
         axes.set_xlabel("oracle bits/spike (true rates)")
@@ -84,9 +86,9 @@ def plot_core_filters(core: torch.nn.Module) -> Figure:
     figure = new_figure(1.3 * columns, 1.4 * rows)
     for index in range(channels):
         peak = filters[index].abs().flatten(1).sum(1).argmax()
-        image = filters[index, peak]
+        image = filters[index, peak].numpy()
         axes = figure.add_subplot(rows, columns, index + 1)
-        limit = float(image.abs().max()) or 1.0
+        limit = float(np.abs(image).max()) or 1.0
         axes.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit)
         axes.set_title(f"lag {int(peak)}", fontsize=6)
         axes.axis("off")

@@ -99,3 +99,27 @@ def summarize_recovery(stage: str, net: torch.nn.Module, sessions: Mapping[str, 
 def _calibration(session: Any) -> dict[str, np.ndarray]:
     calibration = session.truth("calibration")
     return {key: calibration[key] for key in ("grid_x", "grid_y", "field")}
+
+
+def summarize_correlation(
+    stage: str, per_session: Mapping[str, Mapping[str, torch.Tensor]]
+) -> dict[str, float]:
+    """Per-unit Pearson correlation of prediction and counts: mean and median over every unit."""
+    if not per_session:
+        return {}
+    r = _concat(per_session, "r")
+    return {
+        f"{stage}/cc_mean": float(torch.nanmean(r)),
+        f"{stage}/cc_median": float(torch.nanquantile(r, 0.5)),
+    }
+
+
+def summarize_repeats(stage: str, per_session: Mapping[str, Mapping[str, torch.Tensor]]) -> dict[str, float]:
+    """FEVE and correlations with the repeat-averaged response (fixrsvp): medians over every unit."""
+    if not per_session:
+        return {}
+    scalars = {}
+    for name in ("feve", "cc_abs", "cc_norm"):
+        values = _concat(per_session, name)
+        scalars[f"{stage}/{name}_median"] = float(torch.nanquantile(values, 0.5))
+    return scalars

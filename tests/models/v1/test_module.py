@@ -64,6 +64,7 @@ def test_fit_then_test_reports_bits_per_spike_and_oracle_fractions(tiny_t1, tmp_
     # The oracle knows the true rates: it beats a 6-step model, whose fraction is below 1.
     assert metrics["test/oracle_bps"] > metrics["test/bps"] and metrics["test/fraction_of_oracle"] < 1.0
     assert {"test/fraction_of_oracle/simple", "test/fraction_of_oracle/complex"} <= set(metrics)
+    assert -1.0 <= metrics["test/cc_median"] <= 1.0 and math.isfinite(metrics["test/feve_median"])  # repeats
     assert 0.0 <= metrics["test/rf_center_error_deg_median"] < 2.0
     for picture in ("bps_vs_oracle", "receptive_fields", "core_filters"):
         assert (tmp_path / "images" / f"{picture}.png").stat().st_size > 1000
