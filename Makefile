@@ -35,9 +35,10 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: install  ## loop overhead vs plain PyTorch, and throughput per experiment
+bench: install  ## loop overhead vs plain PyTorch, throughput per experiment, v1 data paths
 	$(PY) benchmarks/loop_overhead.py
 	$(PY) benchmarks/throughput.py
+	$(PY) benchmarks/v1_data.py
 
 lock:  ## re-resolve the lock from pyproject.toml ranges (run on Linux x86-64, Python 3.11)
 	rm -rf /tmp/vc-lock && $(PYTHON) -m venv /tmp/vc-lock
