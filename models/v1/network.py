@@ -19,11 +19,10 @@ Example config (the Hydra YAML mirrors it; `sessions` comes from the dataset con
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import inspect
 
 import torch
 from torch import nn
@@ -75,7 +74,9 @@ def unknown_sessions(batch: Batch, known: Mapping[str, Any]) -> None:
         )
 
 
-def check_keys(cls: type, config: Mapping[str, Any], key: str, provided: Sequence[str] = ()) -> dict[str, Any]:
+def check_keys(
+    cls: type, config: Mapping[str, Any], key: str, provided: Sequence[str] = ()
+) -> dict[str, Any]:
     """`config` as a dict, after checking every key is a constructor argument of `cls` (named in the error)."""
     allowed = set(inspect.signature(cls).parameters) - set(provided)
     unknown = sorted(set(config) - allowed)
@@ -112,7 +113,12 @@ class MultiSessionNet(nn.Module):
         channels = int(core.out_channels)
         self.adapters = nn.ModuleDict({s.name: SessionAdapter() for s in sessions}) if adapter else None
         self.shifters = (
-            nn.ModuleDict({s.name: self._build_shifter(s, check_keys(Shifter, shifter, "model.shifter")) for s in sessions})
+            nn.ModuleDict(
+                {
+                    s.name: self._build_shifter(s, check_keys(Shifter, shifter, "model.shifter"))
+                    for s in sessions
+                }
+            )
             if shifter is not None
             else None
         )
@@ -122,7 +128,9 @@ class MultiSessionNet(nn.Module):
             if modulator is not None
             else None
         )
-        readout_kwargs = check_keys(GaussianReadout, readout or {}, "model.readout", ("num_units", "in_channels"))
+        readout_kwargs = check_keys(
+            GaussianReadout, readout or {}, "model.readout", ("num_units", "in_channels")
+        )
         self.readouts = nn.ModuleDict(
             {s.name: GaussianReadout(s.num_units, channels, **readout_kwargs) for s in sessions}
         )
