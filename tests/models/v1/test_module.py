@@ -169,3 +169,22 @@ def test_legacy_layout_without_the_experiment_asks_for_it(tiny_t1):
     legacy = _legacy_state(model, single=False)
     with pytest.raises(Exception, match="experiment="):
         detect(legacy).apply(legacy, None)
+
+
+def test_migrate_cli_writes_a_checkpoint_with_the_session_record(tiny_t1, tmp_path):
+    from training.migrate import migrate
+
+    model, _ = _parts(tiny_t1)
+    old = tmp_path / "old.ckpt"
+    torch.save(_legacy_state(model, single=False), old)
+    configs, data_dir = tiny_t1
+    overrides = [
+        "experiment=v1_multidataset",
+        f"data.dataset_configs_path={configs}",
+        f"data.data_dir={data_dir}",
+    ]
+    done = migrate(old, tmp_path / "new.ckpt", overrides)
+    assert done["format"] == "v1_multidataset_plcore_v0" and done["global_step"] == 120
+    new = torch.load(tmp_path / "new.ckpt", weights_only=False)
+    check_record(model, new["v1"])
+    assert all(torch.equal(new["state_dict"][k], v) for k, v in model.state_dict().items())
