@@ -31,20 +31,32 @@ def test_experiment_composes(experiment):
     assert cfg.trainer.max_epochs >= 1
 
 
-@pytest.mark.parametrize("experiment", CNN_EXPERIMENTS)
-def test_experiment_runs_with_fast_dev_run(tmp_path, experiment):
-    cfg = compose_config([f"experiment={experiment}"])
-    run_cli(
-        tmp_path,
-        f"experiment={experiment}",
-        "debug=fdr",
-        *_small_data_like(cfg),
-        "callbacks.model_summary=null",
-    )
-    (run_dir,) = run_dirs(tmp_path, experiment)
-    summary = read_summary(run_dir)
-    assert summary["status"] == "finished"
-    assert 0.0 <= summary["metrics"]["test/acc"] <= 1.0
+def _by_data_shape(experiments: list[str]) -> dict[tuple[str, ...], list[str]]:
+    """Experiments grouped by the procedural data that stands in for theirs (one multirun per group)."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for experiment in experiments:
+        groups.setdefault(tuple(_small_data_like(compose_config([f"experiment={experiment}"]))), []).append(
+            experiment
+        )
+    return groups
+
+
+def test_cnn_experiments_run_with_fast_dev_run(tmp_path):
+    # One process per data shape: a Hydra multirun runs its experiments one after another in it.
+    for data, experiments in _by_data_shape(CNN_EXPERIMENTS).items():
+        run_cli(
+            tmp_path,
+            "--multirun",
+            f"experiment={','.join(experiments)}",
+            "debug=fdr",
+            *data,
+            "callbacks.model_summary=null",
+        )
+    for experiment in CNN_EXPERIMENTS:
+        (job,) = (tmp_path / "logs" / experiment / "multiruns").glob("*/[0-9]*")
+        summary = read_summary(job)
+        assert summary["status"] == "finished", experiment
+        assert 0.0 <= summary["metrics"]["test/acc"] <= 1.0, experiment
 
 
 V1_EXPERIMENTS = [e for e in EXPERIMENTS if e.startswith("v1_") and e != "v1_transfer"]
