@@ -4,7 +4,7 @@
     python experiments/compare_runs.py --metric test/fraction_of_oracle logs/v1_multidataset/multiruns/<id>/...
 
 One row per job, best score first (higher is better): the model (from the job's `model=` override, else
-its overrides), the metric (default test/acc; its val/ counterpart where a job has no test metric,
+the overrides that differ between the jobs), the metric (default test/acc; its val/ counterpart where a job has no test metric,
 marked with *), parameters, training samples/s, wall time and status. Jobs without the metric
 (failed, preempted) come last.
 """
@@ -48,13 +48,16 @@ def _number(text: str | None) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _model_name(overrides: str, job: str) -> str:
-    """`resnet56` from `model=resnet56 data=...`; the overrides (or the job number) when no model was chosen."""
-    for item in overrides.split():
-        key, _, value = item.partition("=")
-        if key.lstrip("+~") == "model":
-            return value
-    return overrides or f"job {job}"
+def _labels(records: list[dict[str, str]]) -> list[str]:
+    """What tells the jobs apart: the `model=` choice, else the overrides that differ between jobs."""
+    tokens = [record.get("overrides", "").split() for record in records]
+    shared = set.intersection(*(set(t) for t in tokens)) if len(tokens) > 1 else set()
+    labels = []
+    for record, items in zip(records, tokens, strict=True):
+        model = next((v for k, _, v in (i.partition("=") for i in items) if k.lstrip("+~") == "model"), None)
+        varying = " ".join(item for item in items if item not in shared)
+        labels.append(model or varying or " ".join(items) or f"job {record.get('job', '')}")
+    return labels
 
 
 def load_rows(path: Path, metric: str = DEFAULT_METRIC) -> list[RunRow]:
@@ -62,13 +65,13 @@ def load_rows(path: Path, metric: str = DEFAULT_METRIC) -> list[RunRow]:
     with path.open(newline="") as handle:
         records = list(csv.DictReader(handle))
     rows = []
-    for record in records:
+    for record, label in zip(records, _labels(records), strict=True):
         key = next((k for k in metric_keys(metric) if _number(record.get(k)) is not None), None)
         params = _number(record.get("params"))
         rows.append(
             RunRow(
                 job=record.get("job", ""),
-                model=_model_name(record.get("overrides", ""), record.get("job", "")),
+                model=label,
                 score=_number(record.get(key)) if key else None,
                 score_key=key,
                 params=int(params) if params is not None else None,
