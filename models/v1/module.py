@@ -36,6 +36,7 @@ from models.v1.summaries import (
     summarize_recovery,
     summarize_repeats,
 )
+from training.errors import UserError
 
 Batch = Mapping[str, Mapping[str, torch.Tensor]]
 STAGES = ("val", "test")
@@ -83,11 +84,11 @@ class MultiDatasetModel(pl.LightningModule):
         self.regularization = dict(regularization or {})
         unknown = set(self.regularization) - {"readout_l1", "core_smoothness", "shifter"}
         if unknown:
-            raise ValueError(
+            raise UserError(
                 f"model.regularization has unknown keys {sorted(unknown)}; use readout_l1, core_smoothness, shifter."
             )
         if freeze_vision and not pretrained_checkpoint:
-            raise ValueError(
+            raise UserError(
                 "model.freeze_vision=true needs model.pretrained_checkpoint=PATH (the core to keep frozen)."
             )
         self.loss = MaskedLoss()
