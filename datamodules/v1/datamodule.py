@@ -18,7 +18,7 @@ leave the loader as uint8 and are normalised on the device in `on_after_batch_tr
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +153,18 @@ class MultiDatasetDM(pl.LightningDataModule):
             rates = self.data[name].mean_rates(self.samples["train"][name])
             self._mean_rates[name] = torch.as_tensor(rates, dtype=torch.float32)
         return self._mean_rates[name]
+
+    def training_windows(self, name: str, batch_size: int = 2048) -> Iterator[dict[str, torch.Tensor]]:
+        """One session's training windows in time order, normalised on the host: for data-driven
+        initialisation (e.g. readout positions) before training, not for training itself."""
+        self._require_setup()
+        data, frames = self.data[name], self.samples["train"][name]
+        mean, std = data.stim_stats
+        for start in range(0, len(frames), batch_size):
+            item = data.fetch(frames[start : start + batch_size], evaluation=False)
+            batch = {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in item.items()}
+            batch["stim"] = batch["stim"].to(torch.float32).sub_(mean).div_(std)
+            yield batch
 
     # -------------------------------------------------------------------------------- locations
     @property

@@ -259,3 +259,17 @@ def test_cones_frames_replace_the_stimulus_and_its_statistics(tiny_dataset, monk
     mean, std = cones.stim_stats("alpha")
     selected = np.concatenate([cones_frames(cones.sessions["alpha"], k) for k in ("gaborium", "gratings")])
     assert mean == pytest.approx(selected.mean()) and std == pytest.approx(selected.std())  # recomputed
+
+
+def test_training_windows_cover_the_train_split_in_order_normalised(tiny_dataset):
+    dm = _dm(tiny_dataset)
+    batches = list(dm.training_windows("alpha", batch_size=5))
+    assert sum(len(b["robs"]) for b in batches) == len(ALPHA_TRAIN)
+    robs = torch.cat([b["robs"] for b in batches])
+    rows, cols = ALPHA_TRAIN[:, None], ALPHA_COLUMNS[None]
+    assert torch.equal(robs, torch.as_tensor((rows * (cols + 1)) % 4, dtype=torch.float32))
+    stim = torch.cat([b["stim"] for b in batches])
+    assert stim.dtype == torch.float32 and stim.shape == (len(ALPHA_TRAIN), LAGS, *stim.shape[2:])
+    first = dm.data["alpha"].fetch(ALPHA_TRAIN[:1], evaluation=False)["stim"].astype(np.float32)
+    mean, std = dm.stim_stats("alpha")
+    assert torch.allclose(stim[:1], (torch.from_numpy(first) - mean) / std)
