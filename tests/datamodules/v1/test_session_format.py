@@ -109,7 +109,9 @@ def test_dataset_configs_point_at_the_sessions(t3):
 def test_shipped_configs_match_the_simulator(tmp_path):
     """Every conf/v1_datasets folder is exactly what the simulator writes for its tier, size and seed."""
     expected = {f"t{k}_{size}" for k in range(3) for size in ("tiny", "small", "full")}
-    expected |= {f"t3_{size}_{part}" for size in ("tiny", "small", "full") for part in ("pretrain", "transfer")}
+    expected |= {
+        f"t3_{size}_{part}" for size in ("tiny", "small", "full") for part in ("pretrain", "transfer")
+    }
     assert {p.name for p in SHIPPED.iterdir() if p.is_dir()} == expected
     for folder in sorted(SHIPPED.iterdir()):
         simulate = yaml.safe_load((folder / "parent.yaml").read_text())["simulate"]
