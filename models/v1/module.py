@@ -29,6 +29,7 @@ from models.v1.metrics import (
     RepeatReliability,
 )
 from models.v1.network import SessionSpec
+from models.v1.readout_init import EnergySTA
 from models.v1.summaries import (
     summarize_bps,
     summarize_correlation,
@@ -40,6 +41,7 @@ from training.errors import UserError
 
 Batch = Mapping[str, Mapping[str, torch.Tensor]]
 STAGES = ("val", "test")
+READOUT_INITS = ("energy_sta", "centre")  # where readout positions start (see _init_readouts)
 
 
 def session_specs(configs: DatasetConfigs) -> list[SessionSpec]:
@@ -73,6 +75,7 @@ class MultiDatasetModel(pl.LightningModule):
         pretrained_checkpoint: str | None = None,
         freeze_vision: bool = False,
         compile_model: bool = False,
+        readout_init: str = "energy_sta",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "lr_schedule"])
@@ -87,6 +90,8 @@ class MultiDatasetModel(pl.LightningModule):
             raise UserError(
                 f"model.regularization has unknown keys {sorted(unknown)}; use readout_l1, core_smoothness, shifter."
             )
+        if readout_init not in READOUT_INITS:
+            raise UserError(f"model.readout_init={readout_init!r}: choose one of {', '.join(READOUT_INITS)}.")
         if freeze_vision and not pretrained_checkpoint:
             raise UserError(
                 "model.freeze_vision=true needs model.pretrained_checkpoint=PATH (the core to keep frozen)."
@@ -150,10 +155,26 @@ class MultiDatasetModel(pl.LightningModule):
 
             load_pretrained_core(self, self.hparams.pretrained_checkpoint)
         datamodule = getattr(self.trainer, "datamodule", None)
-        if hasattr(datamodule, "mean_rates") and hasattr(self.net, "init_readout_bias"):
-            # Start every readout at its session's mean rates (a resumed run overwrites these).
-            for name in self.session_names:
+        if datamodule is not None:
+            self._init_readouts(datamodule)
+
+    def _init_readouts(self, datamodule: Any) -> None:
+        """Readouts start at their session's mean rates and, with `energy_sta`, at the peak of each unit's
+        energy spike-triggered average: a readout started far from its receptive field never finds it.
+        Every rank computes the same values; a resumed run overwrites them with the checkpoint's."""
+        for name in self.session_names:
+            if hasattr(datamodule, "mean_rates") and hasattr(self.net, "init_readout_bias"):
                 self.net.init_readout_bias(name, datamodule.mean_rates(name))
+            wants_positions = self.hparams.readout_init == "energy_sta"
+            if (
+                wants_positions
+                and hasattr(datamodule, "training_windows")
+                and hasattr(self.net, "init_readout_positions")
+            ):
+                sta = EnergySTA()
+                for batch in datamodule.training_windows(name):
+                    sta.update(batch["stim"], batch["robs"], batch["dfs"])
+                self.net.init_readout_positions(name, sta.positions())
 
     def _build_repeat_metrics(self) -> None:
         """FEVE / noise-corrected correlation need each session's repeat layout (its trials)."""

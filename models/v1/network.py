@@ -10,7 +10,7 @@ state_dict layout: `adapters.<session>.{weight,bias}`, `shifters.<session>.mlp.*
 
 Example config (the Hydra YAML mirrors it; `sessions` comes from the dataset configs):
     core: {_target_: models.v1.core.V1Core, num_lags: 8, ...}
-    readout: {init_sigma: 0.1, init_mu_range: 0.1}
+    readout: {init_sigma: 0.05, init_mu_range: 0.1}   # then init_readout_positions(EnergySTA)
     adapter: true
     shifter: {hidden_units: 16, hidden_layers: 2, gaze_scale_deg: 5.0}   # or null
     modulator: {hidden_units: 16}                                        # or null
@@ -207,6 +207,16 @@ class MultiSessionNet(nn.Module):
                 f"init_readout_bias({session!r}): expected {tuple(bias.shape)} rates, got {tuple(mean_rates.shape)}."
             )
         bias.copy_(inverse_output(self.output, mean_rates.to(bias.device)))
+
+    @torch.no_grad()
+    def init_readout_positions(self, session: str, positions: torch.Tensor) -> None:
+        """Start the session's readouts at (N, 2) `grid_sample` positions, e.g. `EnergySTA.positions()`."""
+        mu = self.readouts[session].mu
+        if tuple(positions.shape) != tuple(mu.shape):
+            raise ValueError(
+                f"init_readout_positions({session!r}): expected {tuple(mu.shape)} positions, got {tuple(positions.shape)}."
+            )
+        mu.copy_(positions.clamp(-1, 1))
 
     def core_regularization(self) -> torch.Tensor:
         """The core's smoothness penalty (sum of squared Laplacians of its spatial kernels)."""

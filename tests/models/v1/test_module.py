@@ -16,6 +16,7 @@ from datamodules.v1 import MultiDatasetDM
 from datamodules.v1.simulator import simulate_tier
 from models.v1.checkpoint_record import SessionMismatchError, check_record, record_of
 from models.v1.module import MultiDatasetModel
+from models.v1.readout_init import EnergySTA
 from tests.helpers import compose_config, quiet_trainer
 from training.legacy import detect, load_weights_strictly
 
@@ -70,9 +71,14 @@ def test_fit_then_test_reports_bits_per_spike_and_oracle_fractions(tiny_t1, tmp_
         assert (tmp_path / "images" / f"{picture}.png").stat().st_size > 1000
 
 
-def test_readout_biases_start_at_the_sessions_mean_rates(tiny_t1, tmp_path):
+def test_readouts_start_at_mean_rates_and_energy_sta_positions(tiny_t1, tmp_path):
     model, datamodule = _parts(tiny_t1, "model.optimizer.lr=0.0")
-    _fit(model, datamodule, tmp_path, max_steps=1, limit_val_batches=0)  # setup() sets the biases
+    _fit(model, datamodule, tmp_path, max_steps=1, limit_val_batches=0)  # setup() initialises the readouts
+    for name in datamodule.session_names:
+        sta = EnergySTA()
+        for batch in datamodule.training_windows(name):
+            sta.update(batch["stim"], batch["robs"], batch["dfs"])
+        assert torch.equal(model.net.readouts[name].mu.detach(), sta.positions())
     name = datamodule.session_names[0]
     session = datamodule.sessions[name]
     batch = {name: {"stim": torch.zeros(3, 8, *session.frame_shape), "eyepos": torch.zeros(3, 8, 2)}}
