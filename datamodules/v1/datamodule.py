@@ -154,11 +154,21 @@ class MultiDatasetDM(pl.LightningDataModule):
             self._mean_rates[name] = torch.as_tensor(rates, dtype=torch.float32)
         return self._mean_rates[name]
 
-    def training_windows(self, name: str, batch_size: int = 2048) -> Iterator[dict[str, torch.Tensor]]:
-        """One session's training windows in time order, normalised on the host: for data-driven
-        initialisation (e.g. readout positions) before training, not for training itself."""
+    def training_windows(
+        self, name: str, batch_size: int = 2048, stim_types: Sequence[str] | None = None
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """One session's training windows in time order (only those of `stim_types`, if given), normalised
+        on the host: for data-driven initialisation (e.g. readout positions), not for training itself."""
         self._require_setup()
         data, frames = self.data[name], self.samples["train"][name]
+        if stim_types is not None:
+            blocks = self.sessions[name].meta["stim_types"]
+            spans = [(blocks[kind]["start"], blocks[kind]["stop"]) for kind in stim_types if kind in blocks]
+            frames = (
+                frames[np.any([(frames >= a) & (frames < b) for a, b in spans], axis=0)]
+                if spans
+                else frames[:0]
+            )
         mean, std = data.stim_stats
         for start in range(0, len(frames), batch_size):
             item = data.fetch(frames[start : start + batch_size], evaluation=False)

@@ -42,6 +42,7 @@ from training.errors import UserError
 Batch = Mapping[str, Mapping[str, torch.Tensor]]
 STAGES = ("val", "test")
 READOUT_INITS = ("energy_sta", "centre")  # where readout positions start (see _init_readouts)
+WHITE_NOISE_STIMULI = ("gaborium",)
 
 
 def session_specs(configs: DatasetConfigs) -> list[SessionSpec]:
@@ -124,6 +125,11 @@ class MultiDatasetModel(pl.LightningModule):
     # --- structure -------------------------------------------------------------------------------
     def vision_modules(self) -> nn.Module:
         """What `freeze_vision` freezes and `pretrained_checkpoint` loads: the shared core."""
+        if not hasattr(self.net, "core"):
+            raise UserError(
+                f"{type(self.net).__name__} has no shared core: model.pretrained_checkpoint, model.freeze_vision "
+                "and model.compile_model apply to model=v1_core only."
+            )
         return self.net.core
 
     def train(self, mode: bool = True) -> MultiDatasetModel:
@@ -171,10 +177,16 @@ class MultiDatasetModel(pl.LightningModule):
                 and hasattr(datamodule, "training_windows")
                 and hasattr(self.net, "init_readout_positions")
             ):
+                # White-noise-like stimuli localise an STA best (measured on T1 small: median RF-centre error
+                # 0.07-0.08 deg from gaborium windows vs 0.27-0.78 deg from all types, natural images dominating).
+                noise = [
+                    kind for kind in WHITE_NOISE_STIMULI if kind in getattr(datamodule, "stim_types", ())
+                ]
                 sta = EnergySTA()
-                for batch in datamodule.training_windows(name):
+                for batch in datamodule.training_windows(name, stim_types=noise or None):
                     sta.update(batch["stim"], batch["robs"], batch["dfs"])
-                self.net.init_readout_positions(name, sta.positions())
+                if sta.spikes is not None:
+                    self.net.init_readout_positions(name, sta.positions())
 
     def _build_repeat_metrics(self) -> None:
         """FEVE / noise-corrected correlation need each session's repeat layout (its trials)."""
@@ -189,7 +201,7 @@ class MultiDatasetModel(pl.LightningModule):
     def configure_model(self) -> None:
         # nn.Module.compile compiles in place, so state_dict keys stay `net.core.*` (no `_orig_mod`).
         if self.hparams.compile_model and not self._core_compiled:
-            self.net.core.compile()
+            self.vision_modules().compile()
             self._core_compiled = True
 
     # --- training --------------------------------------------------------------------------------

@@ -273,3 +273,7 @@ def test_training_windows_cover_the_train_split_in_order_normalised(tiny_dataset
     first = dm.data["alpha"].fetch(ALPHA_TRAIN[:1], evaluation=False)["stim"].astype(np.float32)
     mean, std = dm.stim_stats("alpha")
     assert torch.allclose(stim[:1], (torch.from_numpy(first) - mean) / std)
+    blocks = dm.sessions["alpha"].meta["stim_types"]
+    for kind, block in blocks.items():
+        count = sum(len(b["robs"]) for b in dm.training_windows("alpha", stim_types=[kind]))
+        assert count == ((ALPHA_TRAIN >= block["start"]) & (ALPHA_TRAIN < block["stop"])).sum(), kind
