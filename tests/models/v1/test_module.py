@@ -195,3 +195,19 @@ def test_migrate_cli_writes_a_checkpoint_with_the_session_record(tiny_t1, tmp_pa
     new = torch.load(tmp_path / "new.ckpt", weights_only=False)
     check_record(model, new["v1"])
     assert all(torch.equal(new["state_dict"][k], v) for k, v in model.state_dict().items())
+
+
+def test_a_step_without_some_sessions_still_gives_every_parameter_a_gradient(tiny_t1):
+    """data.sessions_per_step: absent sessions get an explicit zero gradient, so DDP needs no unused-parameter search."""
+    model, datamodule = _parts(
+        tiny_t1, "model.regularization.readout_l1=0"
+    )  # the penalty touches all readouts
+    datamodule.setup("fit")
+    present, absent = datamodule.session_names
+    batch = next(iter(datamodule.training_windows(present, batch_size=4)))
+    loss = model.training_step({present: batch}, 0)
+    loss.backward()
+    missing = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing
+    assert all(torch.all(p.grad == 0) for p in model.net.readouts[absent].parameters())
+    assert any(torch.any(p.grad != 0) for p in model.net.readouts[present].parameters())
