@@ -79,6 +79,12 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / "summary.json").read_text())
 
 
+def multirun_job_summary(root: Path, experiment: str) -> dict[str, Any]:
+    """`summary.json` of the one multirun job of `experiment` under `root` (asserts there is one)."""
+    (job,) = (root / "logs" / experiment / "multiruns").glob("*/[0-9]*")
+    return read_summary(job)
+
+
 # Overrides that make any classifier experiment tiny and deterministic on CPU.
 TINY = [
     "trainer.max_epochs=2",

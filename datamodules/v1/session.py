@@ -179,22 +179,6 @@ class Session:
         return self._array(self.meta["stim_types"][kind]["file"][:-4])
 
     @cached_property
-    def _type_blocks(self) -> list[tuple[int, int, np.ndarray]]:
-        return [
-            (spec["start"], spec["stop"], self.stim(kind)) for kind, spec in self.meta["stim_types"].items()
-        ]
-
-    def frames(self, timeline_indices: np.ndarray) -> np.ndarray:
-        """uint8 (len(indices), H, W) frames at timeline indices, whatever their stimulus type."""
-        indices = np.asarray(timeline_indices)
-        out = np.empty((*indices.shape, *self.frame_shape), dtype=np.uint8)
-        for start, stop, frames in self._type_blocks:
-            inside = (indices >= start) & (indices < stop)
-            if inside.any():
-                out[inside] = frames[indices[inside] - start]
-        return out
-
-    @cached_property
     def robs(self) -> np.ndarray:
         return self._array("robs")
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from tests.helpers import compose_config, read_summary, run_cli, run_dirs
+from tests.helpers import compose_config, multirun_job_summary, read_summary, run_cli, run_dirs
 from training.errors import options_of
 
 EXPERIMENTS = options_of("experiment")
@@ -53,8 +53,7 @@ def test_cnn_experiments_run_with_fast_dev_run(tmp_path):
             "callbacks.model_summary=null",
         )
     for experiment in CNN_EXPERIMENTS:
-        (job,) = (tmp_path / "logs" / experiment / "multiruns").glob("*/[0-9]*")
-        summary = read_summary(job)
+        summary = multirun_job_summary(tmp_path, experiment)
         assert summary["status"] == "finished", experiment
         assert 0.0 <= summary["metrics"]["test/acc"] <= 1.0, experiment
 
@@ -73,8 +72,7 @@ def test_v1_experiments_run_with_fast_dev_run_then_transfer(tmp_path):
         "callbacks.model_summary=null",
     )
     for experiment in V1_EXPERIMENTS:
-        (job,) = (tmp_path / "logs" / experiment / "multiruns").glob("*/[0-9]*")
-        summary = read_summary(job)
+        summary = multirun_job_summary(tmp_path, experiment)
         assert summary["status"] == "finished", experiment
         assert (
             math.isfinite(summary["metrics"]["test/bps"]) and "test/fraction_of_oracle" in summary["metrics"]

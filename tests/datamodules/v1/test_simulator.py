@@ -15,6 +15,7 @@ from datamodules.v1.simulator.recording import geometry_of, trial_world
 from datamodules.v1.simulator.responses import FilterBank, trial_drive
 from datamodules.v1.simulator.stimuli import crop, to_pixels
 from datamodules.v1.simulator.units import draw_units, temporal_kernels
+from datamodules.v1.windows import FrameSource
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,7 @@ def test_t2_stored_stimulus_is_the_world_cropped_at_the_measured_gaze(data_dir):
     for trial in plan.trials[::3]:
         rows = np.arange(trial.start, trial.stop)
         world = trial_world(plan, trial)
-        stored = session.frames(rows)
+        stored = FrameSource(session, session.stim_types).gather(rows)
         assert np.array_equal(stored, to_pixels(crop(world, session.eyepos[rows], geometry)))
         seen = to_pixels(crop(world, session.truth("gaze")[rows], geometry))
         assert not np.array_equal(stored, seen)  # the neurons saw it elsewhere
