@@ -27,7 +27,7 @@ from training.instantiate import instantiate_collection
 from training.summary import RunSummary
 
 log = logging.getLogger(__name__)
-TASKS = ("fit", "validate", "test", "predict", "export")
+TASKS = ("fit", "validate", "test", "predict", "export", "sample")
 
 
 def run_task(cfg: DictConfig) -> float | None:
@@ -51,6 +51,8 @@ def run_task(cfg: DictConfig) -> float | None:
         from training.export import export_onnx
 
         return summary.finish("finished", export=export_onnx(model, datamodule, cfg))
+    if cfg.task == "sample":
+        return summary.finish("finished", samples=_write_samples(model, cfg, run_dir))
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_collection(cfg.get("callbacks"), "callbacks")
@@ -121,6 +123,17 @@ def _dispatch(
 
         torch.save(predictions, run_dir / "predictions.pt")
     return {}
+
+
+def _write_samples(model: pl.LightningModule, cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """task=sample: a generative model writes `cfg.sample.num` samples (grid + arrays) from its checkpoint."""
+    if not callable(getattr(model, "write_samples", None)):
+        raise UserError(
+            f"task=sample needs a generative model; {type(model).__name__} ({cfg.name}) has no write_samples()."
+        )
+    load_weights(model, cfg.ckpt_path)
+    options = OmegaConf.to_container(cfg.sample, resolve=True)
+    return model.write_samples(run_dir / "samples", **options)
 
 
 def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:

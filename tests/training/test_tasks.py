@@ -54,6 +54,10 @@ def test_fit_writes_the_run_directory_and_test_from_checkpoint_alone(tmp_path):
     assert probabilities.shape[1] == 10
     assert torch.allclose(probabilities.sum(1), torch.ones(len(probabilities)), atol=1e-5)
 
+    refused = run_cli(tmp_path, "task=sample", f"ckpt_path={best}", check=False)
+    assert refused.returncode != 0
+    assert "task=sample needs a generative model" in refused.stderr + refused.stdout
+
 
 def test_each_run_gets_its_own_directory(tmp_path):
     run_cli(tmp_path, *FIT[:-1], "test_after_fit=false", "trainer.max_epochs=1")

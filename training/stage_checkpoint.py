@@ -1,0 +1,37 @@
+"""Load another run's trained model from its checkpoint alone (pipelines: each stage reads the previous one's)."""
+
+from __future__ import annotations
+
+import os
+
+import hydra
+import pytorch_lightning as pl
+
+from training.checkpoints import META_KEY, load_checkpoint_file
+from training.errors import UserError
+
+
+def load_trained_module(
+    path: str | os.PathLike, key: str, expected: type[pl.LightningModule] | None = None
+) -> pl.LightningModule:
+    """The LightningModule `path` was trained as (built from its stored `model` config), weights loaded
+    strictly (the averaged ones when it trained with EMA), frozen and in eval mode.
+
+    `key` names the config key that gave the path, for the error message. Modules that point at other
+    checkpoints load those in `setup()`, not `__init__`, so building one here does not cascade.
+    """
+    checkpoint = load_checkpoint_file(path)
+    config = (checkpoint.get(META_KEY) or {}).get("config") or {}
+    if "model" not in config:
+        raise UserError(
+            f"{key}={path} carries no VisionCore run config, so the model it holds cannot be rebuilt. "
+            "Point it at a checkpoint written by `python -m training.run` (<run>/checkpoints/*.ckpt)."
+        )
+    module = hydra.utils.instantiate(config["model"])
+    if expected is not None and not isinstance(module, expected):
+        raise UserError(
+            f"{key}={path} holds a {type(module).__name__} ({config.get('name')} run), not a "
+            f"{expected.__name__}: point it at a checkpoint of the right stage."
+        )
+    module.load_state_dict(checkpoint["state_dict"], strict=True)
+    return module.eval().requires_grad_(False)
