@@ -22,7 +22,7 @@ train: install  ## the default experiment (cnn_digits) on the bundled digits dat
 	$(PY) -m training.run $(ARGS)
 
 test: install lint  ## lint + the default test suite (slow tests excluded)
-	$(PY) -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow and not gpu" -n auto --maxprocesses 4 --dist loadfile $(PYTEST_ARGS)
 
 test-all: install  ## every test, slow ones included
 	$(PY) -m pytest $(PYTEST_ARGS)

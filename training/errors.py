@@ -41,6 +41,8 @@ def explain(err: BaseException) -> str | None:
     if isinstance(err, ValidationError):
         return f"Bad value for `{getattr(err, 'full_key', '?')}`: {err.msg if hasattr(err, 'msg') else err}"
     if isinstance(err, InstantiationException):
+        if isinstance(err.__cause__, UserError):  # a constructor's own check: its message says it all
+            return str(err.__cause__)
         return f"Could not build an object from the config: {err}"
     if isinstance(err, OmegaConfBaseException):
         return f"Config error: {err}"

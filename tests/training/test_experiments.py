@@ -88,3 +88,32 @@ def test_v1_experiments_run_with_fast_dev_run_then_transfer(tmp_path):
     (run_dir,) = run_dirs(tmp_path, "v1_transfer")
     assert read_summary(run_dir)["status"] == "finished"
     assert read_summary(run_dir)["metrics"]["test/oracle_bps"] > 0
+
+
+DESIGN_STANDALONE = ["design_encoder", "design_abstractor", "design_decoder"]  # phase 3: the pipeline test
+
+
+def test_design_experiments_run_with_fast_dev_run(tmp_path):
+    """The design stages that need no earlier checkpoint, on a few 32x32 designs, in one multirun; the
+    fine-tune and innovation stages run in tests/experiments/test_design_pipeline.py."""
+    run_cli(
+        tmp_path,
+        "--multirun",
+        f"experiment={','.join(DESIGN_STANDALONE)}",
+        "debug=fdr",
+        "data.resolution=32",
+        "data.num_train=16",
+        "data.num_val=8",
+        "data.num_test=8",
+        "data.batch_size=4",
+        "callbacks.model_summary=null",
+    )
+    expected = {
+        "design_encoder": "test/text_iou",
+        "design_abstractor": "test/goal_acc",
+        "design_decoder": "test/loss",
+    }
+    for experiment, metric in expected.items():
+        summary = multirun_job_summary(tmp_path, experiment)
+        assert summary["status"] == "finished", experiment
+        assert math.isfinite(summary["metrics"][metric]), experiment

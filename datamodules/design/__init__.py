@@ -1,0 +1,34 @@
+"""The `design` system's data: a procedural renderer of graphic designs, its shards and its DataModule.
+
+Names are imported lazily, so the renderer (and `python -m datamodules.design`) load without torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DesignDataModule": "datamodules.design.datamodule",
+    "DesignDataset": "datamodules.design.dataset",
+    "DesignDataConfig": "datamodules.design.store",
+    "generate": "datamodules.design.store",
+    "ShardReader": "datamodules.design.store",
+    "RenderedDesign": "datamodules.design.render",
+    "render_design": "datamodules.design.render",
+    "render_layout": "datamodules.design.render",
+    "decode_structure": "datamodules.design.render",
+    "grammar_scores": "datamodules.design.grammar",
+    "plan_layout": "datamodules.design.planner",
+    "sample_metadata": "datamodules.design.metadata",
+    "DesignMeta": "datamodules.design.metadata",
+    "Layout": "datamodules.design.layout",
+    "plot_samples": "datamodules.design.plots",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'datamodules.design' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -1,0 +1,154 @@
+"""The design pipeline: encoder -> abstractor -> decoder -> finetune -> innovation, in order.
+
+Each stage is one `python -m training.run experiment=design_<stage>` run named after the pipeline
+(`logs/design_<stage>/runs/<run name>/`) and reads the best checkpoints of the stages before it. Run the
+same command again after an interruption: finished stages are skipped, the unfinished one resumes from
+its newest valid checkpoint (`resume=auto`), and the rest follow.
+
+    python experiments/design_pipeline.py                         # every stage, CPU sizes
+    python experiments/design_pipeline.py --run-name try2 --stages encoder,abstractor
+    python experiments/design_pipeline.py trainer.max_epochs=2    # overrides go to every stage
+    python experiments/design_pipeline.py --set decoder:trainer.max_epochs=40 --set encoder:data.num_train=2000
+
+Run dirs and the hand-off are printed; `logs/design_pipeline/<run name>.json` records each stage's
+checkpoint and metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from training.run_dir import FINISHED, choose_run_dir, read_status  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Stage:
+    experiment: str
+    needs: dict[str, str]  # config key -> the earlier stage whose best checkpoint it gets
+
+
+STAGES = {
+    "encoder": Stage("design_encoder", {}),
+    "abstractor": Stage("design_abstractor", {"model.encoder_checkpoint": "encoder"}),
+    "decoder": Stage(
+        "design_decoder",
+        {"model.quality.encoder_checkpoint": "encoder", "model.quality.abstractor_checkpoint": "abstractor"},
+    ),
+    "finetune": Stage(
+        "design_finetune",
+        {
+            "model.decoder_checkpoint": "decoder",
+            "model.encoder_checkpoint": "encoder",
+            "model.abstractor_checkpoint": "abstractor",
+        },
+    ),
+    "innovation": Stage(
+        "design_innovation",
+        {
+            "model.decoder_checkpoint": "finetune",
+            "model.encoder_checkpoint": "encoder",
+            "model.abstractor_checkpoint": "abstractor",
+        },
+    ),
+}
+
+
+def stage_dir(stage: Stage, run_name: str) -> Path:
+    log_dir = Path(os.environ.get("VISIONCORE_ROOT", ".")) / "logs"
+    return Path(choose_run_dir(str(log_dir), stage.experiment, run_name, "auto"))
+
+
+def stage_checkpoint(name: str, run_name: str) -> str:
+    """The best checkpoint a finished stage reported (its newest state when it monitored nothing)."""
+    run_dir = stage_dir(STAGES[name], run_name)
+    summary = (
+        json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+    )
+    checkpoint = summary.get("best_checkpoint") or summary.get("last_checkpoint")
+    if summary.get("status") != FINISHED or not checkpoint:
+        raise SystemExit(
+            f"design pipeline: stage {name!r} has no finished run with a checkpoint in {run_dir}; "
+            f"run it first (add it to --stages) or pick the --run-name that has it."
+        )
+    return checkpoint
+
+
+def run_stage(name: str, run_name: str, overrides: list[str], python: str) -> dict:
+    stage = STAGES[name]
+    run_dir = stage_dir(stage, run_name)
+    if read_status(run_dir) == FINISHED:
+        print(f"[design pipeline] {name}: finished earlier in {run_dir}, skipped", flush=True)
+    else:
+        hand_off = [f"{key}={stage_checkpoint(source, run_name)}" for key, source in stage.needs.items()]
+        command = [
+            python, "-m", "training.run", f"experiment={stage.experiment}", f"run_name={run_name}",
+            "resume=auto", *hand_off, *overrides,
+        ]  # fmt: skip
+        print(f"[design pipeline] {name}: {' '.join(command[2:])}", flush=True)
+        subprocess.run(command, cwd=REPO, check=True)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    if summary.get("status") != FINISHED:
+        raise SystemExit(
+            f"design pipeline: stage {name!r} ended {summary.get('status')!r}; rerun to resume it."
+        )
+    return {
+        "run_dir": str(run_dir),
+        "checkpoint": stage_checkpoint(name, run_name),
+        **summary.get("metrics", {}),
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--run-name", default="pipeline", help="run name of every stage (default: pipeline)")
+    parser.add_argument(
+        "--stages", default=",".join(STAGES), help=f"comma-separated, in order (of {list(STAGES)})"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="STAGE:KEY=VALUE", help="a stage's override"
+    )
+    parser.add_argument("--python", default=sys.executable, help="interpreter of the stages")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides given to every stage")
+    args = parser.parse_args(argv)
+    args.stages = [s for s in args.stages.split(",") if s]
+    unknown = [s for s in args.stages if s not in STAGES]
+    if unknown:
+        parser.error(f"--stages: unknown {unknown}; stages are {list(STAGES)}")
+    args.per_stage = {name: [] for name in STAGES}
+    for item in args.set:
+        name, sep, override = item.partition(":")
+        if not sep or name not in STAGES or "=" not in override:
+            parser.error(f"--set {item!r}: write STAGE:KEY=VALUE with STAGE one of {list(STAGES)}")
+        args.per_stage[name].append(override)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    results = {
+        name: run_stage(name, args.run_name, [*args.overrides, *args.per_stage[name]], args.python)
+        for name in args.stages
+    }
+    record = (
+        Path(os.environ.get("VISIONCORE_ROOT", ".")) / "logs" / "design_pipeline" / f"{args.run_name}.json"
+    )
+    record.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(record.read_text()) if record.is_file() else {}
+    record.write_text(json.dumps({**previous, **results}, indent=2))
+    print(f"[design pipeline] done: {record}", flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Reading designs with a trained encoder at the resolution its run trained at (later stages' view of it).
+
+The encoder's U-Net is fully convolutional and runs at any size divisible by 2**depth, but what it learned
+holds at the scale of its training data: a design of another size is resized to that resolution, read,
+and its F_Tensor resized back (nearest, so masks and colour IDs keep exact values).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+
+from training.checkpoints import META_KEY, load_checkpoint_file
+
+
+def trained_resolution(checkpoint: str | os.PathLike) -> int | None:
+    """The `data.resolution` a run trained at, from its checkpoint's stored run config (None if unrecorded)."""
+    config = (load_checkpoint_file(checkpoint).get(META_KEY) or {}).get("config") or {}
+    return (config.get("data") or {}).get("resolution")
+
+
+def encoder_f_tensor(encoder: torch.nn.Module, image: torch.Tensor, resolution: int | None) -> torch.Tensor:
+    """`encoder.predict_f_tensor` of `image` (B, 3, H, W) in [-1, 1], read at `resolution` (None: at H x W)
+    and answered at H x W: bilinear (antialiased) resize of the image there, nearest resize of the F_Tensor back."""
+    size = tuple(image.shape[-2:])
+    if resolution is None or size == (resolution, resolution):
+        return encoder.predict_f_tensor(image)
+    resized = F.interpolate(
+        image, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False
+    )
+    return F.interpolate(encoder.predict_f_tensor(resized), size=size, mode="nearest")

@@ -1,0 +1,103 @@
+"""DesignDataModule: batch layout, device-side image conversion, disjoint splits, seeded resumable order."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from datamodules.design import DesignDataModule
+from datamodules.design.schema import F_CHANNELS, NUM_COLOR_IDS, to_model_image
+from datamodules.loading import ResumableLoader
+from tests.helpers import compose_config
+from training.errors import UserError
+
+
+def _datamodule(**overrides) -> DesignDataModule:
+    options = dict(resolution=32, num_train=12, num_val=6, num_test=4, batch_size=4, storage="memory", seed=3)
+    datamodule = DesignDataModule(**(options | overrides))
+    datamodule.setup("fit")
+    return datamodule
+
+
+def test_batches_have_the_schema_shapes_dtypes_and_ranges() -> None:
+    datamodule = _datamodule()
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch["image"].dtype == torch.uint8 and batch["image"].shape == (4, 3, 32, 32)
+    f_tensor = batch["f_tensor"]
+    assert f_tensor.dtype == torch.float32 and f_tensor.shape == (4, F_CHANNELS, 32, 32)
+    assert set(f_tensor[:, :2].unique().tolist()) <= {0.0, 1.0}
+    assert f_tensor[:, 2].min() >= 0 and f_tensor[:, 2].max() < NUM_COLOR_IDS
+    assert torch.equal(f_tensor[:, 2], f_tensor[:, 2].round())
+    assert f_tensor[:, 3].min() >= 0 and f_tensor[:, 3].max() <= 1
+    assert batch["goal"].dtype == torch.int64 and batch["goal"].shape == (4,)
+    assert batch["format"].dtype == torch.int64 and batch["format"].shape == (4,)
+    assert batch["tone"].dtype == torch.float32 and batch["tone"].shape == (4, 2)
+    assert batch["grammar"].dtype == torch.float32 and batch["grammar"].shape == (4, 4)
+    assert batch["index"].dtype == torch.int64
+
+    moved = datamodule.on_after_batch_transfer(batch, 0)
+    assert moved["image"].dtype == torch.float32
+    assert moved["image"].min() >= -1 and moved["image"].max() <= 1
+    assert torch.equal(moved["image"], to_model_image(batch["image"]))
+    assert torch.equal(moved["f_tensor"], batch["f_tensor"])
+
+
+def test_splits_are_disjoint_designs() -> None:
+    datamodule = _datamodule()
+    datamodule.setup("test")
+    images = {
+        split: {datamodule.datasets[split][i]["image"].numpy().tobytes() for i in range(4)}
+        for split in ("train", "val", "test")
+    }
+    assert not images["train"] & images["val"] and not images["train"] & images["test"]
+    assert not images["val"] & images["test"]
+
+
+def test_training_order_is_fixed_by_seed_and_epoch() -> None:
+    def order(datamodule: DesignDataModule, epoch: int) -> list[int]:
+        loader = datamodule.train_dataloader()
+        loader.sampler.set_epoch(epoch)
+        return torch.cat([batch["index"] for batch in loader]).tolist()
+
+    first, again = _datamodule(), _datamodule()
+    assert isinstance(first.train_dataloader(), ResumableLoader)
+    assert order(first, 0) == order(again, 0) != list(range(12))
+    assert order(first, 1) != order(first, 0)
+    assert sorted(order(first, 1)) == list(range(12))
+    assert torch.cat([b["index"] for b in first.val_dataloader()]).tolist() == list(range(6))
+
+
+def test_prepare_data_renders_shards_that_setup_reads(tmp_path) -> None:
+    datamodule = DesignDataModule(
+        resolution=32, num_train=5, num_val=2, num_test=2, batch_size=2, data_dir=str(tmp_path), seed=1
+    )
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    memory = _datamodule(num_train=5, num_val=2, num_test=2, batch_size=2, seed=1)
+    for i in range(5):
+        assert torch.equal(datamodule.datasets["train"][i]["image"], memory.datasets["train"][i]["image"])
+
+
+def test_config_file_builds_the_datamodule(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("VISIONCORE_ROOT", str(tmp_path))
+    config = compose_config(["data=design", "data.resolution=32", "seed=7"])
+    datamodule = instantiate(config.data)
+    assert isinstance(datamodule, DesignDataModule)
+    assert datamodule.config.seed == 7 and datamodule.hparams.storage == "shards"
+    assert datamodule.hparams.data_dir == f"{tmp_path}/data"
+
+
+def test_bad_storage_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="data.storage"):
+        DesignDataModule(storage="disk")
+
+
+def test_training_resumes_mid_epoch_with_the_unseen_batches() -> None:
+    full = [batch["index"].tolist() for batch in _datamodule().train_dataloader()]
+    interrupted = _datamodule().train_dataloader()
+    iterator = iter(interrupted)
+    seen = [next(iterator)["index"].tolist() for _ in range(1)]
+    resumed = _datamodule().train_dataloader()
+    resumed.load_state_dict(interrupted.state_dict())
+    assert seen + [batch["index"].tolist() for batch in resumed] == full

@@ -1,0 +1,119 @@
+"""The renderer: deterministic by (seed, split, index, resolution), and its F_Tensor matches the picture."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import ImageFont
+
+from datamodules.design.colors import CONTRAST_BANDS, OUTSIDE_RGB, contrast_ratio, make_palette
+from datamodules.design.layout import Panel, design_box
+from datamodules.design.render import decode_structure, render_design, render_layout
+from datamodules.design.schema import (
+    COLOR_BACKGROUND,
+    COLOR_OUTSIDE,
+    F_COLOR,
+    F_HIERARCHY,
+    F_IMAGE,
+    F_TEXT,
+    FORMATS,
+    HIERARCHY,
+)
+from datamodules.design.typography import text_width
+from tests.datamodules.design.layouts import BLACK, WHITE, image, layout, line
+
+DESIGNS = [render_design(i, 64, seed=3) for i in range(12)]
+
+
+def _colors(design_layout) -> np.ndarray:
+    return np.array([OUTSIDE_RGB, design_layout.background, *design_layout.palette], dtype=np.int64)
+
+
+def test_same_seed_and_index_give_identical_bytes_and_others_differ() -> None:
+    again = render_design(4, 64, seed=3)
+    assert again.image.tobytes() == DESIGNS[4].image.tobytes()
+    assert again.structure.tobytes() == DESIGNS[4].structure.tobytes()
+    assert np.array_equal(again.grammar, DESIGNS[4].grammar)
+    assert again.image.tobytes() != DESIGNS[5].image.tobytes()
+    assert render_design(4, 64, seed=4).image.tobytes() != again.image.tobytes()
+    assert render_design(4, 64, seed=3, split="val").image.tobytes() != again.image.tobytes()
+    assert again.image.shape == (3, 64, 64) and again.image.dtype == np.uint8
+    assert again.structure.shape == (4, 64, 64) and again.structure.dtype == np.uint8
+
+
+def test_every_pixel_is_its_colour_id_through_the_palette() -> None:
+    """Outside image blocks the picture is exactly palette[colour ID]; inside, only the shading differs."""
+    for design in DESIGNS:
+        expected = _colors(design.layout)[design.structure[F_COLOR]].transpose(2, 0, 1)
+        error = np.abs(design.image.astype(np.int64) - expected)
+        in_image = design.structure[F_IMAGE].astype(bool)
+        assert error[:, ~in_image].max() == 0
+        shading = max((block.shading for block in design.layout.images), default=0.0)
+        assert error[:, in_image].max(initial=0) <= shading * 255 + 1
+
+
+def test_text_mask_is_the_glyph_ink_in_the_text_colour() -> None:
+    lines = [line("headline", 0.1, 0.1, 16, text="Hello"), line("body", 0.1, 0.5, 8, text="world wide")]
+    picture, structure = render_layout(layout(lines, background=WHITE, text_color=BLACK))
+    ink = (picture == 0).all(axis=0)
+    assert np.array_equal(structure[F_TEXT].astype(bool), ink)
+    boxes = sum(round(b.width * 64) * round(b.height * 64) for b in lines)
+    assert 0.1 * boxes < ink.sum() < 0.6 * boxes  # glyph ink, not the bounding boxes
+    # the headline's ink is the bilevel glyph bitmap Pillow draws at that size
+    mask = ImageFont.load_default(size=16).getmask2("Hello", mode="1", anchor="la")[0]
+    assert ink[:32].sum() == np.array(mask).astype(bool).sum()
+
+
+def test_image_mask_is_the_image_block_area_and_hierarchy_ranks_the_elements() -> None:
+    lines = [line("headline", 0.05, 0.0, 12), line("subhead", 0.05, 0.27, 9), line("body", 0.05, 0.47, 6)]
+    _, structure = render_layout(layout(lines, images=[image((0.25, 0.62, 0.75, 0.95))]))
+    block = np.zeros((64, 64), dtype=bool)
+    block[40:61, 16:48] = True  # the pixels whose centres lie inside the box
+    assert np.array_equal(structure[F_IMAGE].astype(bool), block)
+    f_tensor = decode_structure(structure)
+    hierarchy = f_tensor[F_HIERARCHY]
+    assert set(np.unique(hierarchy).tolist()) <= {np.float32(v) for v in HIERARCHY.values()}
+    assert (hierarchy[block] == np.float32(HIERARCHY["image"])).all()
+    for text_line in lines:
+        top, bottom = round(text_line.box[1] * 64), round(text_line.box[3] * 64)
+        ink = structure[F_TEXT, top:bottom].astype(bool)
+        assert ink.any()
+        assert (hierarchy[top:bottom][ink] == np.float32(HIERARCHY[text_line.role])).all()
+    assert (hierarchy[(structure[F_TEXT] == 0) & ~block] == 0).all()
+    levels = [HIERARCHY[k] for k in ("headline", "subhead", "image", "body", "background")]
+    assert levels == sorted(levels, reverse=True)
+
+
+def test_letterbox_is_outside_and_panels_take_their_colour_id() -> None:
+    banner = design_box(FORMATS["banner"])  # 3:1: rows 21.3 .. 42.7 of 64
+    panel = Panel((0.0, 0.4, 0.5, 0.6), "rect", color=3)
+    _, structure = render_layout(layout([], panels=[panel], design=banner))
+    color_id = structure[F_COLOR]
+    assert (color_id[:21] == COLOR_OUTSIDE).all() and (color_id[43:] == COLOR_OUTSIDE).all()
+    assert (color_id[26:38, :32] == 2 + 3).all()
+    assert (color_id[22:43, 32:] == COLOR_BACKGROUND).all()
+
+
+def test_palette_entries_fall_in_their_contrast_bands() -> None:
+    rng = np.random.default_rng(0)
+    for dark in (False, True):
+        for _ in range(5):
+            background, palette = make_palette(rng, rng.uniform(), rng.uniform(), dark, 0.3)
+            for color, (low, high) in zip(palette, CONTRAST_BANDS, strict=True):
+                assert low * 0.97 <= contrast_ratio(color, background) <= high * 1.03
+
+
+@pytest.mark.parametrize("size_px", [3, 8, 21])
+def test_text_width_equals_pillow_getlength(size_px: int) -> None:
+    for text in ("Hello world", "SALE 50% OFF", "with friends"):
+        assert text_width(text, size_px / 128, 128) * 128 == ImageFont.load_default(size=size_px).getlength(
+            text
+        )
+
+
+def test_grammar_scores_spread_over_the_data() -> None:
+    """Deliberately sloppy designs: every score takes low and perfect values across designs."""
+    grammar = np.stack([render_design(i, 64, seed=1).grammar for i in range(40)])
+    assert ((grammar >= 0) & (grammar <= 1)).all()
+    assert (grammar.std(axis=0) > 0.1).all()
+    assert (grammar.min(axis=0) < 0.5).all() and (grammar.max(axis=0) > 0.9).all()

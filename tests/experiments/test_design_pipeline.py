@@ -1,0 +1,91 @@
+"""experiments/design_pipeline.py: each stage reads the previous stages' best checkpoints; a rerun skips
+finished stages; the fine-tuned decoder samples with task=sample."""
+
+import json
+import sys
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from tests.helpers import read_summary, run_cli
+
+SMALL = [
+    "data.resolution=32",
+    "data.num_train=32",
+    "data.num_val=8",
+    "data.num_test=8",
+    "data.batch_size=8",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.enable_progress_bar=false",
+    "callbacks.model_summary=null",
+]
+STAGE_SETTINGS = [
+    *("--set", "decoder:model.grid_per_pair=0", "--set", "decoder:model.quality.num_samples=8"),
+    *("--set", "decoder:model.sample_steps=2", "--set", "finetune:model.sample_steps=2"),
+    *("--set", "finetune:model.eval_designs=4", "--set", "finetune:model.grid_per_pair=0"),
+    *("--set", "innovation:model.num_latents=4", "--set", "innovation:model.sample_steps=2"),
+    *("--set", "innovation:data.steps_per_epoch=2"),
+]
+
+
+def pipeline(root, *args):
+    return run_cli(
+        root,
+        *args,
+        *STAGE_SETTINGS,
+        *SMALL,
+        module="experiments/design_pipeline.py",
+        launcher=[sys.executable],
+    )
+
+
+def stage_run(root, experiment):
+    return root / "logs" / experiment / "runs" / "t"
+
+
+def test_pipeline_hands_each_stage_the_previous_best_checkpoints_and_resumes_per_stage(tmp_path):
+    pipeline(tmp_path, "--run-name", "t", "--stages", "encoder,abstractor")
+    encoder = read_summary(stage_run(tmp_path, "design_encoder"))
+    abstractor_config = OmegaConf.load(stage_run(tmp_path, "design_abstractor") / "config.yaml")
+    assert abstractor_config.model.encoder_checkpoint == encoder["best_checkpoint"]
+    abstractor = read_summary(stage_run(tmp_path, "design_abstractor"))
+    assert 0.0 <= abstractor["metrics"]["test/encoded/goal_acc"] <= 1.0
+
+    # The rerun skips the finished stages (their run directories are untouched) and runs the rest.
+    done = run_cli(
+        tmp_path,
+        "--run-name",
+        "t",
+        *STAGE_SETTINGS,
+        *SMALL,
+        module="experiments/design_pipeline.py",
+        launcher=[sys.executable],
+    )
+    assert "encoder: finished earlier" in done.stdout and "abstractor: finished earlier" in done.stdout
+    assert read_summary(stage_run(tmp_path, "design_encoder"))["attempts"] == 1
+
+    decoder = read_summary(stage_run(tmp_path, "design_decoder"))
+    for key in ("fid/model", "fid/real_vs_real", "fid/noise", "fid/untrained", "fid_relative/model",
+                "kid/model", "conditioning/goal/model", "conditioning/format/model"):  # fmt: skip
+        assert np.isfinite(decoder["metrics"][f"test/{key}"]), key
+    finetune_config = OmegaConf.load(stage_run(tmp_path, "design_finetune") / "config.yaml")
+    assert finetune_config.model.decoder_checkpoint == decoder["best_checkpoint"]
+    finetune = read_summary(stage_run(tmp_path, "design_finetune"))
+    assert np.isfinite(finetune["metrics"]["test/grammar_gain"]) and finetune["metrics"]["test/fid_ratio"] > 0
+    innovation_config = OmegaConf.load(stage_run(tmp_path, "design_innovation") / "config.yaml")
+    assert innovation_config.model.decoder_checkpoint == finetune["best_checkpoint"]
+    innovation = read_summary(stage_run(tmp_path, "design_innovation"))
+    assert np.isfinite(innovation["metrics"]["test/grammar/after/mean"])
+    record = json.loads((tmp_path / "logs" / "design_pipeline" / "t.json").read_text())
+    assert list(record) == ["encoder", "abstractor", "decoder", "finetune", "innovation"]
+
+    # The fine-tuned decoder is a decoder: task=sample writes the requested designs from its checkpoint.
+    run_cli(tmp_path, "task=sample", f"ckpt_path={finetune['best_checkpoint']}", "sample.num=3",
+            "+sample.options.goal=sell", "+sample.options.steps=2")  # fmt: skip
+    (samples_dir,) = stage_run(tmp_path, "design_finetune").glob("sample_*/samples")
+    samples = np.load(samples_dir / "samples.npz")
+    assert samples["images"].shape[0] == 3 and (samples_dir / "grid.png").is_file()

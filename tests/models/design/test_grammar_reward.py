@@ -1,0 +1,74 @@
+"""The phase 3 judge: the abstractor's grammar of the encoder's soft structure, at the encoder's resolution,
+differentiable in the pixels, frozen; and the errors for missing stage checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models.design.grammar_reward import GrammarReward, grammar_table, require_stage_checkpoints
+from tests.models.design.phase3_stages import JUDGE_RESOLUTION, write_stages
+from training.errors import UserError
+from training.stage_checkpoint import load_trained_module
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory) -> dict[str, str]:
+    return write_stages(tmp_path_factory.mktemp("phase3_stages"))
+
+
+@pytest.fixture(scope="module")
+def judge(stages) -> GrammarReward:
+    return GrammarReward.from_checkpoints(stages["encoder_checkpoint"], stages["abstractor_checkpoint"])
+
+
+def images(count: int, size: int) -> torch.Tensor:
+    return torch.rand(count, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def test_the_score_is_the_abstractor_reading_of_the_encoder_structure_at_its_resolution(judge, stages):
+    batch = images(3, 16)
+    encoder = load_trained_module(stages["encoder_checkpoint"], "encoder")
+    abstractor = load_trained_module(stages["abstractor_checkpoint"], "abstractor").net
+    upsampled = F.interpolate(batch, size=JUDGE_RESOLUTION, mode="bilinear", antialias=True)
+    expected = abstractor(encoder.soft_structure(upsampled))["grammar"]
+    assert judge.resolution == JUDGE_RESOLUTION  # the encoder run's data.resolution
+    scores = judge(batch)
+    assert scores.shape == (3, 4) and ((scores > 0) & (scores < 1)).all()
+    torch.testing.assert_close(scores, expected, rtol=0, atol=0)
+
+
+def test_the_score_is_differentiable_in_the_pixels_and_the_judges_stay_frozen(judge):
+    batch = images(2, 16).requires_grad_(True)
+    judge(batch).sum().backward()
+    assert batch.grad is not None and batch.grad.abs().sum() > 0
+    assert all(not p.requires_grad and p.grad is None for p in judge.parameters())
+    assert not judge.training and not judge.reader.encoder.training
+
+
+def test_grammar_table_means_over_designs_per_score_and_overall():
+    scores = torch.tensor([[0.0, 0.2, 0.4, 0.6], [1.0, 0.4, 0.6, 0.2]])
+    table = grammar_table(scores, "val/grammar")
+    assert table["val/grammar/alignment"] == pytest.approx(0.5)
+    assert table["val/grammar/hierarchy"] == pytest.approx(0.4)
+    assert table["val/grammar/mean"] == pytest.approx(3.4 / 8)
+
+
+def test_unset_stage_checkpoints_are_named_with_the_pipeline_as_the_fix():
+    with pytest.raises(UserError) as error:
+        require_stage_checkpoints(
+            "model",
+            "fine-tune",
+            decoder_checkpoint="d.ckpt",
+            encoder_checkpoint=None,
+            abstractor_checkpoint="",
+        )
+    message = str(error.value)
+    assert "model.encoder_checkpoint, model.abstractor_checkpoint are not set" in message
+    assert "experiments/design_pipeline.py" in message and "model.decoder_checkpoint" not in message
+
+
+def test_a_checkpoint_path_that_does_not_exist_names_its_key(stages, tmp_path):
+    with pytest.raises(UserError, match=r"model\.abstractor_checkpoint=.*missing\.ckpt does not exist"):
+        GrammarReward.from_checkpoints(stages["encoder_checkpoint"], tmp_path / "missing.ckpt")
