@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
@@ -20,6 +21,11 @@ def load_trained_module(
     `key` names the config key that gave the path, for the error message. Modules that point at other
     checkpoints load those in `setup()`, not `__init__`, so building one here does not cascade.
     """
+    if not Path(path).expanduser().is_file():
+        raise UserError(
+            f"{key}={path} is not a file: point it at a checkpoint of that stage's run "
+            "(<run>/checkpoints/*.ckpt; its summary.json names the best one)."
+        )
     checkpoint = load_checkpoint_file(path)
     config = (checkpoint.get(META_KEY) or {}).get("config") or {}
     if "model" not in config:

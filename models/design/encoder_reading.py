@@ -27,7 +27,13 @@ def encoder_f_tensor(encoder: torch.nn.Module, image: torch.Tensor, resolution: 
     size = tuple(image.shape[-2:])
     if resolution is None or size == (resolution, resolution):
         return encoder.predict_f_tensor(image)
-    resized = F.interpolate(
+    return F.interpolate(encoder.predict_f_tensor(resize_image(image, resolution)), size=size, mode="nearest")
+
+
+def resize_image(image: torch.Tensor, resolution: int | None) -> torch.Tensor:
+    """`image` (B, C, H, W) resized to `resolution` x `resolution` (bilinear, antialiased); as is if None or equal."""
+    if resolution is None or tuple(image.shape[-2:]) == (resolution, resolution):
+        return image
+    return F.interpolate(
         image, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False
     )
-    return F.interpolate(encoder.predict_f_tensor(resized), size=size, mode="nearest")

@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 
 import torch
-import torch.nn.functional as F
 
 from datamodules.design.schema import to_model_image
 from models.common.feature_extractors import ImageFeatures
 from models.design.abstractor import FEATURE_DIM, Abstractor
 from models.design.abstractor_module import AbstractorModule
 from models.design.encoder_module import EncoderModule
-from training.checkpoints import META_KEY, load_checkpoint_file
+from models.design.encoder_reading import resize_image, trained_resolution
 from training.stage_checkpoint import load_trained_module
 
 
@@ -54,17 +53,12 @@ class DesignFeatures(ImageFeatures):
         abstractor = load_trained_module(
             abstractor_checkpoint, f"{config_key}.abstractor_checkpoint", expected=AbstractorModule
         )
-        resolution = _trained_resolution(encoder_checkpoint)
+        resolution = trained_resolution(encoder_checkpoint)
         return cls(encoder, abstractor.net, resolution=resolution).eval().requires_grad_(False)
 
     def structure(self, images: torch.Tensor) -> torch.Tensor:
         """The encoder's soft structure (B, STRUCTURE_CHANNELS, R, R) of uint8 images."""
-        model_images = to_model_image(images)
-        if self.resolution is not None and model_images.shape[-2:] != (self.resolution, self.resolution):
-            model_images = F.interpolate(
-                model_images, size=(self.resolution, self.resolution), mode="bilinear", antialias=True
-            )
-        return self.encoder.soft_structure(model_images)
+        return self.encoder.soft_structure(resize_image(to_model_image(images), self.resolution))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.abstractor.features(self.structure(images))
@@ -72,9 +66,3 @@ class DesignFeatures(ImageFeatures):
     def read(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The abstractor's reading of uint8 images: goal and format logits, tone and grammar in [0, 1]."""
         return self.abstractor(self.structure(images))
-
-
-def _trained_resolution(checkpoint: str | os.PathLike) -> int | None:
-    """The `data.resolution` a run trained at, from its checkpoint's stored run config (None if unrecorded)."""
-    config = (load_checkpoint_file(checkpoint).get(META_KEY) or {}).get("config") or {}
-    return (config.get("data") or {}).get("resolution")
