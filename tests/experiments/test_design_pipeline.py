@@ -7,7 +7,7 @@ import sys
 import numpy as np
 from omegaconf import OmegaConf
 
-from tests.helpers import read_summary, run_cli
+from tests.helpers import multirun_job_summary, read_summary, run_cli
 
 SMALL = [
     "data.resolution=32",
@@ -89,3 +89,17 @@ def test_pipeline_hands_each_stage_the_previous_best_checkpoints_and_resumes_per
     (samples_dir,) = stage_run(tmp_path, "design_finetune").glob("sample_*/samples")
     samples = np.load(samples_dir / "samples.npz")
     assert samples["images"].shape[0] == 3 and (samples_dir / "grid.png").is_file()
+    assert (samples["goal"] == list(samples["goal_names"]).index("sell")).all()
+
+    # Phase 3's experiments also run with debug=fdr from those checkpoints (one multirun).
+    checkpoints = {stage: read_summary(stage_run(tmp_path, f"design_{stage}"))["best_checkpoint"]
+                   for stage in ("encoder", "abstractor", "decoder")}  # fmt: skip
+    # `++`: a sweep's base config is composed before the swept experiment picks its model and data.
+    run_cli(
+        tmp_path, "--multirun", "experiment=design_finetune,design_innovation", "debug=fdr",
+        *(f"++model.{stage}_checkpoint={path}" for stage, path in checkpoints.items()), "++model.sample_steps=2",
+        "++data.resolution=32", "++data.num_train=16", "++data.num_val=8", "++data.num_test=8",
+        "++data.batch_size=4", "callbacks.model_summary=null",
+    )  # fmt: skip
+    for experiment in ("design_finetune", "design_innovation"):
+        assert multirun_job_summary(tmp_path, experiment)["status"] == "finished", experiment

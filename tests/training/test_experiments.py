@@ -95,17 +95,18 @@ DESIGN_STANDALONE = ["design_encoder", "design_abstractor", "design_decoder"]  #
 
 def test_design_experiments_run_with_fast_dev_run(tmp_path):
     """The design stages that need no earlier checkpoint, on a few 32x32 designs, in one multirun; the
-    fine-tune and innovation stages run in tests/experiments/test_design_pipeline.py."""
+    fine-tune and innovation stages run in tests/experiments/test_design_pipeline.py. (`++`: Hydra composes
+    a sweep's base config before the swept experiment picks data=design.)"""
     run_cli(
         tmp_path,
         "--multirun",
         f"experiment={','.join(DESIGN_STANDALONE)}",
         "debug=fdr",
-        "data.resolution=32",
-        "data.num_train=16",
-        "data.num_val=8",
-        "data.num_test=8",
-        "data.batch_size=4",
+        "++data.resolution=32",
+        "++data.num_train=16",
+        "++data.num_val=8",
+        "++data.num_test=8",
+        "++data.batch_size=4",
         "callbacks.model_summary=null",
     )
     expected = {
