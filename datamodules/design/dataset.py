@@ -50,7 +50,7 @@ class DesignDataset(Dataset):
                 raise UserError(
                     f"{self._reader.folder} holds {len(self._reader)} {split} designs, not {self.length}."
                 )
-        elif storage == "memory":
+        elif storage == "memory" and self.length:  # an empty split (e.g. num_val=0) holds nothing
             samples = [self._render(i) for i in range(self.length)]
             self._memory = {
                 key: np.stack([s[key] for s in samples]) for key in ("image", "structure", *LABEL_SPECS)

@@ -101,3 +101,9 @@ def test_training_resumes_mid_epoch_with_the_unseen_batches() -> None:
     resumed = _datamodule().train_dataloader()
     resumed.load_state_dict(interrupted.state_dict())
     assert seen + [batch["index"].tolist() for batch in resumed] == full
+
+
+def test_an_empty_validation_split_in_memory_turns_validation_off(tmp_path):
+    data = DesignDataModule(resolution=16, num_train=4, num_val=0, num_test=2, batch_size=2, storage="memory")
+    data.setup("fit")
+    assert len(data.datasets["val"]) == 0 and data.val_dataloader() == []
