@@ -16,6 +16,7 @@ import logging
 import sys
 import time
 
+from datamodules.cli import parse_command
 from training.errors import UserError
 
 DEFAULTS = {
@@ -38,19 +39,8 @@ USAGE = (
 
 def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
     """(command, {key: value}) from `COMMAND key=value ...`, defaults filled in; UserErrors name the bad argument."""
-    if not argv or argv[0] not in DEFAULTS:
-        given = repr(argv[0]) if argv else "none"
-        raise UserError(f"Unknown command {given}; valid commands: {', '.join(DEFAULTS)}.\n{USAGE}")
-    command = argv[0]
-    options = dict(DEFAULTS[command])
-    valid = ("out", *options)
-    for argument in argv[1:]:
-        key, sep, value = argument.partition("=")
-        if not sep or key not in valid:
-            raise UserError(
-                f"Unknown argument {argument!r} for `{command}`; valid keys: {', '.join(valid)} (as key=value).\n{USAGE}"
-            )
-        options[key] = value
+    command, given = parse_command(argv, {name: ("out", *keys) for name, keys in DEFAULTS.items()}, USAGE)
+    options = {**DEFAULTS[command], **given}
     if "out" not in options:
         raise UserError(f"`{command}` needs out=...\n{USAGE}")
     return command, options

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from datamodules.cli import parse_command
 from datamodules.v1.simulator import SIZES, TIERS, plan_tier, simulate_tier, write_configs
 from datamodules.v1.simulator.simulate import default_data_dir
 from training.errors import UserError
@@ -35,19 +36,7 @@ USAGE = (
 
 def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
     """(command, {key: value}) from `COMMAND key=value ...`; UserErrors name the bad argument."""
-    if not argv or argv[0] not in COMMANDS:
-        given = repr(argv[0]) if argv else "none"
-        raise UserError(f"Unknown command {given}; valid commands: {', '.join(COMMANDS)}.\n{USAGE}")
-    command, valid = argv[0], COMMANDS[argv[0]]
-    options = {}
-    for argument in argv[1:]:
-        key, sep, value = argument.partition("=")
-        if not sep or key not in valid:
-            raise UserError(
-                f"Unknown argument {argument!r} for `{command}`; valid keys: {', '.join(valid)} "
-                f"(as key=value).\n{USAGE}"
-            )
-        options[key] = value
+    command, options = parse_command(argv, COMMANDS, USAGE)
     for required in ("tier", "size"):
         if required not in options:
             choices = "|".join(TIERS if required == "tier" else SIZES)

@@ -16,11 +16,12 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from training.figures import new_figure, report_figure
+from training.net_options import NetOptions
 
 CONFUSION_MATRIX_FILE = "confusion_matrix_test.png"
 
 
-class ImageClassifier(pl.LightningModule):
+class ImageClassifier(NetOptions, pl.LightningModule):
     """Cross-entropy training of `net` on `(images, labels)` batches, with top-1/top-5 accuracy metrics."""
 
     def __init__(
@@ -47,8 +48,6 @@ class ImageClassifier(pl.LightningModule):
         self.lr_schedule = lr_schedule
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
-        self.channels_last = channels_last
-        self._net_compiled = False
         self.class_names = [str(name) for name in class_names] if class_names is not None else None
         if input_shape is not None:
             self.example_input_array = torch.zeros(1, *(int(size) for size in input_shape))
@@ -68,19 +67,7 @@ class ImageClassifier(pl.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits of shape (N, num_classes)."""
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x)
-
-    def setup(self, stage: str) -> None:
-        if self.channels_last:
-            self.net.to(memory_format=torch.channels_last)
-
-    def configure_model(self) -> None:
-        # nn.Module.compile compiles in place, so state_dict keys stay `net.*` (no `_orig_mod`).
-        if self.hparams.compile and not self._net_compiled:
-            self.net.compile()
-            self._net_compiled = True
+        return self.net(self.net_input(x))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch

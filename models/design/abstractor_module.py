@@ -31,6 +31,7 @@ from models.design.encoder_module import EncoderModule
 from models.design.encoder_reading import encoder_f_tensor, trained_resolution
 from training.errors import UserError
 from training.figures import report_figure
+from training.net_options import NetOptions
 from training.stage_checkpoint import load_trained_module
 
 Batch = Mapping[str, torch.Tensor]
@@ -38,7 +39,7 @@ SOURCES = ("true", "encoded")  # which F_Tensors the abstractor reads: the data'
 ENCODER_KEY = "model.encoder_checkpoint"
 
 
-class AbstractorModule(pl.LightningModule):
+class AbstractorModule(NetOptions, pl.LightningModule):
     """Multi-task training of an `Abstractor` (V_Meta + V_Grammar) from batches of the DesignDataModule."""
 
     def __init__(
@@ -65,7 +66,6 @@ class AbstractorModule(pl.LightningModule):
             "tone": tone_weight,
             "grammar": grammar_weight,
         }
-        self._net_compiled = False
         # Frozen modules of other stages: a plain dict, so they stay out of state_dict and parameters().
         self.stages: dict[str, pl.LightningModule] = {}
         self.encoder_resolution: int | None = None  # the encoder run's data.resolution
@@ -79,14 +79,12 @@ class AbstractorModule(pl.LightningModule):
 
     def forward(self, structure: torch.Tensor) -> dict[str, torch.Tensor]:
         """Structure channels (B, STRUCTURE_CHANNELS, H, W) -> goal/format logits, tone, grammar."""
-        if self.hparams.channels_last:
-            structure = structure.contiguous(memory_format=torch.channels_last)
+        structure = self.net_input(structure)
         return self.net(structure)
 
     # --- set-up ----------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        if self.hparams.channels_last:
-            self.net.to(memory_format=torch.channels_last)
+        super().setup(stage)
         path = self.hparams.encoder_checkpoint
         if path and "encoder" not in self.stages:
             if not Path(path).expanduser().is_file():
@@ -97,12 +95,6 @@ class AbstractorModule(pl.LightningModule):
                 )
             self.stages["encoder"] = load_trained_module(path, ENCODER_KEY, expected=EncoderModule)
             self.encoder_resolution = trained_resolution(path)
-
-    def configure_model(self) -> None:
-        # nn.Module.compile compiles in place, so state_dict keys stay `net.*`.
-        if self.hparams.compile and not self._net_compiled:
-            self.net.compile()
-            self._net_compiled = True
 
     def on_validation_start(self) -> None:
         self._encoder_to_device()

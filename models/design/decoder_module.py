@@ -31,6 +31,7 @@ from models.design.meta_tokens import MetaTokens
 from models.design.sampling import SAMPLERS, initial_noise, reverse_diffusion, sampling_scheduler
 from training.errors import UserError
 from training.figures import report_figure
+from training.net_options import NetOptions
 
 
 @dataclass
@@ -45,7 +46,7 @@ class DiffusionTerms:
     noise: torch.Tensor
 
 
-class DecoderModule(pl.LightningModule):
+class DecoderModule(NetOptions, pl.LightningModule):
     """Conditional DDPM on design images: `net` predicts the noise given the `meta_tokens` of V_Meta."""
 
     def __init__(
@@ -88,7 +89,6 @@ class DecoderModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.lr_schedule = lr_schedule
         self.quality = quality
-        self._net_compiled = False
 
     @property
     def num_train_timesteps(self) -> int:
@@ -96,18 +96,8 @@ class DecoderModule(pl.LightningModule):
 
     def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """eps prediction for x_t (B, C, H, W) at `timesteps` given meta tokens (B, 3, D)."""
-        if self.hparams.channels_last:
-            noisy = noisy.contiguous(memory_format=torch.channels_last)
+        noisy = self.net_input(noisy)
         return self.net(noisy, timesteps, context)
-
-    def setup(self, stage: str) -> None:
-        if self.hparams.channels_last:
-            self.net.to(memory_format=torch.channels_last)
-        # In place (state_dict keys stay `net.*`); here rather than in configure_model, which
-        # EMAWeightAveraging warns about.
-        if self.hparams.compile and not self._net_compiled:
-            self.net.compile()
-            self._net_compiled = True
 
     def diffusion_loss(
         self,

@@ -19,11 +19,12 @@ from models.design.encoder_loss import CompositeLoss, LossParts
 from models.design.encoder_metrics import EncoderMetrics
 from models.design.encoder_plots import plot_encoder_predictions
 from training.figures import report_figure
+from training.net_options import NetOptions
 
 Batch = Mapping[str, torch.Tensor]
 
 
-class EncoderModule(pl.LightningModule):
+class EncoderModule(NetOptions, pl.LightningModule):
     """CompositeLoss training of `net` on design batches (`image` in [-1, 1], `f_tensor`)."""
 
     def __init__(
@@ -43,8 +44,6 @@ class EncoderModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.lr_schedule = lr_schedule
         self.num_panels = num_panels
-        self.channels_last = channels_last
-        self._net_compiled = False
         # One metric object per split so their states never mix.
         self.train_metrics = EncoderMetrics()
         self.val_metrics = EncoderMetrics()
@@ -53,8 +52,7 @@ class EncoderModule(pl.LightningModule):
 
     def forward(self, images: torch.Tensor) -> EncoderOutput:
         """The heads (logits / raw hierarchy) for images (B, 3, H, W) in [-1, 1]."""
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        images = self.net_input(images)
         return self.net(images)
 
     def soft_structure(self, images: torch.Tensor) -> torch.Tensor:
@@ -65,16 +63,6 @@ class EncoderModule(pl.LightningModule):
     def predict_f_tensor(self, images: torch.Tensor) -> torch.Tensor:
         """The hard F_Tensor (B, 4, H, W) in the schema's layout (masks, colour ID as float, hierarchy)."""
         return hard_f_tensor(self(images))
-
-    def setup(self, stage: str) -> None:
-        if self.channels_last:
-            self.net.to(memory_format=torch.channels_last)
-
-    def configure_model(self) -> None:
-        # nn.Module.compile compiles in place, so state_dict keys stay `net.*` (no `_orig_mod`).
-        if self.hparams.compile and not self._net_compiled:
-            self.net.compile()
-            self._net_compiled = True
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         _, parts = self._step(batch, "train", self.train_metrics)

@@ -201,13 +201,15 @@ def test_channels_last_converts_network_and_keeps_outputs() -> None:
     torch.testing.assert_close(classifier(images), expected)
 
 
-def test_compile_happens_once_in_configure_model() -> None:
+def test_compile_happens_once_in_setup_and_keeps_the_state_dict_keys() -> None:
     net = SmallCNN(num_classes=10, in_channels=1)
     classifier = make_classifier(net, num_classes=10, compile=True)
+    keys = set(classifier.state_dict())
     with mock.patch.object(net, "compile") as compile_net:
-        classifier.configure_model()
-        classifier.configure_model()
+        classifier.setup("fit")
+        classifier.setup("validate")
     compile_net.assert_called_once()
+    assert set(classifier.state_dict()) == keys
 
 
 def test_configure_optimizers_uses_the_optimizer_factory(tmp_path: Path) -> None:
