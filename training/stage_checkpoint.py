@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+import torch
 
 from training.checkpoints import META_KEY, load_checkpoint_file
 from training.errors import UserError
@@ -40,4 +42,22 @@ def load_trained_module(
             f"{expected.__name__}: point it at a checkpoint of the right stage."
         )
     module.load_state_dict(checkpoint["state_dict"], strict=True)
+    return module.eval().requires_grad_(False)
+
+
+def untrained_model(trainer: pl.Trainer, config_key: str, **overrides: Any) -> pl.LightningModule:
+    """The model as its run started: the run's `model` config (which `training.run` stamps on the trainer's
+    checkpoint writer) built under the run's seed with `overrides` (e.g. quality=None), frozen, in eval mode.
+    The untrained-model baseline of generative quality measurements; `config_key` names the evaluator."""
+    metadata = getattr(trainer.strategy.checkpoint_io, "metadata", None) or {}
+    run_config: dict[str, Any] = metadata.get("config") or {}
+    if "model" not in run_config:
+        raise UserError(
+            f"{config_key}: the untrained-model baseline rebuilds the model from its run config, which only "
+            "runs of `python -m training.run` carry; test through it, or set "
+            f"{config_key}=null to skip the sample-quality measurement."
+        )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(run_config.get("seed", 0))
+        module = hydra.utils.instantiate(run_config["model"], **overrides)
     return module.eval().requires_grad_(False)

@@ -32,6 +32,7 @@ from models.design.sampling import SAMPLERS, initial_noise, reverse_diffusion, s
 from training.errors import UserError
 from training.figures import report_figure
 from training.net_options import NetOptions
+from training.sample_files import sampling_device
 
 
 @dataclass
@@ -233,7 +234,7 @@ class DecoderModule(NetOptions, pl.LightningModule):
         `out_dir/samples.npz`. The same seed gives the same samples."""
         generator = torch.Generator().manual_seed(seed)
         request = parse_sample_options(num, options or {}, generator)
-        self.to(_sampling_device(device)).eval()
+        self.to(sampling_device(device)).eval()
         chunks = []
         for start in range(0, num, request.batch_size):
             part = slice(start, start + request.batch_size)
@@ -263,10 +264,3 @@ class DecoderModule(NetOptions, pl.LightningModule):
         from training.optim import configure_optimization
 
         return configure_optimization(self, self.optimizer_factory, self.lr_schedule)
-
-
-def _sampling_device(device: str) -> torch.device:
-    """`sample.device`: auto (cuda when present, else cpu) or an explicit torch device."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
 
-import hydra
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
@@ -29,7 +27,7 @@ from models.common.feature_extractors import select_feature_extractor
 from models.common.generative_quality import NOISE, REAL_VS_REAL, noise_images, quality_table
 from models.design.conditioning_fidelity import ConditioningFidelity
 from models.design.features import DesignFeatures
-from training.errors import UserError
+from training.stage_checkpoint import untrained_model
 
 log = logging.getLogger(__name__)
 Batch = Mapping[str, torch.Tensor]
@@ -87,7 +85,7 @@ class DecoderQuality:
                 self.config_key,
             )
             return {}
-        untrained = untrained_decoder(module.trainer, self.config_key).to(module.device)
+        untrained = untrained_model(module.trainer, self.config_key, quality=None).to(module.device)
         return self.evaluate(module, module.trainer.datamodule, untrained)
 
     def evaluate(
@@ -180,20 +178,3 @@ def _first(loader: Iterable[Batch], count: int) -> Iterator[Batch]:
         size = min(remaining, len(batch["image"]))
         yield {key: value[:size] for key, value in batch.items()}
         remaining -= size
-
-
-def untrained_decoder(trainer: pl.Trainer, config_key: str = "model.quality") -> pl.LightningModule:
-    """The decoder as its run started: the run's `model` config (which `training.run` stamps on the trainer's
-    checkpoint writer) built under the run's seed, without a quality evaluator, frozen, in eval mode."""
-    metadata = getattr(trainer.strategy.checkpoint_io, "metadata", None) or {}
-    run_config: dict[str, Any] = metadata.get("config") or {}
-    if "model" not in run_config:
-        raise UserError(
-            f"{config_key}: the untrained-decoder baseline rebuilds the decoder from its run config, which only "
-            "runs of `python -m training.run` carry; test through it, or set "
-            f"{config_key}=null to skip the sample-quality measurement."
-        )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(run_config.get("seed", 0))
-        decoder = hydra.utils.instantiate(run_config["model"], quality=None)
-    return decoder.eval().requires_grad_(False)

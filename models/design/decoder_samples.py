@@ -3,7 +3,6 @@ metadata, the validation grid's goal x format rows, and the grid / array files."
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,16 +11,15 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from PIL import Image
 from torchvision.utils import make_grid
 
 from datamodules.design.schema import FORMAT_NAMES, GOALS, TONE_AXES, to_uint8_image
 from models.design.sampling import SAMPLERS
 from training.errors import UserError
 from training.figures import new_figure
+from training.sample_files import save_grid_png
 
 SAMPLE_OPTIONS = ("goal", "format", "tone", "guidance_scale", "steps", "sampler", "batch_size")
-GRID_LIMIT = 64  # grid.png shows at most this many samples; samples.npz holds all of them
 
 
 @dataclass(frozen=True)
@@ -106,10 +104,7 @@ def write_sample_files(
     goal/format/tone and the sampling `settings`); returns what summary.json records."""
     out_dir.mkdir(parents=True, exist_ok=True)
     pixels = to_uint8_image(images.cpu())
-    shown = pixels[:GRID_LIMIT]
-    grid = make_grid(shown, nrow=math.ceil(math.sqrt(len(shown))), padding=2, pad_value=255)
-    grid_path = out_dir / "grid.png"
-    Image.fromarray(grid.permute(1, 2, 0).numpy()).save(grid_path)
+    grid_path = save_grid_png(out_dir / "grid.png", pixels)
     arrays_path = out_dir / "samples.npz"
     np.savez(
         arrays_path,

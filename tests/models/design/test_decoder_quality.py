@@ -11,11 +11,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, StackDataset
 
-from models.design.decoder_quality import DecoderQuality, untrained_decoder
+from models.design.decoder_quality import DecoderQuality
 from models.design.features import DesignFeatures
 from tests.models.design.stage_checkpoints import OPTIMIZER, tiny_encoder_config, write_checkpoint
 from training.checkpoints import AtomicCheckpointIO, checkpoint_metadata
 from training.errors import UserError
+from training.stage_checkpoint import untrained_model
 
 RESOLUTION = 16
 DECODER_CONFIG = {
@@ -84,7 +85,7 @@ def trainer_of_run(seed: int) -> pl.Trainer:
 
 
 def test_the_untrained_decoder_is_the_run_config_built_under_the_run_seed():
-    untrained = untrained_decoder(trainer_of_run(seed=7))
+    untrained = untrained_model(trainer_of_run(seed=7), "model.quality", quality=None)
     torch.manual_seed(7)
     at_start = hydra.utils.instantiate(DECODER_CONFIG)
     torch.manual_seed(8)
@@ -97,9 +98,9 @@ def test_the_untrained_decoder_is_the_run_config_built_under_the_run_seed():
 
 def test_without_a_run_config_the_untrained_baseline_names_the_key():
     with pytest.raises(
-        UserError, match=r"model\.quality: the untrained-decoder baseline .*model\.quality=null"
+        UserError, match=r"model\.quality: the untrained-model baseline .*model\.quality=null"
     ):
-        untrained_decoder(pl.Trainer(logger=False, enable_checkpointing=False))
+        untrained_model(pl.Trainer(logger=False, enable_checkpointing=False), "model.quality")
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +112,7 @@ def designs() -> Designs:
 def table(stages, designs) -> dict[str, float]:
     """The table of a decoder against its identical twin as the "untrained" one, on 6 of the 8 test designs."""
     quality = DecoderQuality(*stages, num_samples=6, steps=2, subset_size=4, subsets=3)
-    decoder, twin = (untrained_decoder(trainer_of_run(seed=3)) for _ in range(2))
+    decoder, twin = (untrained_model(trainer_of_run(seed=3), "model.quality", quality=None) for _ in range(2))
     return quality.evaluate(decoder, designs, twin)
 
 
