@@ -12,6 +12,11 @@ from torchvision.utils import make_grid
 GRID_LIMIT = 64  # grid.png shows at most this many samples; the arrays file holds all of them
 
 
+def to_uint8_image(image: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255] (clamped), for saving and for FID/KID."""
+    return image.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+
+
 def sampling_device(device: str) -> torch.device:
     """`sample.device`: auto (cuda when present, else cpu) or an explicit torch device."""
     if device == "auto":

@@ -36,11 +36,6 @@ def to_model_image(image: torch.Tensor) -> torch.Tensor:
     return image.float().div(127.5).sub(1.0)
 
 
-def to_uint8_image(image: torch.Tensor) -> torch.Tensor:
-    """float [-1, 1] -> uint8 [0, 255] (clamped), for saving and for FID/KID."""
-    return image.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
-
-
 def color_ids(f_tensor: torch.Tensor) -> torch.Tensor:
     """The colour-ID channel as int64 class indices, (B, H, W)."""
     return f_tensor[:, F_COLOR].round().long()

@@ -22,11 +22,11 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from datamodules.design.schema import to_uint8_image
 from models.common.feature_extractors import select_feature_extractor
 from models.common.generative_quality import NOISE, REAL_VS_REAL, noise_images, quality_table
 from models.design.conditioning_fidelity import ConditioningFidelity
 from models.design.features import DesignFeatures
+from training.sample_files import to_uint8_image
 from training.stage_checkpoint import untrained_model
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,6 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from datamodules.design.schema import to_uint8_image
 from models.common.feature_extractors import select_feature_extractor
 from models.common.generative_quality import NOISE, REAL_VS_REAL, noise_images, quality_table
 from models.design.decoder_module import DecoderModule
@@ -44,6 +43,7 @@ from models.design.innovation_plots import plot_before_after
 from models.design.judged_designs import fixed_designs, judged_samples
 from training.errors import UserError
 from training.figures import report_figure
+from training.sample_files import to_uint8_image
 from training.stage_checkpoint import load_trained_module
 
 DECODER_KEY = "model.decoder_checkpoint"
