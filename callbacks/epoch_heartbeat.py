@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
-from callbacks.heartbeat import batch_size_of
+from callbacks.heartbeat import batch_size_of, check_fields, read_fields
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +23,14 @@ class EpochHeartbeat(Callback):
 
     A batch's time runs from the previous batch's end (or the epoch start) to its own end, so it includes
     data loading; validation time is excluded. `performance` holds the fit's totals (updated every epoch).
+
+    `fields` (label -> metric key, e.g. `{G_Loss: train/g_loss, Temperature: anneal/temperature}`) replaces
+    the train loss in the epoch line with those metrics' epoch values, and adds the last epoch's values to
+    `performance` as `final/<label>` (and to the final line).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, fields: Mapping[str, str] | None = None) -> None:
+        self.fields = check_fields(fields, "EpochHeartbeat (callbacks.epoch_heartbeat.fields)")
         self.performance: dict[str, float] = {}
         self._val_start: float | None = None
         self._reset_fit(time.perf_counter(), 0)
@@ -43,6 +49,7 @@ class EpochHeartbeat(Callback):
         self._epoch_excluded = 0.0
         self._epoch_samples = 0
         self._last_end = now
+        self._last_fields: dict[str, float] = {}
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._reset_fit(time.perf_counter(), trainer.global_step)
@@ -90,22 +97,28 @@ class EpochHeartbeat(Callback):
         wall = now - self._epoch_start
         train_time = max(wall - self._epoch_excluded, 1e-9)
         self._epochs += 1
+        metrics = trainer.callback_metrics  # epoch-level values; reading them once per epoch is the only sync
+        if self.fields:
+            self._last_fields = read_fields(metrics, self.fields, "_epoch")
         self._update_performance(trainer, now)
         if not trainer.is_global_zero:
             return
-        metrics = trainer.callback_metrics  # epoch-level values; reading them once per epoch is the only sync
-        loss = next((float(metrics[k]) for k in _EPOCH_LOSS_KEYS if k in metrics), math.nan)
+        if self.fields:
+            train = " ".join(f"{label}={value:.4g}" for label, value in self._last_fields.items())
+        else:
+            loss = next((float(metrics[k]) for k in _EPOCH_LOSS_KEYS if k in metrics), math.nan)
+            train = f"train/loss={loss:.4g}"
         val = " ".join(
             f"{k}={float(v):.4g}"
             for k, v in sorted(metrics.items())
             if k.startswith(("val/", "val_")) and v.numel() == 1
         )
         log.info(
-            "epoch %d done: time=%.1fs (train %.1fs) train/loss=%.4g %s samples/s=%.1f",
+            "epoch %d done: time=%.1fs (train %.1fs) %s %s samples/s=%.1f",
             trainer.current_epoch,
             wall,
             train_time,
-            loss,
+            train,
             val,
             self._epoch_samples * trainer.world_size / train_time,
         )
@@ -114,17 +127,20 @@ class EpochHeartbeat(Callback):
         self._update_performance(trainer, time.perf_counter())
         if trainer.is_global_zero and self.performance:
             p = self.performance
+            final = " ".join(f"{label}={value:.4g}" for label, value in self._last_fields.items())
             log.info(
-                "performance: total %.1fs (train %.1fs), %d epochs, %d steps, batch time avg %.1f / min %.1f / "
-                "max %.1f ms, %.1f samples/s",
+                "performance: total %.1fs (train %.1fs), %d epochs, %d steps, %d batches, batch time avg %.1f / "
+                "min %.1f / max %.1f ms, %.1f samples/s%s",
                 p["total_time_s"],
                 p["train_time_s"],
                 p["epochs"],
                 p["steps"],
+                p["batches"],
                 p["batch_time_ms_avg"],
                 p["batch_time_ms_min"],
                 p["batch_time_ms_max"],
                 p["samples_per_s"],
+                f", final: {final}" if final else "",
             )
 
     def _update_performance(self, trainer: pl.Trainer, now: float) -> None:
@@ -143,4 +159,5 @@ class EpochHeartbeat(Callback):
             "batch_time_ms_min": 1000.0 * self._batch_min,
             "batch_time_ms_max": 1000.0 * self._batch_max,
             "samples_per_s": self._samples * trainer.world_size / train_time,
+            **{f"final/{label}": value for label, value in self._last_fields.items()},
         }

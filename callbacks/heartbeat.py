@@ -1,6 +1,7 @@
 """Heartbeat: a status line and throughput metrics every N optimizer steps, plus per-rank liveness files.
 
-Timing uses host clocks only; the one device read per interval is the loss for the status line (rank 0).
+Timing uses host clocks only; the one device read per interval is the loss (or the chosen `fields`) for
+the status line (rank 0).
 On a GPU the per-batch split is approximate (kernels run asynchronously) but interval totals are exact
 because the loss read waits for the interval's work.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import sys
@@ -31,6 +33,7 @@ except ImportError:  # Windows
 log = logging.getLogger(__name__)
 
 _LOSS_KEYS = ("train/loss_step", "train/loss", "loss_step", "loss")
+_REPORT_KEYS = ("step", "ms_per_batch", "samples_per_s", "data_wait_share", "peak_mem_mb")
 
 
 def batch_size_of(batch: Any) -> int | None:
@@ -73,6 +76,46 @@ def read_loss(trainer: pl.Trainer, outputs: Any) -> float:
     return float(loss) if loss is not None else float("nan")
 
 
+def check_fields(
+    fields: Mapping[str, str] | None, where: str, reserved: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """`fields` (status-line label -> metric key) as a dict; labels must print as one `label=value` token."""
+    if fields is None:
+        return {}
+    if not isinstance(fields, Mapping):
+        raise ValueError(f"{where}: fields must map labels to metric keys, e.g. {{G_Loss: train/g_loss}}.")
+    for label, key in fields.items():
+        if not isinstance(label, str) or not label or any(c.isspace() or c == "=" for c in label):
+            raise ValueError(
+                f"{where}: fields label {label!r} must be a non-empty word without spaces or '='."
+            )
+        if label in reserved:
+            raise ValueError(f"{where}: fields label {label!r} is taken by the report; rename it.")
+        if not isinstance(key, str) or not key:
+            raise ValueError(
+                f"{where}: fields.{label} must be a metric key (e.g. train/g_loss), got {key!r}."
+            )
+    return dict(fields)
+
+
+def read_fields(metrics: Mapping[str, Any], fields: Mapping[str, str], suffix: str) -> dict[str, float]:
+    """`{label: value}` from `metrics[key + suffix]`, else `metrics[key]`, else nan, in ONE host read.
+
+    Lightning names a metric logged with on_step and on_epoch `<key>_step` / `<key>_epoch`; non-scalar
+    values read as nan.
+    """
+    found: dict[str, torch.Tensor] = {}
+    for label, key in fields.items():
+        value = metrics.get(key + suffix, metrics.get(key))
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            found[label] = value.detach().reshape(())
+    if found:
+        device = next(iter(found.values())).device
+        read = torch.stack([v.to(device=device, dtype=torch.float32) for v in found.values()]).tolist()
+        found = dict(zip(found, read, strict=True))
+    return {label: float(found.get(label, math.nan)) for label in fields}
+
+
 class Heartbeat(Callback):
     """Every `every_n_steps` optimizer steps: one status line and `perf/*` metrics (rank 0), a liveness beat.
 
@@ -80,6 +123,10 @@ class Heartbeat(Callback):
     and at least every min(stall_seconds/4, 30 s); rank 0 warns about any rank whose file is older than
     `stall_seconds`, from the loop and from a watchdog thread (which still reports when every rank is
     blocked in a collective waiting for a hung one).
+
+    `fields` (label -> metric key, e.g. `{G_Loss: train/g_loss, D_Acc: train/d_acc}`) replaces the loss in
+    the status line with those logged metrics' latest values:
+    `heartbeat step=120 G_Loss=2.34 D_Acc=0.52 | ms/batch=42.3 samples/s=... data-wait=...% peak_mem=...MB`.
     """
 
     def __init__(
@@ -88,6 +135,7 @@ class Heartbeat(Callback):
         liveness_dir: str | os.PathLike | None = None,
         stall_seconds: float = 300.0,
         watchdog: bool = True,
+        fields: Mapping[str, str] | None = None,
     ) -> None:
         if every_n_steps < 1:
             raise ValueError(f"Heartbeat: every_n_steps must be >= 1, got {every_n_steps}.")
@@ -98,6 +146,7 @@ class Heartbeat(Callback):
         self._dir: Path | None = self.liveness_dir
         self.stall_seconds = float(stall_seconds)
         self.watchdog = watchdog
+        self.fields = check_fields(fields, "Heartbeat (callbacks.heartbeat.fields)", _REPORT_KEYS)
         self.last_report: dict[str, float] = {}
         self.stale_ranks: set[int] = set()
         self._rank = 0
@@ -153,9 +202,14 @@ class Heartbeat(Callback):
             self._last_batch_end = time.perf_counter()
             self._maybe_beat(trainer)
             return
-        loss = read_loss(trainer, outputs) if trainer.is_global_zero else float("nan")
+        if not trainer.is_global_zero:  # only rank 0 prints: the other ranks skip the device read
+            values = dict.fromkeys(self.fields or ("loss",), math.nan)
+        elif self.fields:
+            values = read_fields(trainer.callback_metrics, self.fields, "_step")
+        else:
+            values = {"loss": read_loss(trainer, outputs)}
         now = time.perf_counter()  # after the read, so the interval includes the device catching up
-        self._report(trainer, pl_module, loss, now)
+        self._report(trainer, pl_module, values, now)
         self._beat(trainer.global_step)
         if trainer.is_global_zero:
             self.check_liveness(include_self=False)
@@ -188,12 +242,14 @@ class Heartbeat(Callback):
         else:
             self._interval_start += paused
 
-    def _report(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: float, now: float) -> None:
+    def _report(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, values: dict[str, float], now: float
+    ) -> None:
         elapsed = max(now - self._interval_start - self._excluded, 1e-9)
         batches = max(self._batches, 1)
         self.last_report = {
             "step": float(trainer.global_step),
-            "loss": loss,
+            **values,
             "ms_per_batch": 1000.0 * elapsed / batches,
             # rank 0's rate times the world size: ranks step together and DistributedSampler evens batches
             "samples_per_s": self._samples * trainer.world_size / elapsed,
@@ -203,10 +259,14 @@ class Heartbeat(Callback):
         if not trainer.is_global_zero:
             return
         r = self.last_report
+        if self.fields:  # the chosen metrics, then the throughput
+            shown = " ".join(f"{label}={r[label]:.4g}" for label in self.fields) + " |"
+        else:
+            shown = f"loss={r['loss']:.4g}"
         log.info(
-            "heartbeat step=%d loss=%.4g ms/batch=%.1f samples/s=%.1f data-wait=%.1f%% peak_mem=%.0fMB",
+            "heartbeat step=%d %s ms/batch=%.1f samples/s=%.1f data-wait=%.1f%% peak_mem=%.0fMB",
             trainer.global_step,
-            r["loss"],
+            shown,
             r["ms_per_batch"],
             r["samples_per_s"],
             100.0 * r["data_wait_share"],

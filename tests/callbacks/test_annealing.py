@@ -93,3 +93,71 @@ def test_bad_attribute_and_arguments(make_trainer) -> None:
         ScalarAnnealing("temperature", 1.0, 0.0, 5, kind="exponential")
     with pytest.raises(ValueError, match="kind must be one of"):
         ScalarAnnealing("temperature", 1.0, 0.0, 5, kind="step")  # type: ignore[arg-type]
+
+
+class EpochAnnealed(Annealed):
+    """Records (epoch, tau) at each training and validation step."""
+
+    def training_step(self, batch, batch_idx):
+        self.seen.append((self.current_epoch, self.generator.palette.tau.item(), 0.0))
+        return TinyRegressor.training_step(self, batch, batch_idx)
+
+    def validation_step(self, batch, batch_idx) -> None:
+        self.seen.append((self.current_epoch, self.generator.palette.tau.item(), 1.0))
+
+
+def _temperature(**overrides) -> ScalarAnnealing:
+    options = dict(kind="geometric", decay=0.5, unit="epoch", log_name="temperature")
+    return ScalarAnnealing("generator.palette.tau", 2.0, 0.3, **(options | overrides))
+
+
+def test_epoch_unit_sets_the_buffer_in_place_per_epoch_and_logs_once(make_trainer, tmp_path) -> None:
+    module = EpochAnnealed()
+    buffer = module.generator.palette.tau
+    trainer = make_trainer(
+        max_epochs=5, num_sanity_val_steps=1, logger=CSVLogger(tmp_path), callbacks=[_temperature()]
+    )
+    trainer.fit(module, make_loader(n=8), make_loader(n=4))  # 2 steps per epoch
+    assert module.generator.palette.tau is buffer
+    expected = [2.0, 1.0, 0.5, 0.3, 0.3]  # 2 * 0.5**e, clamped at 0.3 (never 0.25)
+    sanity, *rest = module.seen
+    assert sanity == (0, 2.0, 1.0)  # the sanity check already sees epoch 0's value
+    assert rest == [(e, pytest.approx(expected[e]), kind) for e in range(5) for kind in (0.0, 0.0, 1.0)]
+    rows = read_metrics_csv(trainer)
+    logged = [(int(r["epoch"]), float(r["anneal/temperature"])) for r in rows if r["anneal/temperature"]]
+    assert logged == [(e, pytest.approx(value)) for e, value in enumerate(expected)]  # once per epoch
+    assert float(trainer.callback_metrics["anneal/temperature"]) == pytest.approx(0.3)
+
+
+@pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before the epoch ended")
+def test_epoch_unit_resume_gets_the_value_of_the_resumed_epoch(make_trainer, tmp_path) -> None:
+    full = EpochAnnealed()
+    make_trainer(max_epochs=6, callbacks=[_temperature(decay=0.8)]).fit(full, make_loader(n=8))
+
+    first = EpochAnnealed()
+    trainer = make_trainer(max_epochs=3, callbacks=[_temperature(decay=0.8)])
+    trainer.fit(first, make_loader(n=8))
+    trainer.save_checkpoint(tmp_path / "epoch3.ckpt")
+    second = EpochAnnealed()  # a fresh process: the buffer starts at its default again
+    make_trainer(max_epochs=6, callbacks=[_temperature(decay=0.8)]).fit(
+        second, make_loader(n=8), ckpt_path=str(tmp_path / "epoch3.ckpt")
+    )
+    assert second.seen[0][:2] == (3, pytest.approx(2.0 * 0.8**3))
+    assert first.seen + second.seen == full.seen
+    expected = [_temperature(decay=0.8).value_at(e) for e in range(6)]  # the float32 buffer rounds them
+    assert [tau for _, tau, _ in full.seen[::2]] == pytest.approx(expected)
+
+
+def test_bad_decay_or_unit_names_the_config_key() -> None:
+    with pytest.raises(
+        ValueError, match=r"callbacks.<name>.decay=1.05 does not move start=2.0 towards end=0.3"
+    ):
+        _temperature(decay=1.05)
+    with pytest.raises(ValueError, match=r"callbacks.<name>.decay > 0, got None"):
+        _temperature(decay=None)
+    with pytest.raises(ValueError, match=r"callbacks.<name>.total_steps is not used by kind 'geometric'"):
+        _temperature(total_steps=10)
+    with pytest.raises(ValueError, match=r"kind 'linear' needs callbacks.<name>.total_steps"):
+        ScalarAnnealing("temperature", 1.0, 0.1)
+    with pytest.raises(ValueError, match=r"callbacks.<name>.unit must be 'step' or 'epoch'"):
+        _temperature(unit="batch")

@@ -129,3 +129,73 @@ def test_scalar_schedule_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="non-zero with the same sign"):
         scalar_schedule("exponential", 1.0, 0.0, 0, 10)
     assert math.isfinite(scalar_schedule("exponential", -1.0, -0.1, 3, 10))
+
+
+def _seed_loop(start: float, end: float, decay: float, epochs: int) -> list[float]:
+    """The Gumbel-temperature recipe: use the value for an epoch, then `max(end, value * decay)`."""
+    values, value = [], start
+    for _ in range(epochs):
+        values.append(value)
+        value = max(end, value * decay) if decay < 1 else min(end, value * decay)
+    return values
+
+
+@pytest.mark.parametrize(("start", "end", "decay"), [(2.0, 0.5, 0.95), (3.0, 0.3, 0.9), (0.5, 2.0, 1.05)])
+def test_geometric_equals_the_recipe_loop_monotone_and_clamped(
+    start: float, end: float, decay: float
+) -> None:
+    values = [scalar_schedule("geometric", start, end, epoch, decay=decay) for epoch in range(40)]
+    assert values == _seed_loop(start, end, decay, 40)  # bit for bit, not start * decay**epoch
+    assert values[0] == start and values[-1] == end
+    sign = 1 if end > start else -1
+    moving = values[: values.index(end) + 1]
+    assert all(sign * (b - a) > 0 for a, b in zip(moving, moving[1:], strict=False))
+    assert all(sign * (end - v) >= 0 for v in values)  # never past end
+
+
+def test_geometric_golden_values_and_counter_order() -> None:
+    assert scalar_schedule("geometric", 2.0, 0.5, 1, decay=0.95) == 1.9
+    assert scalar_schedule("geometric", 2.0, 0.5, 27, decay=0.95) == pytest.approx(0.50069, abs=1e-5)
+    assert scalar_schedule("geometric", 2.0, 0.5, 28, decay=0.95) == 0.5  # 2 * 0.95**28 = 0.476: clamped
+    assert scalar_schedule("geometric", 2.0, 0.5, 10**6, decay=0.95) == 0.5
+    # a pure function of the counter: values asked out of order (a resumed run) match the sequence
+    forward = [scalar_schedule("geometric", 1.0, 0.01, s, decay=0.99) for s in range(500)]
+    assert [scalar_schedule("geometric", 1.0, 0.01, s, decay=0.99) for s in (400, 3, 499)] == [
+        forward[400],
+        forward[3],
+        forward[499],
+    ]
+    assert scalar_schedule("geometric", 0.7, 0.7, 5, decay=1.0) == 0.7  # already at the end
+    assert scalar_schedule("geometric", -2.0, -0.5, 50, decay=0.9) == -0.5
+
+
+@pytest.mark.parametrize(
+    ("kind", "start", "end", "total", "decay", "message"),
+    [
+        ("geometric", 2.0, 0.5, None, None, r"needs decay > 0, got None"),
+        ("geometric", 2.0, 0.5, None, -0.5, r"needs decay > 0"),
+        (
+            "geometric",
+            2.0,
+            0.5,
+            None,
+            1.05,
+            r"decay=1.05 does not move start=2.0 towards end=0.5; .* in \(0, 1\)",
+        ),
+        ("geometric", 2.0, 0.5, None, 1.0, r"decay=1.0 does not move"),
+        ("geometric", 0.5, 2.0, None, 0.95, r"decay=0.95 does not move .* a decay > 1"),
+        ("geometric", 2.0, 0.5, 10, 0.95, "total_steps is not used by kind 'geometric'"),
+        ("geometric", 2.0, 0.0, None, 0.95, "non-zero with the same sign"),
+        ("linear", 2.0, 0.5, 10, 0.95, "decay is only used by kind 'geometric'"),
+        ("linear", 2.0, 0.5, None, None, "kind 'linear' needs total_steps"),
+    ],
+)
+def test_scalar_schedule_rejects_bad_decay_and_total(
+    kind: str, start: float, end: float, total: int | None, decay: float | None, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        scalar_schedule(kind, start, end, 0, total, decay=decay)  # type: ignore[arg-type]
+
+
+def test_constant_needs_no_total_steps() -> None:
+    assert scalar_schedule("constant", 0.3, 0.1, 7) == 0.3

@@ -1,0 +1,114 @@
+"""Test-time sample quality of the ukiyoe GAN: FID/KID of its samples beside the baselines that give them a scale.
+
+`model.quality` builds a `UkiyoeQuality`; the GAN module calls it with itself at the end of testing and logs
+what it returns under `test/`. Every image set has the same size N = min(num_samples, train images, test
+images), so FID's small-sample bias is the same for all of them:
+- reference: N training prints;
+- `real_vs_real`: N test prints (the floor: how far apart two real samples are);
+- `model`: the EMA generator's samples;
+- `untrained`: samples of a freshly built generator (the run's seed gives the run's initial weights), from the
+  same latents;
+- `noise`: uniform noise images (the ceiling).
+`fid_relative/model` places the model between real (0) and noise (1); the spec's target compares `model` with
+`untrained` (a fall of at least half) and with the two anchors.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytorch_lightning as pl
+
+from models.common.classifier_features import ClassifierFeatures
+from models.common.feature_extractors import select_feature_extractor
+from models.common.generative_quality import NOISE, REAL_VS_REAL, noise_images, quality_table
+
+log = logging.getLogger(__name__)
+PRINTS = "prints"
+MODEL, UNTRAINED = "model", "untrained"
+
+
+class UkiyoeQuality:
+    """FID/KID of a trained ukiyoe GAN's EMA samples against real prints, with Inception features or the
+    scene classifier of `experiment=ukiyoe_features` (`feature: prints`, from `features_checkpoint`).
+
+    Cheap to build: the extractor's checkpoint is read only when it is called. `seed` fixes the latents of
+    both generators, KID's subsets and the noise baseline; `batch_size` is the batch of real and noise images.
+    """
+
+    def __init__(
+        self,
+        features_checkpoint: str | None = None,
+        feature: str = PRINTS,
+        inception_weights: str | None = None,
+        num_samples: int = 256,
+        subset_size: int = 100,
+        subsets: int = 50,
+        seed: int = 0,
+        batch_size: int = 64,
+        config_key: str = "model.quality",
+    ) -> None:
+        self.features_checkpoint = features_checkpoint
+        self.feature = feature
+        self.inception_weights = inception_weights
+        self.num_samples = num_samples
+        self.subset_size = subset_size
+        self.subsets = subsets
+        self.seed = seed
+        self.batch_size = batch_size
+        self.config_key = config_key
+
+    def __call__(self, module: pl.LightningModule) -> dict[str, float]:
+        """The table for `module` under test (its trainer's datamodule gives the real prints). Nothing, and a
+        warning saying how to get it, while the prints feature extractor's checkpoint is not set."""
+        if self.feature == PRINTS and not self.features_checkpoint:
+            log.warning(
+                "Sample quality (FID/KID) not measured: %s.features_checkpoint is not set. Train the offline "
+                "feature extractor with `python -m training.run experiment=ukiyoe_features` and give its "
+                "checkpoint (<run>/checkpoints/*.ckpt), or set %s=null to silence this.",
+                self.config_key,
+                self.config_key,
+            )
+            return {}
+        return self.evaluate(module, module.trainer.datamodule)
+
+    def evaluate(self, module: pl.LightningModule, datamodule: pl.LightningDataModule) -> dict[str, float]:
+        """`{fid|kid|kid_std/<set>, fid_relative/<model|untrained>, kid_relative/<model|untrained>}`."""
+        extractor = select_feature_extractor(
+            self.feature,
+            inception_weights=self.inception_weights,
+            trained={PRINTS: self._prints_features},
+            config_key=self.config_key,
+        )
+        log.info("Sample quality with the %s feature extractor.", extractor.name)
+        count = min(self.num_samples, _split_size(datamodule, "train"), _split_size(datamodule, "test"))
+        untrained = module.build_generator().to(module.device).eval()
+        shape = (3, datamodule.resolution, datamodule.resolution)
+        candidates = {
+            REAL_VS_REAL: datamodule.uint8_batches("test", count, self.batch_size),
+            MODEL: module.sample_uint8(count, self.seed),
+            UNTRAINED: module.sample_uint8(count, self.seed, generator=untrained),
+            NOISE: noise_images(count, shape, batch_size=self.batch_size, seed=self.seed),
+        }
+        return quality_table(
+            extractor,
+            datamodule.uint8_batches("train", count, self.batch_size),
+            candidates,
+            subset_size=self.subset_size,
+            subsets=self.subsets,
+            seed=self.seed,
+            device=module.device,
+            config_key=self.config_key,
+        )
+
+    def _prints_features(self) -> ClassifierFeatures:
+        return ClassifierFeatures.from_checkpoint(
+            self.features_checkpoint, f"{self.config_key}.features_checkpoint"
+        )
+
+
+def _split_size(datamodule: pl.LightningDataModule, split: str) -> int:
+    """Images in the datamodule's `split` (its `datasets`, indexed by setup)."""
+    if split not in datamodule.datasets:
+        datamodule.setup("fit")  # under `task=test` only the test split may be open; the reference is train
+    return len(datamodule.datasets[split])
