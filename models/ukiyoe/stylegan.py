@@ -64,8 +64,8 @@ class MappingNetwork(nn.Module):
 
 class ModulatedConv2d(nn.Module):
     """Convolution whose weights are scaled per sample and input channel by the style (affine of w), then
-    (if `demodulate`) normalised per output channel to unit output variance. The per-sample weights run as
-    one grouped convolution with the batch as groups. `upsample` doubles the resolution (bilinear) first."""
+    (if `demodulate`) normalised per output channel to unit output variance. `upsample` doubles the
+    resolution (bilinear) first."""
 
     def __init__(
         self,
@@ -89,18 +89,16 @@ class ModulatedConv2d(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         if self.upsample:
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
-        batch, in_channels, height, width = x.shape
         styles = self.affine(w)
-        weight = self.weight[None] * self.weight_gain * styles[:, None, :, None, None]
+        weight = self.weight * self.weight_gain
+        # Modulating the input and demodulating the output equals convolving each sample with its own
+        # scaled, normalised weights (StyleGAN2's non-fused form), and shares one convolution across the
+        # batch: several times faster than a grouped convolution per sample, backward pass included.
+        out = F.conv2d(x * styles[:, :, None, None], weight, padding=self.padding)
         if self.demodulate:
-            weight = weight * torch.rsqrt(weight.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
-        out = F.conv2d(
-            x.reshape(1, batch * in_channels, height, width),
-            weight.reshape(-1, in_channels, *weight.shape[3:]),
-            padding=self.padding,
-            groups=batch,
-        )
-        return out.reshape(batch, -1, *out.shape[2:]) + self.bias[None, :, None, None]
+            squared = weight.square().sum(dim=(2, 3))  # (out, in)
+            out = out * torch.rsqrt(styles.square() @ squared.T + 1e-8)[:, :, None, None]
+        return out + self.bias[None, :, None, None]
 
 
 class NoiseInjection(nn.Module):
