@@ -9,6 +9,7 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
@@ -42,11 +43,14 @@ def run_task(cfg: DictConfig) -> float | None:
         cfg = config_from_checkpoint(cfg, list(HydraConfig.get().overrides.task))
     run_dir = Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True)
+    if cfg.get("torch_threads"):
+        torch.set_num_threads(int(cfg.torch_threads))
 
     summary = RunSummary(run_dir, cfg)
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
     summary.data["params"] = sum(p.numel() for p in model.parameters())
+    summary.data["torch_threads"] = torch.get_num_threads()
     if cfg.task == "export":
         from training.export import export_onnx
 
@@ -119,8 +123,6 @@ def _dispatch(
         )[0]
     predictions = trainer.predict(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=False)
     if trainer.is_global_zero:
-        import torch
-
         torch.save(predictions, run_dir / "predictions.pt")
     return {}
 

@@ -12,7 +12,7 @@ FIT = ["experiment=cnn_digits", *TINY, "model.lr_schedule=null", "run_name=base"
 
 
 def test_fit_writes_the_run_directory_and_test_from_checkpoint_alone(tmp_path):
-    run_cli(tmp_path, *FIT)
+    run_cli(tmp_path, *FIT, "torch_threads=2")  # the environment says OMP_NUM_THREADS=1: the key wins
     run_dir = tmp_path / "logs" / "cnn_digits" / "runs" / "base"
     for name in (
         "config.yaml",
@@ -27,6 +27,7 @@ def test_fit_writes_the_run_directory_and_test_from_checkpoint_alone(tmp_path):
     assert summary["status"] == "finished"
     assert summary["best_checkpoint"].startswith(str(run_dir / "checkpoints" / "best-"))
     assert summary["params"] > 1000
+    assert summary["torch_threads"] == 2
     assert summary["performance"]["samples_per_s"] > 0
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     assert any(row.get("val/acc") for row in rows)
