@@ -1,5 +1,6 @@
-"""The ukiyoe experiments end to end: the feature extractor feeds the GAN's FID/KID, the GAN samples from its
-checkpoint, a resumed GAN run ends exactly like an uninterrupted one, and the NCA grow experiment runs."""
+"""The ukiyoe GAN end to end: the feature extractor (debug=fdr) feeds the GAN's FID/KID (debug=fdr), the GAN
+samples from its checkpoint, and a resumed GAN run ends exactly like an uninterrupted one. (ukiyoe_nca_grow's
+debug=fdr run: tests/models/ukiyoe/test_grow_module.py.)"""
 
 import math
 from pathlib import Path
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import multirun_job_summary, read_summary, run_cli, run_dirs
+from tests.helpers import read_summary, run_cli, run_dirs
 
 SMALL = [
     "++data.num_train=32",
@@ -25,11 +26,10 @@ GAN = ["experiment=ukiyoe_gan_nca", *SMALL, "model.grid_size=4", "trainer.limit_
 @pytest.fixture(scope="module")
 def features_checkpoint(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ukiyoe")
-    run_cli(root, "--multirun", "experiment=ukiyoe_features,ukiyoe_nca_grow", "debug=fdr", *SMALL)
-    assert math.isfinite(multirun_job_summary(root, "ukiyoe_features")["metrics"]["test/acc"])
-    grow = multirun_job_summary(root, "ukiyoe_nca_grow")["metrics"]
-    assert all(math.isfinite(grow[f"test/{name}_mse"]) for name in ("grow", "persist", "regrow"))
-    (checkpoint,) = (root / "logs" / "ukiyoe_features" / "multiruns").glob("*/*/checkpoints/last.ckpt")
+    run_cli(root, "experiment=ukiyoe_features", "debug=fdr", *SMALL)
+    (run_dir,) = run_dirs(root, "ukiyoe_features")
+    assert math.isfinite(read_summary(run_dir)["metrics"]["test/acc"])
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
     return checkpoint
 
 
@@ -43,12 +43,11 @@ def test_the_gan_reports_fid_kid_beside_baselines_and_samples_from_its_checkpoin
         assert math.isfinite(metrics[f"test/fid/{name}"]) and math.isfinite(metrics[f"test/kid/{name}"]), name
     assert metrics["test/fid/real_vs_real"] < metrics["test/fid/noise"]
     assert metrics["test/palette_exact_share"] == 1.0
-    assert metrics["guard/skipped_steps"] == 0.0
     assert list((run_dir / "images").glob("samples_epoch000.png"))
 
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     run_cli(tmp_path, "task=sample", f"ckpt_path={checkpoint}", "sample.num=6", "+sample.options.nca_steps=6")
-    sampled = next(d for d in run_dirs(tmp_path, "ukiyoe_gan_nca") if d != run_dir)
+    (sampled,) = run_dir.glob("sample_*")
     samples = read_summary(sampled)["samples"]
     images = np.load(samples["arrays"])["images"]
     assert images.shape == (6, 3, 32, 32) and samples["nca_steps"] == 6
