@@ -1,12 +1,17 @@
 """Loop overhead: a plain PyTorch loop vs a bare Lightning loop vs VisionCore's configured Lightning loop.
 
-All three train the same network (`conf/model/<--model>.yaml`, same initial weights) on the same batches
-(the cnn datamodule's `ResumableLoader` over procedural 32x32 RGB gratings) with the same torch threads:
+All three train the same network (same initial weights) on the same batches with the same torch threads.
+`--system cnn` (default): `conf/model/<--model>.yaml` on the cnn datamodule's `ResumableLoader` over
+procedural 32x32 RGB gratings; `--system ukiyoe`: the ukiyoe GAN (`experiment=ukiyoe_gan_nca`, manual
+optimisation) on procedural prints.
 
-  (a) plain       zero_grad / forward / cross-entropy / train-accuracy update / backward / step
+  (a) plain       cnn: zero_grad / forward / cross-entropy / train-accuracy update / backward / step;
+                  ukiyoe: the module's own loss functions with plain optimizer steps (clipping, one finite
+                  check per step as the NonFiniteGuard does, the D schedule, the EMA generator)
   (b) lightning   `pl.Trainer(logger=False)` without checkpointing, progress bar, summary or validation
-  (c) visioncore  (b) plus every callback of `conf/callbacks/default.yaml` and the CSV logger, composed
-                  from the real config (`experiment=cnn_digits`) and built the way `training.tasks` does
+  (c) visioncore  (b) plus every callback of the experiment's callbacks config and the CSV logger, composed
+                  from the real config (`experiment=cnn_digits` / `ukiyoe_gan_nca`) and built the way
+                  `training.tasks` does
 
 ms/step runs from the end of the warm-up to the end of the last step, so data loading, hooks, logging
 and callbacks all count. The loops run one after another in rotating order (a b c, b c a, c a b, ...) so
@@ -41,6 +46,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 from pytorch_lightning.callbacks import Callback, ProgressBar  # noqa: E402
 from pytorch_lightning.profilers import SimpleProfiler  # noqa: E402
 
+from callbacks.nonfinite_guard import grads_finite  # noqa: E402
 from tests.helpers import compose_config  # noqa: E402
 from training.checkpoints import AtomicCheckpointIO, checkpoint_metadata  # noqa: E402
 from training.instantiate import instantiate_collection  # noqa: E402
@@ -55,7 +61,21 @@ STEP, FETCH = "run_training_batch", "[_TrainingEpochLoop].train_dataloader_next"
 
 
 def compose(args: argparse.Namespace, run_dir: Path) -> DictConfig:
-    """The real config: cnn_digits' trainer, callbacks and logger; `--model`; CIFAR-shaped gratings."""
+    """The real config: cnn_digits' trainer, callbacks and logger, `--model`, CIFAR-shaped gratings; or the
+    ukiyoe GAN experiment on just enough procedural prints (no validation, test or FID)."""
+    if args.system == "ukiyoe":
+        cfg = compose_config(
+            [
+                "experiment=ukiyoe_gan_nca",
+                "model.quality=null",
+                f"data.batch_size={args.batch_size}",
+                f"data.num_train={(args.warmup + args.steps + 1) * args.batch_size}",
+                "data.num_val=0",
+                "data.num_test=2",
+                "data.num_workers=0",
+            ]
+        )
+        return _detached(cfg, run_dir)
     samples = math.ceil((args.warmup + args.steps + 1) * args.batch_size / (0.8 * 0.9))  # after hold-outs
     cfg = compose_config(
         [
@@ -72,6 +92,11 @@ def compose(args: argparse.Namespace, run_dir: Path) -> DictConfig:
             "data.num_workers=0",
         ]
     )
+    return _detached(cfg, run_dir)
+
+
+def _detached(cfg: DictConfig, run_dir: Path) -> DictConfig:
+    """`cfg` runnable outside a Hydra job, writing into `run_dir`."""
     with open_dict(cfg):
         cfg.paths.output_dir = str(run_dir)  # `${hydra:runtime.output_dir}` exists only inside a Hydra job
         del cfg["hydra"]
@@ -106,6 +131,7 @@ class Loops:
         self.total, self.tmp = args.warmup + args.steps, tmp
         pl.seed_everything(0)
         self.datamodule = hydra.utils.instantiate(self.cfg.data)
+        self.datamodule.prepare_data()  # generated data sets are written here once
         self.datamodule.setup("fit")
         self.initial = hydra.utils.instantiate(self.cfg.model).state_dict()
         # Training steps only: no validation (both Lightning loops), one epoch of `total` steps.
@@ -120,6 +146,8 @@ class Loops:
         return self.datamodule.train_dataloader()  # a fresh ResumableLoader: same seed, same batches
 
     def plain(self, steps: int | None = None) -> list[float]:
+        if self.cfg.model._target_.endswith("UkiyoeGAN"):
+            return self.plain_gan(steps)
         model = self.model()
         net, metric, smoothing = model.net, model.train_acc, model.label_smoothing
         optimizer = model.configure_optimizers()["optimizer"]  # the same parameter groups and decay
@@ -132,6 +160,29 @@ class Loops:
             metric.update(logits.detach(), labels)
             loss.backward()
             optimizer.step()
+            ends.append(time.perf_counter())
+            if len(ends) == (steps or self.total):
+                return ends
+        raise RuntimeError(f"the loader ran out after {len(ends)} steps")
+
+    def plain_gan(self, steps: int | None = None) -> list[float]:
+        """The ukiyoe GAN's training step without Lightning: the same losses, schedule and EMA."""
+        model = self.model()
+        g_optimizer, d_optimizer = model.configure_optimizers()
+        clip = model.hparams.clip_grad_norm
+        model.train()
+        ends = []
+        for batch_idx, (real, _) in enumerate(self.loader()):
+            fake, _ = model.generator(torch.randn(real.shape[0], model.generator.z_dim))
+            if batch_idx % model.d_train_interval == 0:
+                for _ in range(model.d_steps):
+                    terms = model.discriminator_losses(real, fake.detach(), with_r1=model._r1_due())
+                    _plain_step(d_optimizer, terms["loss"], clip)
+                    model.d_updates += 1
+            model.discriminator.requires_grad_(False)
+            _plain_step(g_optimizer, model.generator_losses(fake)["loss"], clip)
+            model.discriminator.requires_grad_(True)
+            model.generator_ema.update_parameters(model.generator)
             ends.append(time.perf_counter())
             if len(ends) == (steps or self.total):
                 return ends
@@ -181,6 +232,16 @@ class Loops:
         return self._fit(trainer, clock)
 
 
+def _plain_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: float | None) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if clip:
+        torch.nn.utils.clip_grad_norm_(params, clip)
+    if bool(grads_finite([p.grad for p in params])):  # the guard's one host read per step
+        optimizer.step()
+
+
 def breakdown(loops: Loops) -> list[tuple[str, float]]:
     """ms/step in each callback's per-step hooks (those called on every step) from one profiled run of (c)."""
     profiler = SimpleProfiler()
@@ -198,14 +259,16 @@ def breakdown(loops: Loops) -> list[tuple[str, float]]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="resnet20", help="a conf/model/ name (default: resnet20)")
+    parser.add_argument("--system", choices=("cnn", "ukiyoe"), default="cnn", help="default: cnn")
+    parser.add_argument("--model", default="resnet20", help="cnn: a conf/model/ name (default: resnet20)")
     parser.add_argument("--steps", type=int, default=8, help="measured steps per run (default: 8)")
     parser.add_argument("--warmup", type=int, default=2, help="steps skipped at the start (default: 2)")
-    parser.add_argument("--batch-size", type=int, default=128, help="default: 128")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: 128 (cnn), 16 (ukiyoe)")
     parser.add_argument("--repeats", type=int, default=5, help="runs of each loop; median shown (default: 5)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1; see README)")
     parser.add_argument("--breakdown", action="store_true", help="also profile the callbacks of (c)")
     args = parser.parse_args(argv)
+    args.batch_size = args.batch_size or (16 if args.system == "ukiyoe" else 128)
     if min(args.warmup, args.steps, args.repeats, args.threads) < 1:
         parser.error("--warmup, --steps, --repeats and --threads must be >= 1")
     return args
@@ -222,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         loops = Loops(args, Path(tmp))
         loops.plain(steps=2)  # a process's first steps pay for kernel selection: keep them out of every loop
         print(
-            f"model={args.model}  batch={args.batch_size}  threads={args.threads}  steps={args.steps} "
+            f"{'model=' + args.model if args.system == 'cnn' else 'ukiyoe_gan_nca'}  batch={args.batch_size}  threads={args.threads}  steps={args.steps} "
             f"(+{args.warmup} warm-up)  repeats={args.repeats}  torch {torch.__version__}  "
             f"lightning {pl.__version__}",
             flush=True,

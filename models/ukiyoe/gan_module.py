@@ -149,52 +149,63 @@ class UkiyoeGAN(pl.LightningModule):
 
     def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, optimizer: Any) -> None:
         self.toggle_optimizer(optimizer)
-        with_r1 = self.hparams.r1_gamma > 0 and self.d_updates % self.hparams.r1_interval == 0
-        real_in = self.augment(real, self.augment_probability).detach().requires_grad_(with_r1)
-        fake_in = self.augment(fake, self.augment_probability)
-        real_logits, fake_logits = self.discriminator(real_in), self.discriminator(fake_in)
-        loss = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
-        if with_r1:  # lazy R1 (StyleGAN2): every r1_interval steps, scaled up by the interval
-            (gradient,) = torch.autograd.grad(real_logits.sum(), real_in, create_graph=True)
-            r1 = gradient.square().sum(dim=(1, 2, 3)).mean()
-            loss = loss + 0.5 * self.hparams.r1_gamma * self.hparams.r1_interval * r1
-            self.log("train/r1", r1.detach(), on_step=True, on_epoch=True, batch_size=real.shape[0])
-        if self.critic is not None:
-            critic_loss = (
-                F.softplus(self.critic(fake_in)).mean() + F.softplus(-self.critic(real_in.detach())).mean()
-            )
-            loss = loss + critic_loss
-            self.log(
-                "train/critic_loss",
-                critic_loss.detach(),
-                on_step=True,
-                on_epoch=True,
-                batch_size=real.shape[0],
-            )
-        self._optimizer_step(optimizer, loss)
+        terms = self.discriminator_losses(real, fake, with_r1=self._r1_due())
+        self._optimizer_step(optimizer, terms["loss"])
         self.untoggle_optimizer(optimizer)
         self.d_updates += 1
-        accuracy = 0.5 * (
-            (real_logits.detach() > 0).float().mean() + (fake_logits.detach() < 0).float().mean()
-        )
         if self.balance is not None:
-            self.balance.adjust_probability(self.augment_probability, accuracy)
-        size = real.shape[0]
-        self.log("train/d_loss", loss.detach(), on_step=True, on_epoch=True, batch_size=size)
-        self.log("train/d_acc", accuracy, on_step=True, on_epoch=True, batch_size=size)
+            self.balance.adjust_probability(self.augment_probability, terms["accuracy"])
+        for name, value in terms.items():
+            key = {"loss": "d_loss", "accuracy": "d_acc"}.get(name, name)
+            self.log(f"train/{key}", value.detach(), on_step=True, on_epoch=True, batch_size=real.shape[0])
 
     def generator_step(self, fake: torch.Tensor, optimizer: Any) -> None:
         self.toggle_optimizer(optimizer)
-        loss = F.softplus(-self.discriminator(self.augment(fake, self.augment_probability))).mean()
+        terms = self.generator_losses(fake)
+        self._optimizer_step(optimizer, terms["loss"])
+        self.untoggle_optimizer(optimizer)
+        for name, value in terms.items():
+            key = {"loss": "g_loss"}.get(name, name)
+            self.log(f"train/{key}", value.detach(), on_step=True, on_epoch=True, batch_size=fake.shape[0])
+
+    def _r1_due(self) -> bool:
+        return self.hparams.r1_gamma > 0 and self.d_updates % self.hparams.r1_interval == 0
+
+    def discriminator_losses(
+        self, real: torch.Tensor, fake: torch.Tensor, with_r1: bool
+    ) -> dict[str, torch.Tensor]:
+        """D's (and the critic's) loss on a real and a (detached) fake batch, both augmented alike:
+        `{loss, accuracy[, r1][, critic_loss]}`. Plain torch: the loop benchmark calls it too."""
+        real_in = self.augment(real, self.augment_probability).detach().requires_grad_(with_r1)
+        fake_in = self.augment(fake, self.augment_probability)
+        real_logits, fake_logits = self.discriminator(real_in), self.discriminator(fake_in)
+        terms = {"loss": F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()}
+        terms["accuracy"] = 0.5 * (
+            (real_logits.detach() > 0).float().mean() + (fake_logits.detach() < 0).float().mean()
+        )
+        if with_r1:  # lazy R1 (StyleGAN2): every r1_interval steps, scaled up by the interval
+            (gradient,) = torch.autograd.grad(real_logits.sum(), real_in, create_graph=True)
+            terms["r1"] = gradient.square().sum(dim=(1, 2, 3)).mean()
+            terms["loss"] = (
+                terms["loss"] + 0.5 * self.hparams.r1_gamma * self.hparams.r1_interval * terms["r1"]
+            )
+        if self.critic is not None:
+            critic = (
+                F.softplus(self.critic(fake_in)).mean() + F.softplus(-self.critic(real_in.detach())).mean()
+            )
+            terms["critic_loss"] = critic
+            terms["loss"] = terms["loss"] + critic
+        return terms
+
+    def generator_losses(self, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """G's non-saturating loss through the augmented discriminator, plus `reward_weight` x the critic's
+        -log(reward): `{loss[, reward]}` (reward = the critic's mean probability that a sample is real)."""
+        terms = {"loss": F.softplus(-self.discriminator(self.augment(fake, self.augment_probability))).mean()}
         if self.critic is not None:
             critic_logits = self.critic(fake)
-            # -log(reward): the critic's probability that the sample is a real print
-            loss = loss + self.hparams.reward_weight * F.softplus(-critic_logits).mean()
-            reward = torch.sigmoid(critic_logits.detach()).mean()
-            self.log("train/reward", reward, on_step=True, on_epoch=True, batch_size=fake.shape[0])
-        self._optimizer_step(optimizer, loss)
-        self.untoggle_optimizer(optimizer)
-        self.log("train/g_loss", loss.detach(), on_step=True, on_epoch=True, batch_size=fake.shape[0])
+            terms["loss"] = terms["loss"] + self.hparams.reward_weight * F.softplus(-critic_logits).mean()
+            terms["reward"] = torch.sigmoid(critic_logits.detach()).mean()
+        return terms
 
     def _optimizer_step(self, optimizer: Any, loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
