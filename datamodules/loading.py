@@ -7,7 +7,7 @@ before iterating, so a run killed mid-epoch continues with exactly the batches i
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sized
+from collections.abc import Callable, Iterator, Mapping, Sized
 from typing import Any
 
 import torch
@@ -136,3 +136,20 @@ class ResumableLoader(DataLoader):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._pending = {**state, "epoch": int(state["epoch"]), "batches": int(state["batches"])}
+
+
+def split_loader(dataset: Dataset, train: bool, hparams: Mapping[str, Any]) -> ResumableLoader:
+    """A split's loader from a datamodule's `batch_size`, `eval_batch_size`, `seed`, `drop_last`,
+    `num_workers`, `pin_memory` and `persistent_workers`: only training shuffles and drops the last
+    partial batch; evaluation batches by `eval_batch_size` (default: `batch_size`)."""
+    batch_size = hparams["batch_size"] if train else (hparams["eval_batch_size"] or hparams["batch_size"])
+    return ResumableLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train,
+        seed=hparams["seed"],
+        drop_last=hparams["drop_last"] and train,
+        num_workers=hparams["num_workers"],
+        pin_memory=hparams["pin_memory"],
+        persistent_workers=hparams["persistent_workers"],
+    )

@@ -3,10 +3,7 @@
 Names are imported lazily, so the renderer (and `python -m datamodules.design`) load without torch.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from datamodules.lazy import lazy_exports
 
 _EXPORTS = {
     "DesignDataModule": "datamodules.design.datamodule",
@@ -27,8 +24,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'datamodules.design' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from datamodules.design.dataset import STORAGES, DesignDataset
 from datamodules.design.schema import to_model_image
 from datamodules.design.store import DesignDataConfig, generate
-from datamodules.loading import ResumableLoader
+from datamodules.loading import ResumableLoader, split_loader
 from training.errors import UserError
 
 SPLITS_OF_STAGE = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
@@ -70,17 +70,7 @@ class DesignDataModule(pl.LightningDataModule):
         return self.datasets[split]
 
     def _loader(self, split: str) -> ResumableLoader:
-        hp, train = self.hparams, split == "train"
-        return ResumableLoader(
-            self._dataset(split),
-            batch_size=hp.batch_size if train else (hp.eval_batch_size or hp.batch_size),
-            shuffle=train,
-            seed=hp.seed,
-            drop_last=hp.drop_last and train,
-            num_workers=hp.num_workers,
-            pin_memory=hp.pin_memory,
-            persistent_workers=hp.persistent_workers,
-        )
+        return split_loader(self._dataset(split), split == "train", self.hparams)
 
     def train_dataloader(self) -> ResumableLoader:
         return self._loader("train")

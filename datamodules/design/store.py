@@ -6,21 +6,15 @@
         <split>/structure_<k>.npy               uint8 (n, 4, R, R)     render.decode_structure -> F_Tensor
         <split>/{goal,format,tone,grammar}.npy  labels of the whole split
 
-A folder is written under a temporary name and renamed into place, so a crash never leaves a
-half-written dataset where a complete one is expected, and concurrent writers cannot clash. It is
-cached by (generator version, config hash): generating the same config again does nothing.
+Cached by (generator version, config hash) and published atomically: see generated_set.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import shutil
-import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -28,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from datamodules.design.render import LABEL_SPECS, SPLIT_STREAMS, render_design
+from datamodules.generated_set import META_FILE, GeneratedSetConfig, publish
+from datamodules.generated_set import is_complete as is_complete  # re-exported: the store's own check
 from training.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -36,94 +32,28 @@ GENERATOR_NAME = "visioncore.design.renderer"
 GENERATOR_VERSION = "1"  # bump whenever the renderer's output changes: cached folders are then rebuilt
 SHARD_SIZE = 1024
 CHUNK = 128  # samples per worker job (divides SHARD_SIZE, so a job stays inside one shard)
-META_FILE = "meta.json"
 
 
-@dataclass(frozen=True)
-class DesignDataConfig:
+class DesignDataConfig(GeneratedSetConfig):
     """What determines the rendered bytes: resolution, seed and the number of samples per split."""
 
-    resolution: int
-    seed: int
-    num_train: int
-    num_val: int
-    num_test: int
-
-    def __post_init__(self) -> None:
-        if self.resolution < 8:
-            raise UserError(f"data.resolution={self.resolution}: use at least 8 pixels (64 or 128 on CPU).")
-        for split in SPLIT_STREAMS:
-            if self.count(split) < 0:
-                raise UserError(f"data.num_{split}={self.count(split)} must be >= 0.")
-
-    def count(self, split: str) -> int:
-        return getattr(self, f"num_{split}")
+    system = "design"
+    cpu_resolutions = "64 or 128"
 
     @property
-    def config_hash(self) -> str:
-        text = json.dumps(
-            {"generator": GENERATOR_NAME, "version": GENERATOR_VERSION, **asdict(self)}, sort_keys=True
-        )
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-    def folder(self, data_dir: str | os.PathLike) -> Path:
-        return Path(data_dir) / "design" / f"r{self.resolution}_seed{self.seed}_{self.config_hash}"
-
-
-def is_complete(folder: Path, config: DesignDataConfig) -> bool:
-    """True when `folder` holds this config rendered by this generator version."""
-    try:
-        meta = json.loads((folder / META_FILE).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return False
-    generator = meta.get("generator", {})
-    return (
-        generator.get("version") == GENERATOR_VERSION and generator.get("config_hash") == config.config_hash
-    )
+    def generator(self) -> tuple[str, str]:
+        return GENERATOR_NAME, GENERATOR_VERSION
 
 
 def generate(config: DesignDataConfig, data_dir: str | os.PathLike, workers: int = 1) -> Path:
     """Render every split of `config` into its shard folder under `data_dir` (kept if already complete)."""
-    folder = config.folder(data_dir)
-    if is_complete(folder, config):
-        log.info("kept    %s (cached: same generator version and config)", folder)
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    temporary = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
-    started = time.perf_counter()
-    try:
-        splits = {split: _allocate_split(config, temporary, split) for split in SPLIT_STREAMS}
-        _render_all(config, temporary, workers)
-        meta = {
-            "generator": {
-                "name": GENERATOR_NAME,
-                "version": GENERATOR_VERSION,
-                "config_hash": config.config_hash,
-            },
-            "config": asdict(config),
-            "shard_size": SHARD_SIZE,
-            "splits": splits,
-        }
-        (temporary / META_FILE).write_text(json.dumps(meta, indent=1))
-        _publish(temporary, folder, config)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-    total = sum(config.count(split) for split in SPLIT_STREAMS)
-    seconds = time.perf_counter() - started
-    log.info("wrote   %s (%d designs in %.1f s, %.0f/s)", folder, total, seconds, total / max(seconds, 1e-9))
-    return folder
 
+    def write(root: Path) -> dict[str, Any]:
+        splits = {split: _allocate_split(config, root, split) for split in SPLIT_STREAMS}
+        _render_all(config, root, workers)
+        return {"shard_size": SHARD_SIZE, "splits": splits}
 
-def _publish(temporary: Path, folder: Path, config: DesignDataConfig) -> None:
-    """Rename the finished folder into place; another process that got there first wins."""
-    if folder.exists() and not is_complete(folder, config):
-        shutil.rmtree(folder)  # an outdated or foreign folder under this name
-    try:
-        temporary.rename(folder)
-    except OSError:
-        if not is_complete(folder, config):
-            raise
+    return publish(config, data_dir, write, log, "designs")
 
 
 def _allocate_split(config: DesignDataConfig, root: Path, split: str) -> dict[str, Any]:

@@ -3,10 +3,7 @@
 Names are imported lazily, so the print generator (and `python -m datamodules.ukiyoe`) load without torch.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from datamodules.lazy import lazy_exports
 
 _EXPORTS = {
     "UkiyoeDataModule": "datamodules.ukiyoe.datamodule",
@@ -18,8 +15,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'datamodules.ukiyoe' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -12,12 +12,9 @@ of the same prints at each resolution.
 
 from __future__ import annotations
 
-import logging
 import sys
-import time
 
-from datamodules.cli import parse_command
-from training.errors import UserError
+from datamodules.cli import generate_set, integer, parse_with_defaults, run
 
 DEFAULTS = {
     "generate": {
@@ -40,62 +37,30 @@ USAGE = (
 
 def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
     """(command, {key: value}) from `COMMAND key=value ...`, defaults filled in; UserErrors name the bad argument."""
-    command, given = parse_command(
-        argv, {name: (REQUIRED[name], *keys) for name, keys in DEFAULTS.items()}, USAGE
-    )
-    options = {**DEFAULTS[command], **given}
-    if REQUIRED[command] not in options:
-        raise UserError(f"`{command}` needs {REQUIRED[command]}=...\n{USAGE}")
-    return command, options
+    return parse_with_defaults(argv, DEFAULTS, REQUIRED, USAGE)
 
 
-def _integer(key: str, value: str, minimum: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = minimum - 1
-    if number < minimum:
-        raise UserError(f"{key}={value!r}: expected an integer >= {minimum}.")
-    return number
+def _command(argv: list[str]) -> None:
+    command, options = parse(argv)
+    if command == "generate":
+        from datamodules.ukiyoe.store import PrintSetConfig, generate
+
+        generate_set(PrintSetConfig, generate, options, options["data_dir"])
+    else:
+        from datamodules.ukiyoe.plots import plot_prints
+
+        resolutions = tuple(integer("resolutions", r, 8) for r in options["resolutions"].split(","))
+        path = plot_prints(
+            options["out"],
+            num=integer("num", options["num"], 1),
+            resolutions=resolutions,
+            seed=integer("seed", options["seed"], 0),
+        )
+        print(f"wrote {path}")
 
 
 def main(argv: list[str]) -> int:
-    progress = logging.StreamHandler(sys.stdout)
-    store_log = logging.getLogger("datamodules.ukiyoe.store")
-    store_log.addHandler(progress)
-    store_log.setLevel(logging.INFO)
-    started = time.perf_counter()
-    try:
-        command, options = parse(argv)
-        if command == "generate":
-            from datamodules.ukiyoe.store import PrintSetConfig, generate
-
-            config = PrintSetConfig(
-                **{
-                    key: _integer(key, options[key], 0)
-                    for key in ("seed", "num_train", "num_val", "num_test")
-                },
-                resolution=_integer("resolution", options["resolution"], 8),
-            )
-            generate(config, options["data_dir"], workers=_integer("workers", options["workers"], 1))
-        else:
-            from datamodules.ukiyoe.plots import plot_prints
-
-            resolutions = tuple(_integer("resolutions", r, 8) for r in options["resolutions"].split(","))
-            path = plot_prints(
-                options["out"],
-                num=_integer("num", options["num"], 1),
-                resolutions=resolutions,
-                seed=_integer("seed", options["seed"], 0),
-            )
-            print(f"wrote {path}")
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    finally:
-        store_log.removeHandler(progress)
-    print(f"done in {time.perf_counter() - started:.1f} s")
-    return 0
+    return run(argv, _command, "datamodules.ukiyoe.store")
 
 
 if __name__ == "__main__":

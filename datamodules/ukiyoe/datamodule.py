@@ -14,7 +14,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from datamodules.loading import ResumableLoader
+from datamodules.loading import ResumableLoader, split_loader
 from datamodules.ukiyoe.dataset import PrintImages, folder_samples
 from datamodules.ukiyoe.procedural import SCENES, SPLITS, scene_of
 from datamodules.ukiyoe.store import PrintSetConfig, generate, print_path, read_meta
@@ -147,17 +147,7 @@ class UkiyoeDataModule(pl.LightningDataModule):
         return self.datasets[split]
 
     def _loader(self, split: str) -> ResumableLoader:
-        hp, train = self.hparams, split == "train"
-        return ResumableLoader(
-            self._dataset(split),
-            batch_size=hp.batch_size if train else (hp.eval_batch_size or hp.batch_size),
-            shuffle=train,
-            seed=hp.seed,
-            drop_last=hp.drop_last and train,
-            num_workers=hp.num_workers,
-            pin_memory=hp.pin_memory,
-            persistent_workers=hp.persistent_workers,
-        )
+        return split_loader(self._dataset(split), split == "train", self.hparams)
 
     def train_dataloader(self) -> ResumableLoader:
         return self._loader("train")

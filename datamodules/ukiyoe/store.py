@@ -4,26 +4,23 @@
         meta.json                      written last: its presence means the folder is complete
         <split>/<scene>/<index>.png    print `index` of the split (zero-padded: file order = index order)
 
-A folder is written under a temporary name and renamed into place, so a crash never leaves a
-half-written set where a complete one is expected, and concurrent writers cannot clash. It is
-cached by (generator version, config hash): generating the same config again writes nothing.
+Cached by (generator version, config hash) and published atomically: see generated_set.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import shutil
-import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
+from datamodules.generated_set import META_FILE, GeneratedSetConfig, publish
+from datamodules.generated_set import is_complete as is_complete  # re-exported: the store's own check
 from datamodules.ukiyoe.procedural import SCENES, SPLITS, render_print, scene_of
 from training.errors import UserError
 
@@ -32,38 +29,17 @@ log = logging.getLogger(__name__)
 GENERATOR_NAME = "visioncore.ukiyoe.procedural"
 GENERATOR_VERSION = "1"  # bump whenever render_print's output changes: cached folders are then rebuilt
 CHUNK = 256  # prints per worker job
-META_FILE = "meta.json"
 
 
-@dataclass(frozen=True)
-class PrintSetConfig:
+class PrintSetConfig(GeneratedSetConfig):
     """What determines the written bytes: resolution, seed and the number of prints per split."""
 
-    resolution: int
-    seed: int
-    num_train: int
-    num_val: int
-    num_test: int
-
-    def __post_init__(self) -> None:
-        if self.resolution < 8:
-            raise UserError(f"data.resolution={self.resolution}: use at least 8 pixels (32 or 64 on CPU).")
-        for split in SPLITS:
-            if self.count(split) < 0:
-                raise UserError(f"data.num_{split}={self.count(split)} must be >= 0.")
-
-    def count(self, split: str) -> int:
-        return getattr(self, f"num_{split}")
+    system = "ukiyoe"
+    cpu_resolutions = "32 or 64"
 
     @property
-    def config_hash(self) -> str:
-        text = json.dumps(
-            {"generator": GENERATOR_NAME, "version": GENERATOR_VERSION, **asdict(self)}, sort_keys=True
-        )
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-    def folder(self, data_dir: str | os.PathLike) -> Path:
-        return Path(data_dir) / "ukiyoe" / f"r{self.resolution}_seed{self.seed}_{self.config_hash}"
+    def generator(self) -> tuple[str, str]:
+        return GENERATOR_NAME, GENERATOR_VERSION
 
 
 def print_path(split: str, index: int) -> str:
@@ -71,62 +47,17 @@ def print_path(split: str, index: int) -> str:
     return f"{split}/{SCENES[scene_of(index)]}/{index:06d}.png"
 
 
-def is_complete(folder: Path, config: PrintSetConfig) -> bool:
-    """True when `folder` holds this config written by this generator version."""
-    try:
-        meta = json.loads((folder / META_FILE).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return False
-    generator = meta.get("generator", {})
-    return (
-        generator.get("version") == GENERATOR_VERSION and generator.get("config_hash") == config.config_hash
-    )
-
-
 def generate(config: PrintSetConfig, data_dir: str | os.PathLike, workers: int = 1) -> Path:
     """Write every split of `config` under `data_dir` (kept as it is if already complete); returns the folder."""
-    folder = config.folder(data_dir)
-    if is_complete(folder, config):
-        log.info("kept    %s (cached: same generator version and config)", folder)
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    temporary = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
-    started = time.perf_counter()
-    try:
+
+    def write(root: Path) -> dict[str, Any]:
         for split in SPLITS:
             for scene in SCENES:
-                (temporary / split / scene).mkdir(parents=True)
-        _render_all(config, temporary, workers)
-        meta = {
-            "generator": {
-                "name": GENERATOR_NAME,
-                "version": GENERATOR_VERSION,
-                "config_hash": config.config_hash,
-            },
-            "config": asdict(config),
-            "classes": list(SCENES),
-            "splits": {split: config.count(split) for split in SPLITS},
-        }
-        (temporary / META_FILE).write_text(json.dumps(meta, indent=1))
-        _publish(temporary, folder, config)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-    total = sum(config.count(split) for split in SPLITS)
-    seconds = time.perf_counter() - started
-    log.info("wrote   %s (%d prints in %.1f s, %.0f/s)", folder, total, seconds, total / max(seconds, 1e-9))
-    return folder
+                (root / split / scene).mkdir(parents=True)
+        _render_all(config, root, workers)
+        return {"classes": list(SCENES), "splits": {split: config.count(split) for split in SPLITS}}
 
-
-def _publish(temporary: Path, folder: Path, config: PrintSetConfig) -> None:
-    """Rename the finished folder into place; another process that got there first wins."""
-    if folder.exists() and not is_complete(folder, config):
-        shutil.rmtree(folder)  # an outdated or interrupted folder under this name
-    try:
-        temporary.rename(folder)
-    except OSError:
-        if not is_complete(folder, config):
-            raise
+    return publish(config, data_dir, write, log, "prints")
 
 
 def _render_all(config: PrintSetConfig, root: Path, workers: int) -> None:

@@ -3,8 +3,7 @@
 The exports load lazily, so `python -m datamodules.v1 simulate ...` starts without torch/Lightning.
 """
 
-from importlib import import_module
-from typing import Any
+from datamodules.lazy import lazy_exports
 
 _EXPORTS = {
     "MultiDatasetDM": "datamodules.v1.datamodule",
@@ -13,8 +12,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'datamodules.v1' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

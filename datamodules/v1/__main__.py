@@ -13,12 +13,10 @@ cores; the output is the same bytes). data_dir defaults to $VISIONCORE_ROOT/data
 
 from __future__ import annotations
 
-import logging
 import sys
-import time
 from pathlib import Path
 
-from datamodules.cli import parse_command
+from datamodules.cli import integer, parse_command, run
 from datamodules.v1.simulator import SIZES, TIERS, plan_tier, simulate_tier, write_configs
 from datamodules.v1.simulator.simulate import default_data_dir
 from training.errors import UserError
@@ -44,49 +42,29 @@ def parse(argv: list[str]) -> tuple[str, dict[str, str]]:
     return command, options
 
 
-def _integer(key: str, value: str, minimum: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = minimum - 1
-    if number < minimum:
-        raise UserError(f"{key}={value!r}: expected an integer >= {minimum}.")
-    return number
-
-
 def _flag(value: str) -> bool:
     if value.lower() not in ("true", "false", "1", "0"):
         raise UserError(f"force={value!r}: use force=true or force=false.")
     return value.lower() in ("true", "1")
 
 
+def _command(argv: list[str]) -> None:
+    command, options = parse(argv)
+    seed = integer("seed", options.get("seed", "0"), 0)
+    data_dir = Path(options["data_dir"]) if "data_dir" in options else default_data_dir()
+    configs_dir = options.get("configs_dir")
+    if command == "simulate":
+        force = _flag(options.get("force", "false"))
+        workers = integer("workers", options.get("workers", "1"), 1)
+        simulate_tier(options["tier"], options["size"], seed, data_dir, configs_dir, force, workers)
+    else:
+        plan = plan_tier(options["tier"], options["size"], seed)
+        for folder in write_configs(plan, configs_dir or data_dir / "v1" / "dataset_configs"):
+            print(f"configs {folder}")
+
+
 def main(argv: list[str]) -> int:
-    # The simulator reports each session it writes through logging; show those lines on stdout.
-    progress = logging.StreamHandler(sys.stdout)
-    simulator_log = logging.getLogger("datamodules.v1.simulator")
-    simulator_log.addHandler(progress)
-    simulator_log.setLevel(logging.INFO)
-    started = time.perf_counter()
-    try:
-        command, options = parse(argv)
-        seed = _integer("seed", options.get("seed", "0"), 0)
-        data_dir = Path(options["data_dir"]) if "data_dir" in options else default_data_dir()
-        configs_dir = options.get("configs_dir")
-        if command == "simulate":
-            force = _flag(options.get("force", "false"))
-            workers = _integer("workers", options.get("workers", "1"), 1)
-            simulate_tier(options["tier"], options["size"], seed, data_dir, configs_dir, force, workers)
-        else:
-            plan = plan_tier(options["tier"], options["size"], seed)
-            for folder in write_configs(plan, configs_dir or data_dir / "v1" / "dataset_configs"):
-                print(f"configs {folder}")
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    finally:
-        simulator_log.removeHandler(progress)
-    print(f"done in {time.perf_counter() - started:.1f} s")
-    return 0
+    return run(argv, _command, "datamodules.v1.simulator")
 
 
 if __name__ == "__main__":
