@@ -7,6 +7,8 @@ The guide says: D accuracy < 0.60 -> train D more (more D steps); D accuracy > 0
 - `interval`: once per epoch, from the epoch's mean D accuracy (one host read per epoch): too accurate ->
   `d_train_interval` + 1; too weak -> `d_train_interval` - 1, and once it is 1, `d_steps` + 1 (up to
   `max_d_steps`); back inside the band, nothing changes.
+- `both`: the two together; the D schedule takes over where augmentation alone cannot hold D back (on
+  512 training prints the probability sat at its cap while D's accuracy stayed at 0.96).
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ import torch
 
 from training.errors import UserError
 
-MODES = ("augment", "interval")
+MODES = ("augment", "interval", "both")
 
 
 class BalanceController:
     def __init__(
         self,
-        mode: Literal["augment", "interval"] = "augment",
+        mode: Literal["augment", "interval", "both"] = "both",
         low: float = 0.6,
         high: float = 0.85,
         augment_step: float = 0.01,
@@ -44,8 +46,8 @@ class BalanceController:
         self.max_d_steps = max_d_steps
 
     def adjust_probability(self, probability: torch.Tensor, d_accuracy: torch.Tensor) -> None:
-        """`augment` mode, after a D step: move the augmentation probability (a 0-dim tensor) in place."""
-        if self.mode != "augment":
+        """`augment` and `both` modes, after a D step: move the augmentation probability (a 0-dim tensor) in place."""
+        if self.mode == "interval":
             return
         direction = (d_accuracy > self.high).to(probability.dtype) - (d_accuracy < self.low).to(
             probability.dtype
@@ -53,8 +55,8 @@ class BalanceController:
         probability.add_(self.augment_step * direction).clamp_(0.0, self.max_augment_probability)
 
     def adjust_schedule(self, d_accuracy: float, interval: int, steps: int) -> tuple[int, int]:
-        """`interval` mode, at an epoch's end: the new (d_train_interval, d_steps)."""
-        if self.mode != "interval":
+        """`interval` and `both` modes, at an epoch's end: the new (d_train_interval, d_steps)."""
+        if self.mode == "augment":
             return interval, steps
         if d_accuracy > self.high:
             if steps > 1:

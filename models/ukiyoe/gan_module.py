@@ -220,7 +220,7 @@ class UkiyoeGAN(pl.LightningModule):
         self._log_palette("train", self.train_palette)
         self.log("train/d_train_interval", float(self.d_train_interval), on_epoch=True)
         self.log("train/d_steps", float(self.d_steps), on_epoch=True)
-        if self.balance is not None and self.balance.mode == "interval":
+        if self.balance is not None and self.balance.mode != "augment":
             accuracy = self.trainer.callback_metrics.get("train/d_acc_epoch")
             if accuracy is not None:  # one host read per epoch
                 self.d_train_interval, self.d_steps = self.balance.adjust_schedule(

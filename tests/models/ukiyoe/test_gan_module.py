@@ -237,3 +237,16 @@ def test_the_d_schedule_survives_a_checkpoint():
 def test_bad_settings_name_their_key(key, value):
     with pytest.raises(UserError, match=f"model.{key}"):
         tiny_gan(**{key: value})
+
+
+def test_the_balance_controller_in_both_modes_adapts_augmentation_and_the_d_schedule():
+    controller = BalanceController(mode="both", low=0.6, high=0.85, augment_step=0.1)
+    probability = torch.tensor(0.2)
+    controller.adjust_probability(probability, torch.tensor(0.95))
+    assert float(probability) == pytest.approx(0.3)
+    assert controller.adjust_schedule(0.97, interval=1, steps=1) == (2, 1)
+    augment_only = BalanceController(mode="augment")
+    assert augment_only.adjust_schedule(0.97, interval=1, steps=1) == (1, 1)
+    interval_only, unchanged = BalanceController(mode="interval"), torch.tensor(0.2)
+    interval_only.adjust_probability(unchanged, torch.tensor(0.99))
+    assert float(unchanged) == pytest.approx(0.2)
