@@ -222,7 +222,8 @@ class UkiyoeGAN(pl.LightningModule):
         self.log("train/d_steps", float(self.d_steps), on_epoch=True)
         if self.balance is not None and self.balance.mode != "augment":
             accuracy = self.trainer.callback_metrics.get("train/d_acc_epoch")
-            if accuracy is not None:  # one host read per epoch
+            if accuracy is not None:  # one host read per epoch; every DDP rank must choose the same schedule
+                accuracy = self.trainer.strategy.reduce(accuracy.to(self.device), reduce_op="mean")
                 self.d_train_interval, self.d_steps = self.balance.adjust_schedule(
                     float(accuracy), self.d_train_interval, self.d_steps
                 )
@@ -239,7 +240,7 @@ class UkiyoeGAN(pl.LightningModule):
         fake, weights = self.ema_generator(self._noise(real.shape[0]))
         real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
         accuracy = 0.5 * ((real_logits > 0).float().mean() + (fake_logits < 0).float().mean())
-        self.log(f"{stage}/d_acc", accuracy, on_epoch=True, batch_size=real.shape[0])
+        self.log(f"{stage}/d_acc", accuracy, on_epoch=True, batch_size=real.shape[0], sync_dist=True)
         self.eval_palette.update(weights)
 
     def on_validation_epoch_end(self) -> None:
@@ -247,7 +248,7 @@ class UkiyoeGAN(pl.LightningModule):
         if self.trainer.sanity_checking:
             return
         images = self.sample_images(self.hparams.grid_size, self.hparams.grid_seed)
-        self.log("val/diversity", mean_pairwise_distance(images))
+        self.log("val/diversity", mean_pairwise_distance(images), sync_dist=True)
         epoch = self.current_epoch
         report_figure(
             self,
@@ -258,21 +259,22 @@ class UkiyoeGAN(pl.LightningModule):
         every = self.hparams.quality_every_n_epochs
         if self.quality is not None and every and (epoch + 1) % every == 0:
             for key, value in self.quality(self).items():
-                self.log(f"val/{key}", value)
+                self.log(f"val/{key}", value, sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
         self._log_palette("test", self.eval_palette)
         images = self.sample_images(max(self.hparams.grid_size, 2), self.hparams.grid_seed)
-        self.log("test/diversity", mean_pairwise_distance(images))
-        self.log("test/palette_exact_share", palette_exact_share(images, self.ema_generator.palette.colors()))
+        self.log("test/diversity", mean_pairwise_distance(images), sync_dist=True)
+        exact = palette_exact_share(images, self.ema_generator.palette.colors())
+        self.log("test/palette_exact_share", exact, sync_dist=True)
         if self.quality is not None:
             for key, value in self.quality(self).items():
-                self.log(f"test/{key}", value)
+                self.log(f"test/{key}", value, sync_dist=True)
 
     def _log_palette(self, stage: str, usage: PaletteUsage) -> None:
         if usage.update_count:
             for key, value in usage.compute().items():
-                self.log(f"{stage}/palette_{key}", value)
+                self.log(f"{stage}/palette_{key}", value, sync_dist=True)
         usage.reset()
 
     # --------------------------------------------------------------- sampling
