@@ -80,7 +80,3 @@ class GumbelPalette(nn.Module):
     def argmax_image(self, logits: torch.Tensor) -> torch.Tensor:
         """Deterministic image (B, 3, H, W): each pixel takes the colour of its largest logit."""
         return self.paint(logits.argmax(dim=1))
-
-    def usage(self, weights: torch.Tensor) -> torch.Tensor:
-        """Share of pixels (P,) per colour (sums to 1), from the weights `forward` returned."""
-        return weights.mean(dim=(0, 2, 3))

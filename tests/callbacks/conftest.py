@@ -133,3 +133,22 @@ def read_metrics_csv(trainer: pl.Trainer) -> list[dict[str, str]]:
     """Rows of the CSVLogger's metrics.csv (the trainer must have been built with a CSVLogger)."""
     with open(Path(trainer.logger.log_dir) / "metrics.csv") as f:
         return list(csv.DictReader(f))
+
+
+@pytest.fixture
+def count_field_reads(monkeypatch) -> Callable[[Any], list[str]]:
+    """`count_field_reads(module)`: the suffixes of every `read_fields` call that `module` makes (the host reads
+    of the heartbeat callbacks), recorded in the returned list."""
+    from callbacks.heartbeat import read_fields
+
+    def watch(module: Any) -> list[str]:
+        reads: list[str] = []
+
+        def counting_read(metrics, fields, suffix):
+            reads.append(suffix)
+            return read_fields(metrics, fields, suffix)
+
+        monkeypatch.setattr(module, "read_fields", counting_read)
+        return reads
+
+    return watch

@@ -10,7 +10,6 @@ import pytest
 
 from callbacks.annealing import ScalarAnnealing
 from callbacks.epoch_heartbeat import EpochHeartbeat
-from callbacks.heartbeat import read_fields
 from tests.callbacks.conftest import TinyRegressor, ValidatedRegressor, make_loader
 
 
@@ -69,16 +68,10 @@ class _GanLike(TinyRegressor):
 FIELDS = {"G_Loss": "train/g_loss", "D_Acc": "train/d_acc", "Temperature": "anneal/temperature", "Gone": "x"}
 
 
-def test_fields_in_epoch_lines_final_line_and_performance(make_trainer, caplog, monkeypatch) -> None:
+def test_fields_in_epoch_lines_final_line_and_performance(make_trainer, caplog, count_field_reads) -> None:
     import callbacks.epoch_heartbeat as epoch_heartbeat_module
 
-    reads = []
-
-    def counting_read(metrics, fields, suffix):
-        reads.append(suffix)
-        return read_fields(metrics, fields, suffix)
-
-    monkeypatch.setattr(epoch_heartbeat_module, "read_fields", counting_read)
+    reads = count_field_reads(epoch_heartbeat_module)
     caplog.set_level(logging.INFO, logger="callbacks.epoch_heartbeat")
     temperature = ScalarAnnealing(
         "temperature", 2.0, 0.3, kind="geometric", decay=0.5, unit="epoch", log_name="temperature"

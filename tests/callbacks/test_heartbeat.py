@@ -155,16 +155,10 @@ FIELD_LINE = re.compile(
 )
 
 
-def test_fields_give_the_seeds_status_line(make_trainer, caplog, monkeypatch) -> None:
+def test_fields_give_the_seeds_status_line(make_trainer, caplog, count_field_reads) -> None:
     import callbacks.heartbeat as heartbeat_module
 
-    reads = []
-
-    def counting_read(metrics, fields, suffix):
-        reads.append(suffix)
-        return read_fields(metrics, fields, suffix)
-
-    monkeypatch.setattr(heartbeat_module, "read_fields", counting_read)
+    reads = count_field_reads(heartbeat_module)
     caplog.set_level(logging.INFO, logger="callbacks.heartbeat")
     heartbeat = Heartbeat(every_n_steps=3, watchdog=False, fields=FIELDS)
     make_trainer(callbacks=[heartbeat]).fit(_GanLike(), make_loader(n=32, batch_size=4))  # 8 steps

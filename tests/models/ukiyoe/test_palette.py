@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from datamodules.ukiyoe.procedural import PIGMENTS
 from models.ukiyoe.palette import GumbelPalette
+from models.ukiyoe.palette_usage import PaletteUsage
 from training.errors import UserError
 
 
@@ -77,15 +80,17 @@ def test_temperature_is_a_checkpointed_buffer_set_in_place() -> None:
     assert restored.temperature.item() == pytest.approx(0.7)
 
 
-def test_usage_is_the_share_of_pixels_per_colour() -> None:
-    palette = GumbelPalette(4).eval()
+def test_palette_usage_counts_colours_and_their_entropy_over_batches() -> None:
+    palette, usage = GumbelPalette(4).eval(), PaletteUsage(4)
     logits = torch.full((2, 4, 2, 2), -5.0)
     logits[:, 1] = 5.0
     logits[0, 3, 0, 0] = 10.0  # one pixel of eight picks colour 3
-    _, weights = palette(logits)
-    usage = palette.usage(weights)
-    assert torch.allclose(usage, torch.tensor([0.0, 7 / 8, 0.0, 1 / 8]))
-    assert usage.sum() == pytest.approx(1.0)
+    usage.update(palette(logits)[1])
+    usage.update(palette(logits)[1])  # the shares are over every pixel seen: still 7/8 and 1/8
+    result = usage.compute()
+    assert float(result["colours_used"]) == 2.0
+    expected = -(7 / 8 * math.log2(7 / 8) + 1 / 8 * math.log2(1 / 8))
+    assert float(result["entropy_bits"]) == pytest.approx(expected, rel=1e-5)
 
 
 def test_argmax_image_is_deterministic_and_follows_the_largest_logit() -> None:
