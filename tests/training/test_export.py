@@ -97,7 +97,9 @@ def test_onnx_logits_match_pytorch(exported: tuple[dict[str, Any], Path]) -> Non
     assert report["pytorch"]["test_acc"] > 0.8, (
         "the briefly trained model should be clearly better than chance"
     )
-    assert report["onnx"]["test_acc"] == pytest.approx(report["pytorch"]["test_acc"], abs=1 / 360)
+    # Two runtimes' float32 kernels (parity: < 1e-4 apart) may flip the argmax of a near-tie: allow one of
+    # the 359 test digits (1 / 360 did not: 1 / 359 is larger); a wrong model would miss dozens.
+    assert report["onnx"]["test_acc"] == pytest.approx(report["pytorch"]["test_acc"], abs=1.5 / 359)
     assert report["onnx"]["latency_ms"] > 0 and report["pytorch"]["latency_ms"] > 0
 
 
