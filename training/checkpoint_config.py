@@ -13,7 +13,7 @@ from training.checkpoints import META_KEY, load_checkpoint_file
 from training.errors import UserError
 
 # Keys that describe this invocation, never the training run.
-RUNTIME_KEYS = ("task", "ckpt_path", "paths", "resume", "run_name", "export")
+RUNTIME_KEYS = ("task", "ckpt_path", "paths", "resume", "run_name", "export", "trust_checkpoint")
 
 
 def override_keys(overrides: list[str]) -> list[str]:

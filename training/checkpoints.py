@@ -18,9 +18,11 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from training.safe_load import UnsafeCheckpointError, plain_checkpoint, safe_torch_load
+
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: plain types only, so every file reloads with torch.load(weights_only=True)
 META_KEY = "visioncore"
 
 
@@ -58,7 +60,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes to a temporary file in the same folder, fsyncs, then renames over the target.
 
     A crash mid-write leaves the previous file intact and at worst a stray `.tmp` file, which
-    resume ignores. Also stamps each checkpoint with the run's metadata.
+    resume ignores. Also stamps each checkpoint with the run's metadata, writes only plain types and
+    reads through `load_checkpoint_file`, so Lightning's own `ckpt_path=` loads run no code either.
     """
 
     def __init__(self, metadata: dict[str, Any] | None = None) -> None:
@@ -74,13 +77,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             checkpoint[META_KEY] = self.metadata
         atomic_torch_save(checkpoint, Path(path))
 
+    def load_checkpoint(
+        self, path: str | os.PathLike, map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        return load_checkpoint_file(path, map_location=map_location or "cpu")
+
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
+    """`torch.save` of `obj` in plain types (so it reloads with weights_only=True), atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
+            torch.save(plain_checkpoint(obj), handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -94,8 +103,9 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         os.close(dir_fd)
 
 
-def load_checkpoint_file(path: str | os.PathLike, map_location: str = "cpu") -> dict[str, Any]:
-    """Load a checkpoint dict, with an error that names the file and what to do for bad input."""
+def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint dict without running code from it (`training.safe_load`), with an error that
+    names the file and what to do for bad input."""
     path = Path(path).expanduser()
     if not path.exists():
         raise CheckpointError(
@@ -108,7 +118,9 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str = "cpu") -> 
             f"(found: {sorted(p.name for p in path.glob('*.ckpt'))[:5]})."
         )
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+        checkpoint = safe_torch_load(path, map_location=map_location)
+    except UnsafeCheckpointError:
+        raise
     except Exception as err:  # torch raises several types for garbage files
         raise CheckpointError(
             f"ckpt_path={path} is not a readable PyTorch checkpoint ({type(err).__name__}: "
@@ -125,7 +137,8 @@ def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
 
 
 def is_valid_checkpoint(path: Path) -> bool:
-    """True when the file loads and carries model weights and our metadata."""
+    """True when the file loads and carries model weights and our metadata. A file that would run code
+    is not skipped as corrupt: its `UnsafeCheckpointError` stops the resume."""
     try:
         checkpoint = load_checkpoint_file(path)
     except CheckpointError:

@@ -32,6 +32,7 @@ from training.legacy import (
 )
 from training.optim import parameter_groups
 from training.run_dir import register_resolvers
+from training.safe_load import trust_checkpoints
 
 log = logging.getLogger("training.migrate")
 
@@ -191,10 +192,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "overrides", nargs="*", help="Hydra overrides naming its model, e.g. experiment=cnn_digits"
     )
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="open OLD with full unpickling, which can run code from it (only for files you trust)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        done = migrate(args.old, args.new, args.overrides)
+        with trust_checkpoints(args.trust_checkpoint):
+            done = migrate(args.old, args.new, args.overrides)
     except Exception as err:
         message = explain(err)
         if message is None:

@@ -25,6 +25,7 @@ from training.checkpoints import (
 )
 from training.errors import UserError, check_argument_types
 from training.instantiate import instantiate_collection
+from training.safe_load import trust_checkpoints
 from training.summary import RunSummary
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,11 @@ TASKS = ("fit", "validate", "test", "predict", "export", "sample")
 
 def run_task(cfg: DictConfig) -> float | None:
     """Run `cfg.task`; returns `cfg.optimized_metric` for sweepers."""
+    with trust_checkpoints(bool(cfg.get("trust_checkpoint"))):
+        return _run(cfg)
+
+
+def _run(cfg: DictConfig) -> float | None:
     if cfg.task not in TASKS:
         raise UserError(f"task={cfg.task} is not a task; choose one of {', '.join(TASKS)}.")
     if cfg.task != "fit":
@@ -99,7 +105,7 @@ def _dispatch(
     if cfg.task == "fit":
         resume_from = _resume_checkpoint(cfg, run_dir)
         summary.update(resumed_from=str(resume_from) if resume_from else None, status="running")
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=False)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
         metrics = _scalars(trainer.callback_metrics)
         if trainer.should_stop and any(isinstance(cb, Preemption) and cb.reason for cb in trainer.callbacks):
             return metrics
@@ -113,15 +119,10 @@ def _dispatch(
             metrics.update(tested[0] if tested else {})
         return metrics
     if cfg.task == "validate":
-        return (
-            trainer.validate(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=False)
-            or [{}]
-        )[0]
+        return (trainer.validate(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path) or [{}])[0]
     if cfg.task == "test":
-        return (
-            trainer.test(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=False) or [{}]
-        )[0]
-    predictions = trainer.predict(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=False)
+        return (trainer.test(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path) or [{}])[0]
+    predictions = trainer.predict(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     if trainer.is_global_zero:
         torch.save(predictions, run_dir / "predictions.pt")
     return {}

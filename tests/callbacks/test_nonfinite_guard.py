@@ -92,7 +92,7 @@ def test_counters_are_checkpointed(make_trainer, tmp_path) -> None:
     trainer = make_trainer(callbacks=[guard])
     trainer.fit(TinyRegressor(nan_loss_at=(1, 2)), make_loader(n=16))
     trainer.save_checkpoint(tmp_path / "guard.ckpt")
-    state = torch.load(tmp_path / "guard.ckpt", weights_only=False)["callbacks"]["NonFiniteGuard"]
+    state = torch.load(tmp_path / "guard.ckpt", weights_only=True)["callbacks"]["NonFiniteGuard"]
     assert state == {"skipped_total": 2, "consecutive": {0: 0}}
 
     restored = NonFiniteGuard()

@@ -65,7 +65,7 @@ def test_a_resumed_gan_run_ends_like_an_uninterrupted_one(tmp_path):
 
     def final_state(name: str) -> dict[str, torch.Tensor]:
         path = tmp_path / "logs" / "ukiyoe_gan_nca" / "runs" / name / "checkpoints" / "last.ckpt"
-        return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+        return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
     whole, resumed = final_state("whole"), final_state("resumed")
     assert whole.keys() == resumed.keys()

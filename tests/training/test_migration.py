@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tests.helpers import REPO, cli_env, compose_config, quiet_trainer, read_summary, run_cli
-from training.checkpoints import META_KEY, checkpoint_metadata, load_checkpoint_file
+from training.checkpoints import META_KEY, SCHEMA_VERSION, checkpoint_metadata, load_checkpoint_file
 from training.errors import UserError
 from training.legacy import MIGRATIONS, LegacyCheckpointError, WeightsMismatchError, load_legacy_into
 from training.migrate import main, migrate
@@ -115,7 +115,7 @@ def test_legacy_file_loads_with_identical_outputs(
 def test_renamed_or_missing_key_fails_strict_loading(
     tmp_path: Path, playground: tuple[Path, nn.Module], digits_cfg: DictConfig
 ) -> None:
-    old = torch.load(playground[0], weights_only=False)
+    old = torch.load(playground[0], weights_only=True)
     weights = old["model_state_dict"]
     weights["module.features.0.0.kernel"] = weights.pop("module.features.0.0.weight")
     del weights["module.classifier.bias"]
@@ -163,7 +163,11 @@ def test_migrate_writes_current_checkpoint_and_carries_adam_state(
     assert done["format"] == "torch_playground_v0" and done["optimizer"].startswith("carried over")
     new = load_checkpoint_file(tmp_path / "new.ckpt")
     meta = new[META_KEY]
-    assert meta["schema_version"] == 1 and meta["config"]["name"] == "cnn_digits" and meta["git_revision"]
+    assert (
+        meta["schema_version"] == SCHEMA_VERSION
+        and meta["config"]["name"] == "cnn_digits"
+        and meta["git_revision"]
+    )
     assert meta["migrated_from"]["format"] == "torch_playground_v0"
     assert meta["migrated_from"]["path"] == str(old_path)
     assert (
@@ -171,7 +175,7 @@ def test_migrate_writes_current_checkpoint_and_carries_adam_state(
     )
     assert all(torch.equal(new["state_dict"]["net." + k], v) for k, v in legacy_net.state_dict().items())
     # Optimizer state follows its weight, although the current optimizer splits parameters into 2 groups.
-    old_adam = torch.load(old_path, weights_only=False)["optimizer_state_dict"]["state"]
+    old_adam = torch.load(old_path, weights_only=True)["optimizer_state_dict"]["state"]
     module = fresh_classifier(digits_cfg)
     assert type(module.optimizer_factory(module.parameters())).__name__ == "AdamW"
     names = list(dict(module.named_parameters()))
@@ -219,7 +223,8 @@ def test_cli_refuses_unknown_format_with_status_2(tmp_path: Path, capsys: pytest
     assert "Known formats: torch_playground_v0" in err and "lightning_v0" in err
 
 
-def digits_test_accuracy(net: nn.Module, cfg: DictConfig) -> float:
+def digits_test_accuracy(net: nn.Module, cfg: DictConfig) -> tuple[float, int]:
+    """Accuracy on the digits test split, and the split's size."""
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup("test")
     correct = total = 0
@@ -227,7 +232,7 @@ def digits_test_accuracy(net: nn.Module, cfg: DictConfig) -> float:
         for images, labels in datamodule.test_dataloader():
             correct += int((net(images).argmax(1) == labels).sum())
             total += len(labels)
-    return correct / total
+    return correct / total, total
 
 
 @pytest.mark.slow
@@ -250,6 +255,8 @@ def test_cli_migrate_then_test_reports_the_legacy_accuracy(
     (run_dir,) = (tmp_path / "logs" / "eval").iterdir()
     summary: dict[str, Any] = read_summary(run_dir)
     assert summary["status"] == "finished" and summary["experiment"] == "cnn_digits"
-    assert summary["metrics"]["test/acc"] == pytest.approx(
-        digits_test_accuracy(legacy_net, digits_cfg), abs=1e-6
-    )
+    # The CLI is another process with another thread count (OMP_NUM_THREADS=1): its float32 logits may differ
+    # in the last bits and flip the argmax of a near-tie. One flipped digit is allowed; a broken migration
+    # (a missed or misplaced tensor) costs far more than that.
+    accuracy, total = digits_test_accuracy(legacy_net, digits_cfg)
+    assert summary["metrics"]["test/acc"] == pytest.approx(accuracy, abs=1.5 / total)

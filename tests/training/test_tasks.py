@@ -7,6 +7,7 @@ import torch
 from omegaconf import OmegaConf
 
 from tests.helpers import TINY, read_summary, run_cli, run_dirs
+from training.checkpoints import SCHEMA_VERSION
 
 FIT = ["experiment=cnn_digits", *TINY, "model.lr_schedule=null", "run_name=base"]
 
@@ -31,9 +32,13 @@ def test_fit_writes_the_run_directory_and_test_from_checkpoint_alone(tmp_path):
     assert summary["performance"]["samples_per_s"] > 0
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     assert any(row.get("val/acc") for row in rows)
-    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     meta = checkpoint["visioncore"]
-    assert meta["schema_version"] == 1 and meta["config"]["name"] == "cnn_digits" and meta["git_revision"]
+    assert (
+        meta["schema_version"] == SCHEMA_VERSION
+        and meta["config"]["name"] == "cnn_digits"
+        and meta["git_revision"]
+    )
 
     # task=test needs only the checkpoint: the data/model config comes out of it; overrides still apply.
     best = summary["best_checkpoint"]
@@ -75,7 +80,7 @@ def test_ema_weights_are_what_gets_tested_and_saved(tmp_path):
     ]
     run_cli(tmp_path, *FIT[:-1], *ema)
     summary = read_summary(tmp_path / "logs" / "cnn_digits" / "runs" / "ema")
-    best = torch.load(summary["best_checkpoint"], weights_only=False)
+    best = torch.load(summary["best_checkpoint"], weights_only=True)
     averaged, raw = best["state_dict"], best["current_model_state"]
     assert any(not torch.equal(averaged[key], raw[key]) for key in averaged)
 

@@ -28,7 +28,7 @@ def checkpoints(tmp_path_factory) -> tuple[Path, Path]:
     """An encoder run at data.resolution=RESOLUTION and an abstractor run."""
     folder = tmp_path_factory.mktemp("design_stages")
     encoder = write_checkpoint(folder / "encoder.ckpt", tiny_encoder_config(), seed=1)
-    checkpoint = torch.load(encoder, weights_only=False)
+    checkpoint = torch.load(encoder, weights_only=True)
     checkpoint[META_KEY]["config"]["data"] = {"resolution": RESOLUTION}
     torch.save(checkpoint, encoder)
     return encoder, write_checkpoint(folder / "abstractor.ckpt", ABSTRACTOR_CONFIG, seed=2)

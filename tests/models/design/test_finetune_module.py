@@ -127,7 +127,7 @@ def test_resume_continues_from_the_run_checkpoint_not_the_decoder(stages, tmp_pa
 
     resumed = hydra.utils.instantiate(finetune_config(stages))
     quiet_trainer(tmp_path, max_steps=2, limit_val_batches=0).fit(
-        resumed, datamodule=data, ckpt_path=tmp_path / "step2.ckpt", weights_only=False
+        resumed, datamodule=data, ckpt_path=tmp_path / "step2.ckpt", weights_only=True
     )
     for name, value in first.state_dict().items():
         assert torch.equal(resumed.state_dict()[name], value), name

@@ -192,7 +192,7 @@ def test_migrate_cli_writes_a_checkpoint_with_the_session_record(tiny_t1, tmp_pa
     ]
     done = migrate(old, tmp_path / "new.ckpt", overrides)
     assert done["format"] == "v1_multidataset_plcore_v0" and done["global_step"] == 120
-    new = torch.load(tmp_path / "new.ckpt", weights_only=False)
+    new = torch.load(tmp_path / "new.ckpt", weights_only=True)
     check_record(model, new["v1"])
     assert all(torch.equal(new["state_dict"][k], v) for k, v in model.state_dict().items())
 
