@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytorch_lightning as pl
+import torch
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
+from training import run_dir
 from training.run_dir import register_resolvers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,6 +68,38 @@ def run_cli(
             f"{' '.join(command)} exited {result.returncode}\n--- stdout\n{result.stdout[-4000:]}"
             f"\n--- stderr\n{result.stderr[-6000:]}"
         )
+    return result
+
+
+def run_main(root: Path, *overrides: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    """`python -m training.run OVERRIDES` in this process: the same Hydra entry point, environment and
+    output (stdout and stderr together), without the seconds of imports a new interpreter costs. Cases that
+    need a process of their own (signals, DDP, torchrun, a killed run) use `run_cli`."""
+    from training.run import main
+
+    output, threads = io.StringIO(), torch.get_num_threads()
+    argv = ["training.run", *overrides]
+    with (
+        # HYDRA_MAIN_MODULE: find conf/ from training/run.py's file, as `python -m training.run` does
+        mock.patch.dict(os.environ, cli_env(root, HYDRA_MAIN_MODULE="__main__", **env), clear=True),
+        mock.patch.object(sys, "argv", argv),
+        redirect_stdout(output),
+        redirect_stderr(output),
+    ):
+        run_dir._chosen.clear()  # a new launch: the run directory is chosen afresh, as in a new process
+        GlobalHydra.instance().clear()
+        torch.set_num_threads(1)  # as OMP_NUM_THREADS=1 gives run_cli: results match a run in a process
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        finally:
+            GlobalHydra.instance().clear()
+            torch.set_num_threads(threads)
+    result = subprocess.CompletedProcess(argv, code, output.getvalue(), "")
+    if check and code != 0:
+        raise AssertionError(f"training.run {' '.join(overrides)} exited {code}\n{result.stdout[-8000:]}")
     return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,17 @@ TASKS = ("fit", "validate", "test", "predict", "export", "sample")
 def run_task(cfg: DictConfig) -> float | None:
     """Run `cfg.task`; returns `cfg.optimized_metric` for sweepers."""
     with trust_checkpoints(bool(cfg.get("trust_checkpoint"))):
-        return _run(cfg)
+        try:
+            return _run(cfg)
+        finally:
+            _close_wandb_run()
+
+
+def _close_wandb_run() -> None:
+    """End this run's wandb run: the next job of an in-process multirun would otherwise log into it."""
+    wandb = sys.modules.get("wandb")  # only when a logger imported it
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
 
 
 def _run(cfg: DictConfig) -> float | None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import read_summary, run_cli, run_dirs
+from tests.helpers import read_summary, run_dirs, run_main
 
 SMALL = [
     "++data.num_train=32",
@@ -26,7 +26,7 @@ GAN = ["experiment=ukiyoe_gan_nca", *SMALL, "model.grid_size=4", "trainer.limit_
 @pytest.fixture(scope="module")
 def features_checkpoint(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ukiyoe")
-    run_cli(root, "experiment=ukiyoe_features", "debug=fdr", *SMALL)
+    run_main(root, "experiment=ukiyoe_features", "debug=fdr", *SMALL)
     (run_dir,) = run_dirs(root, "ukiyoe_features")
     assert math.isfinite(read_summary(run_dir)["metrics"]["test/acc"])
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
@@ -36,7 +36,7 @@ def features_checkpoint(tmp_path_factory) -> Path:
 def test_the_gan_reports_fid_kid_beside_baselines_and_samples_from_its_checkpoint(
     tmp_path, features_checkpoint
 ):
-    run_cli(tmp_path, *GAN, "debug=fdr", f"model.quality.features_checkpoint={features_checkpoint}")
+    run_main(tmp_path, *GAN, "debug=fdr", f"model.quality.features_checkpoint={features_checkpoint}")
     (run_dir,) = run_dirs(tmp_path, "ukiyoe_gan_nca")
     metrics = read_summary(run_dir)["metrics"]
     for name in ("model", "untrained", "real_vs_real", "noise"):
@@ -46,7 +46,9 @@ def test_the_gan_reports_fid_kid_beside_baselines_and_samples_from_its_checkpoin
     assert list((run_dir / "images").glob("samples_epoch000.png"))
 
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
-    run_cli(tmp_path, "task=sample", f"ckpt_path={checkpoint}", "sample.num=6", "+sample.options.nca_steps=6")
+    run_main(
+        tmp_path, "task=sample", f"ckpt_path={checkpoint}", "sample.num=6", "+sample.options.nca_steps=6"
+    )
     (sampled,) = run_dir.glob("sample_*")
     samples = read_summary(sampled)["samples"]
     images = np.load(samples["arrays"])["images"]
@@ -58,10 +60,10 @@ def test_the_gan_reports_fid_kid_beside_baselines_and_samples_from_its_checkpoin
 
 def test_a_resumed_gan_run_ends_like_an_uninterrupted_one(tmp_path):
     epochs = ["trainer.limit_train_batches=3", "model.quality=null", "test_after_fit=false"]
-    run_cli(tmp_path, *GAN, *epochs, "trainer.max_epochs=2", "run_name=whole")
-    run_cli(tmp_path, *GAN, *epochs, "trainer.max_epochs=1", "run_name=first")
+    run_main(tmp_path, *GAN, *epochs, "trainer.max_epochs=2", "run_name=whole")
+    run_main(tmp_path, *GAN, *epochs, "trainer.max_epochs=1", "run_name=first")
     first = tmp_path / "logs" / "ukiyoe_gan_nca" / "runs" / "first" / "checkpoints" / "last.ckpt"
-    run_cli(tmp_path, *GAN, *epochs, "trainer.max_epochs=2", "run_name=resumed", f"ckpt_path={first}")
+    run_main(tmp_path, *GAN, *epochs, "trainer.max_epochs=2", "run_name=resumed", f"ckpt_path={first}")
 
     def final_state(name: str) -> dict[str, torch.Tensor]:
         path = tmp_path / "logs" / "ukiyoe_gan_nca" / "runs" / name / "checkpoints" / "last.ckpt"

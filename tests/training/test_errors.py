@@ -2,11 +2,11 @@
 
 import torch
 
-from tests.helpers import run_cli
+from tests.helpers import run_main
 
 
 def _fails(root, *overrides):
-    result = run_cli(root, *overrides, check=False)
+    result = run_main(root, *overrides, check=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "Traceback" not in output, output[-3000:]
@@ -61,6 +61,6 @@ def test_existing_run_is_not_overwritten_without_resume(tmp_path):
         "model.lr_schedule=null",
         "run_name=taken",
     ]
-    run_cli(tmp_path, *tiny)
+    run_main(tmp_path, *tiny)
     output = _fails(tmp_path, *tiny)
     assert "resume=auto" in output

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from tests.helpers import compose_config, multirun_job_summary, read_summary, run_cli, run_dirs
+from tests.helpers import compose_config, multirun_job_summary, read_summary, run_dirs, run_main
 from training.errors import options_of
 
 EXPERIMENTS = options_of("experiment")
@@ -44,7 +44,7 @@ def _by_data_shape(experiments: list[str]) -> dict[tuple[str, ...], list[str]]:
 def test_cnn_experiments_run_with_fast_dev_run(tmp_path):
     # One process per data shape: a Hydra multirun runs its experiments one after another in it.
     for data, experiments in _by_data_shape(CNN_EXPERIMENTS).items():
-        run_cli(
+        run_main(
             tmp_path,
             "--multirun",
             f"experiment={','.join(experiments)}",
@@ -63,7 +63,7 @@ V1_EXPERIMENTS = [e for e in EXPERIMENTS if e.startswith("v1_") and e != "v1_tra
 
 def test_v1_experiments_run_with_fast_dev_run_then_transfer(tmp_path):
     """Every v1 experiment on its tier's tiny sessions in one multirun; v1_transfer from v1_pretrain's core."""
-    run_cli(
+    run_main(
         tmp_path,
         "--multirun",
         f"experiment={','.join(V1_EXPERIMENTS)}",
@@ -78,7 +78,7 @@ def test_v1_experiments_run_with_fast_dev_run_then_transfer(tmp_path):
             math.isfinite(summary["metrics"]["test/bps"]) and "test/fraction_of_oracle" in summary["metrics"]
         )
     (pretrained,) = (tmp_path / "logs" / "v1_pretrain" / "multiruns").glob("*/*/checkpoints/last.ckpt")
-    run_cli(
+    run_main(
         tmp_path,
         "experiment=v1_transfer",
         "size=tiny",
@@ -97,7 +97,7 @@ def test_design_experiments_run_with_fast_dev_run(tmp_path):
     """The design stages that need no earlier checkpoint, on a few 32x32 designs, in one multirun; the
     fine-tune and innovation stages run in tests/experiments/test_design_pipeline.py. (`++`: Hydra composes
     a sweep's base config before the swept experiment picks data=design.)"""
-    run_cli(
+    run_main(
         tmp_path,
         "--multirun",
         f"experiment={','.join(DESIGN_STANDALONE)}",

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from tests.helpers import compose_config, read_summary, run_cli
+from tests.helpers import compose_config, read_summary, run_main
 from training.checkpoints import atomic_torch_save, checkpoint_metadata
 from training.export import ExportParityError, check_parity, export_onnx
 
@@ -167,7 +167,7 @@ def test_cli_export_reports_into_summary(tmp_path: Path) -> None:
         },
         Path(cfg.ckpt_path),
     )
-    run_cli(tmp_path, "task=export", f"ckpt_path={cfg.ckpt_path}", "export.quantize=true")
+    run_main(tmp_path, "task=export", f"ckpt_path={cfg.ckpt_path}", "export.quantize=true")
     (run_dir,) = (tmp_path / "logs" / "eval").iterdir()
     summary = read_summary(run_dir)
     assert summary["status"] == "finished"

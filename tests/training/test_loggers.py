@@ -1,6 +1,6 @@
 """logger=many: CSV, TensorBoard and offline wandb in the run directory; resume keeps the wandb id."""
 
-from tests.helpers import TINY, read_summary, run_cli
+from tests.helpers import TINY, read_summary, run_main
 
 RUN = [
     "experiment=cnn_digits",
@@ -17,7 +17,7 @@ def _wandb_run_ids(run_dir):
 
 
 def test_all_loggers_write_into_the_run_directory_and_resume_keeps_the_wandb_id(tmp_path):
-    run_cli(tmp_path, *RUN, "trainer.max_epochs=1")
+    run_main(tmp_path, *RUN, "trainer.max_epochs=1")
     run_dir = tmp_path / "logs" / "cnn_digits" / "runs" / "logged"
     assert (run_dir / "metrics.csv").is_file()
     assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
@@ -29,6 +29,6 @@ def test_all_loggers_write_into_the_run_directory_and_resume_keeps_the_wandb_id(
     (run_dir / "summary.json").write_text(
         (run_dir / "summary.json").read_text().replace('"finished"', '"running"')
     )
-    run_cli(tmp_path, *RUN, "trainer.max_epochs=2", "resume=auto")
+    run_main(tmp_path, *RUN, "trainer.max_epochs=2", "resume=auto")
     assert read_summary(run_dir)["attempts"] == summary["attempts"] + 1
     assert _wandb_run_ids(run_dir) == first_ids

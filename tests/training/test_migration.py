@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tests.helpers import REPO, cli_env, compose_config, quiet_trainer, read_summary, run_cli
+from tests.helpers import REPO, cli_env, compose_config, quiet_trainer, read_summary, run_main
 from training.checkpoints import META_KEY, SCHEMA_VERSION, checkpoint_metadata, load_checkpoint_file
 from training.errors import UserError
 from training.legacy import MIGRATIONS, LegacyCheckpointError, WeightsMismatchError, load_legacy_into
@@ -251,7 +251,7 @@ def test_cli_migrate_then_test_reports_the_legacy_accuracy(
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "torch_playground_v0" in result.stderr and "carried over" in result.stderr
-    run_cli(tmp_path, "task=test", f"ckpt_path={new_path}", "trainer.enable_progress_bar=false")
+    run_main(tmp_path, "task=test", f"ckpt_path={new_path}", "trainer.enable_progress_bar=false")
     (run_dir,) = (tmp_path / "logs" / "eval").iterdir()
     summary: dict[str, Any] = read_summary(run_dir)
     assert summary["status"] == "finished" and summary["experiment"] == "cnn_digits"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, cli_env, read_summary, run_cli
+from tests.helpers import REPO, cli_env, read_summary, run_cli, run_main
 
 # Deterministic CPU config; checkpoints every 7 steps so kills land mid-epoch (20 steps/epoch).
 DETERMINISTIC = [
@@ -50,7 +50,7 @@ def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> No
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("uninterrupted")
-    run_cli(root, *DETERMINISTIC, "run_name=ref")
+    run_main(root, *DETERMINISTIC, "run_name=ref")
     summary = read_summary(_run_dir(root, "ref"))
     assert summary["status"] == "finished"
     return summary["metrics"]
@@ -109,7 +109,7 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes_identically(tmp_path, un
     assert summary["status"] == "preempted"
     assert "test/acc" not in summary.get("metrics", {})  # no test phase after a preemption
 
-    run_cli(tmp_path, *DETERMINISTIC, "resume=auto")
+    run_main(tmp_path, *DETERMINISTIC, "resume=auto")
     _metrics_equal(read_summary(run_dir), uninterrupted)
 
 

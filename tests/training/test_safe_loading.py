@@ -18,7 +18,7 @@ from callbacks.resume_state import ResumeState
 from models.common.classifier_features import ClassifierFeatures
 from models.design.encoder_reading import trained_resolution
 from models.v1.transfer import core_weights
-from tests.helpers import run_cli
+from tests.helpers import run_main
 from training import migrate
 from training.checkpoint_config import config_from_checkpoint
 from training.checkpoints import (
@@ -108,7 +108,7 @@ def test_migrate_refuses_it_and_opens_it_with_the_opt_in(malicious, tmp_path, ca
 
 def test_the_cli_refuses_it_in_one_paragraph(malicious, tmp_path):
     path, marker = malicious
-    result = run_cli(tmp_path, "task=test", f"ckpt_path={path}", check=False)
+    result = run_main(tmp_path, "task=test", f"ckpt_path={path}", check=False)
     output = result.stdout + result.stderr
     assert result.returncode == 2 and "Traceback" not in output
     assert "builtins.exec" in output and "trust_checkpoint=true" in output

@@ -6,14 +6,14 @@ import json
 import torch
 from omegaconf import OmegaConf
 
-from tests.helpers import TINY, read_summary, run_cli, run_dirs
+from tests.helpers import TINY, read_summary, run_dirs, run_main
 from training.checkpoints import SCHEMA_VERSION
 
 FIT = ["experiment=cnn_digits", *TINY, "model.lr_schedule=null", "run_name=base"]
 
 
 def test_fit_writes_the_run_directory_and_test_from_checkpoint_alone(tmp_path):
-    run_cli(tmp_path, *FIT, "torch_threads=2")  # the environment says OMP_NUM_THREADS=1: the key wins
+    run_main(tmp_path, *FIT, "torch_threads=2")  # the environment says OMP_NUM_THREADS=1: the key wins
     run_dir = tmp_path / "logs" / "cnn_digits" / "runs" / "base"
     for name in (
         "config.yaml",
@@ -42,7 +42,7 @@ def test_fit_writes_the_run_directory_and_test_from_checkpoint_alone(tmp_path):
 
     # task=test needs only the checkpoint: the data/model config comes out of it; overrides still apply.
     best = summary["best_checkpoint"]
-    run_cli(tmp_path, "task=test", f"ckpt_path={best}", "data.eval_batch_size=64")
+    run_main(tmp_path, "task=test", f"ckpt_path={best}", "data.eval_batch_size=64")
     (evaluation,) = [d for d in run_dir.iterdir() if d.name.startswith("test_")]
     evaluated = read_summary(evaluation)
     evaluated_config = OmegaConf.load(evaluation / "config.yaml")
@@ -50,24 +50,24 @@ def test_fit_writes_the_run_directory_and_test_from_checkpoint_alone(tmp_path):
     assert evaluated["metrics"]["test/acc"] == summary["metrics"]["test/acc"]
     assert json.loads((evaluation / "summary.json").read_text())["task"] == "test"
 
-    run_cli(tmp_path, "task=validate", f"ckpt_path={best}")
+    run_main(tmp_path, "task=validate", f"ckpt_path={best}")
     (validation,) = [d for d in run_dir.iterdir() if d.name.startswith("validate_")]
     assert read_summary(validation)["metrics"]["val/acc"] == summary["best_score"]
 
-    run_cli(tmp_path, "task=predict", f"ckpt_path={best}")
+    run_main(tmp_path, "task=predict", f"ckpt_path={best}")
     (prediction,) = [d for d in run_dir.iterdir() if d.name.startswith("predict_")]
     probabilities = torch.cat(torch.load(prediction / "predictions.pt"))
     assert probabilities.shape[1] == 10
     assert torch.allclose(probabilities.sum(1), torch.ones(len(probabilities)), atol=1e-5)
 
-    refused = run_cli(tmp_path, "task=sample", f"ckpt_path={best}", check=False)
+    refused = run_main(tmp_path, "task=sample", f"ckpt_path={best}", check=False)
     assert refused.returncode != 0
     assert "task=sample needs a generative model" in refused.stderr + refused.stdout
 
 
 def test_each_run_gets_its_own_directory(tmp_path):
-    run_cli(tmp_path, *FIT[:-1], "test_after_fit=false", "trainer.max_epochs=1")
-    run_cli(tmp_path, *FIT[:-1], "test_after_fit=false", "trainer.max_epochs=1")
+    run_main(tmp_path, *FIT[:-1], "test_after_fit=false", "trainer.max_epochs=1")
+    run_main(tmp_path, *FIT[:-1], "test_after_fit=false", "trainer.max_epochs=1")
     assert len(run_dirs(tmp_path, "cnn_digits")) == 2
 
 
@@ -78,13 +78,13 @@ def test_ema_weights_are_what_gets_tested_and_saved(tmp_path):
         "callbacks.ema.decay=0.9",
         "run_name=ema",
     ]
-    run_cli(tmp_path, *FIT[:-1], *ema)
+    run_main(tmp_path, *FIT[:-1], *ema)
     summary = read_summary(tmp_path / "logs" / "cnn_digits" / "runs" / "ema")
     best = torch.load(summary["best_checkpoint"], weights_only=True)
     averaged, raw = best["state_dict"], best["current_model_state"]
     assert any(not torch.equal(averaged[key], raw[key]) for key in averaged)
 
-    run_cli(tmp_path, "task=test", f"ckpt_path={summary['best_checkpoint']}")
+    run_main(tmp_path, "task=test", f"ckpt_path={summary['best_checkpoint']}")
     (evaluation,) = [
         d for d in (tmp_path / "logs" / "cnn_digits" / "runs" / "ema").iterdir() if d.name.startswith("test_")
     ]

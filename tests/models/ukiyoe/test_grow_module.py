@@ -17,7 +17,7 @@ from models.ukiyoe.grow_pool import (
     seed_state,
 )
 from models.ukiyoe.nca import ALPHA
-from tests.helpers import TINY, read_summary, run_cli, run_dirs
+from tests.helpers import TINY, read_summary, run_dirs, run_main
 from training.errors import UserError
 
 
@@ -82,7 +82,7 @@ def test_target_is_premultiplied_rgba_centred_on_the_canvas(tmp_path):
 
 
 def test_experiment_runs_with_fast_dev_run(tmp_path):
-    run_cli(
+    run_main(
         tmp_path,
         "experiment=ukiyoe_nca_grow",
         "debug=fdr",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import read_summary, run_cli, run_dirs
+from tests.helpers import read_summary, run_cli, run_dirs, run_main
 
 TINY_FIT = [
     "experiment=v1_multidataset",
@@ -16,12 +16,12 @@ EXACT = ("val/bps", "val/bps_median", "val/fraction_of_oracle", "val/oracle_bps"
 
 
 def test_validation_metrics_do_not_depend_on_the_number_of_processes(tmp_path):
-    run_cli(tmp_path, *TINY_FIT, "test_after_fit=false", "callbacks.model_summary=null")
+    run_main(tmp_path, *TINY_FIT, "test_after_fit=false", "callbacks.model_summary=null")
     (fit_dir,) = run_dirs(tmp_path, "v1_multidataset")
     checkpoint = fit_dir / "checkpoints" / "last.ckpt"
     metrics = {}
-    for trainer in ("cpu", "ddp_cpu"):
-        run_cli(
+    for trainer, run in (("cpu", run_main), ("ddp_cpu", run_cli)):  # DDP's launcher needs a real command
+        run(
             tmp_path,
             "task=validate",
             f"ckpt_path={checkpoint}",
