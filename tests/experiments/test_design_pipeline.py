@@ -1,13 +1,22 @@
 """experiments/design_pipeline.py: each stage reads the previous stages' best checkpoints; a rerun skips
 finished stages; the fine-tuned decoder samples with task=sample."""
 
+import importlib.util
 import json
+import os
 import sys
+from unittest import mock
 
 import numpy as np
 from omegaconf import OmegaConf
 
-from tests.helpers import multirun_job_summary, read_summary, run_cli
+from tests.helpers import REPO, cli_env, multirun_job_summary, read_summary, run_main
+
+_spec = importlib.util.spec_from_file_location("design_pipeline", REPO / "experiments" / "design_pipeline.py")
+design_pipeline = sys.modules["design_pipeline"] = importlib.util.module_from_spec(
+    _spec
+)  # a script, not a package
+_spec.loader.exec_module(design_pipeline)
 
 SMALL = [
     "data.resolution=32",
@@ -33,21 +42,16 @@ STAGE_SETTINGS = [
 
 
 def pipeline(root, *args):
-    return run_cli(
-        root,
-        *args,
-        *STAGE_SETTINGS,
-        *SMALL,
-        module="experiments/design_pipeline.py",
-        launcher=[sys.executable],
-    )
+    """`python experiments/design_pipeline.py ARGS` (its stages still run as processes of their own)."""
+    with mock.patch.dict(os.environ, cli_env(root), clear=True):
+        design_pipeline.main([*args, *STAGE_SETTINGS, *SMALL])
 
 
 def stage_run(root, experiment):
     return root / "logs" / experiment / "runs" / "t"
 
 
-def test_pipeline_hands_each_stage_the_previous_best_checkpoints_and_resumes_per_stage(tmp_path):
+def test_pipeline_hands_each_stage_the_previous_best_checkpoints_and_resumes_per_stage(tmp_path, capsys):
     pipeline(tmp_path, "--run-name", "t", "--stages", "encoder,abstractor")
     encoder = read_summary(stage_run(tmp_path, "design_encoder"))
     abstractor_config = OmegaConf.load(stage_run(tmp_path, "design_abstractor") / "config.yaml")
@@ -56,16 +60,10 @@ def test_pipeline_hands_each_stage_the_previous_best_checkpoints_and_resumes_per
     assert 0.0 <= abstractor["metrics"]["test/encoded/goal_acc"] <= 1.0
 
     # The rerun skips the finished stages (their run directories are untouched) and runs the rest.
-    done = run_cli(
-        tmp_path,
-        "--run-name",
-        "t",
-        *STAGE_SETTINGS,
-        *SMALL,
-        module="experiments/design_pipeline.py",
-        launcher=[sys.executable],
-    )
-    assert "encoder: finished earlier" in done.stdout and "abstractor: finished earlier" in done.stdout
+    capsys.readouterr()
+    pipeline(tmp_path, "--run-name", "t")
+    done = capsys.readouterr().out
+    assert "encoder: finished earlier" in done and "abstractor: finished earlier" in done
     assert read_summary(stage_run(tmp_path, "design_encoder"))["attempts"] == 1
 
     decoder = read_summary(stage_run(tmp_path, "design_decoder"))
@@ -84,7 +82,7 @@ def test_pipeline_hands_each_stage_the_previous_best_checkpoints_and_resumes_per
     assert list(record) == ["encoder", "abstractor", "decoder", "finetune", "innovation"]
 
     # The fine-tuned decoder is a decoder: task=sample writes the requested designs from its checkpoint.
-    run_cli(tmp_path, "task=sample", f"ckpt_path={finetune['best_checkpoint']}", "sample.num=3",
+    run_main(tmp_path, "task=sample", f"ckpt_path={finetune['best_checkpoint']}", "sample.num=3",
             "+sample.options.goal=sell", "+sample.options.steps=2")  # fmt: skip
     (samples_dir,) = stage_run(tmp_path, "design_finetune").glob("sample_*/samples")
     samples = np.load(samples_dir / "samples.npz")
@@ -95,7 +93,7 @@ def test_pipeline_hands_each_stage_the_previous_best_checkpoints_and_resumes_per
     checkpoints = {stage: read_summary(stage_run(tmp_path, f"design_{stage}"))["best_checkpoint"]
                    for stage in ("encoder", "abstractor", "decoder")}  # fmt: skip
     # `++`: a sweep's base config is composed before the swept experiment picks its model and data.
-    run_cli(
+    run_main(
         tmp_path, "--multirun", "experiment=design_finetune,design_innovation", "debug=fdr",
         *(f"++model.{stage}_checkpoint={path}" for stage, path in checkpoints.items()), "++model.sample_steps=2",
         "++data.resolution=32", "++data.num_train=16", "++data.num_val=8", "++data.num_test=8",
