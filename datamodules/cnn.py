@@ -27,6 +27,7 @@ from datamodules.image_datasets import (
     train_val_split,
 )
 from datamodules.loading import ResumableLoader
+from training.errors import ConfigValueError
 
 __all__ = ["DataNotFoundError", "ImageClassificationDataModule"]
 
@@ -61,9 +62,12 @@ class ImageClassificationDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if dataset not in DATASET_NAMES:
-            raise ValueError(f"data.dataset={dataset!r} is not one of {list(DATASET_NAMES)}.")
+            raise ConfigValueError(
+                f"data.dataset={dataset!r} is not one of {', '.join(DATASET_NAMES)}; pick a data config "
+                "(e.g. data=cifar10) or set data.dataset to one of those."
+            )
         if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"data.val_fraction={val_fraction} must be in [0, 1).")
+            raise ConfigValueError(f"data.val_fraction={val_fraction} must be in [0, 1).")
         self.save_hyperparameters(logger=False)
         self.dataset = dataset
         self.data_dir = str(data_dir)
@@ -112,7 +116,7 @@ class ImageClassificationDataModule(pl.LightningDataModule):
             if declared is not None and declared != getattr(facts, key)
         ]
         if wrong:
-            raise ValueError(
+            raise ConfigValueError(
                 f"The data config disagrees with dataset '{self.dataset}': {'; '.join(wrong)}. These keys "
                 "only state facts the model config reads (e.g. ${data.num_classes}); correct them in the "
                 "data config or set them to null."
@@ -167,7 +171,7 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         """An image-folder test set must have the train folder's classes, or labels would shift."""
         test_classes = list(getattr(test_set, "classes", self.class_names))
         if test_classes != self.class_names:
-            raise ValueError(
+            raise ConfigValueError(
                 f"data.image_folder.test has classes {test_classes} but data.image_folder.train has "
                 f"{self.class_names}; both folders need the same class sub-folders."
             )
@@ -192,6 +196,13 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> ResumableLoader:
+        hp = self.hparams
+        if self.train_set is not None and hp.drop_last and len(self.train_set) < hp.batch_size:
+            raise ConfigValueError(
+                f"data.batch_size={hp.batch_size} is more than the {len(self.train_set)} training images of "
+                f"dataset '{self.dataset}' (what the val/test shares leave), so data.drop_last=true leaves no "
+                "training batch; lower data.batch_size, or add images."
+            )
         return self._loader(self.train_set, train=True)
 
     def val_dataloader(self) -> ResumableLoader | list:

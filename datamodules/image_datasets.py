@@ -6,6 +6,7 @@ transform per split, so a validation split carved from the training set is never
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -17,6 +18,7 @@ from torchvision import datasets
 from torchvision.datasets.folder import find_classes
 from torchvision.transforms import v2
 
+from datamodules.image_files import open_rgb
 from datamodules.procedural import ProceduralGratings, grating_class_names, procedural_settings
 
 DATASET_NAMES = ("digits", "procedural", "cifar10", "cifar100", "mnist", "fashion_mnist", "image_folder")
@@ -261,7 +263,7 @@ def load_image_folder(root: str | None, key: str) -> datasets.ImageFolder:
     image_folder_classes(root, key)
     folder = os.path.abspath(str(root))
     try:
-        return datasets.ImageFolder(folder)
+        return datasets.ImageFolder(folder, loader=functools.partial(open_rgb, key=key))
     except FileNotFoundError:
         raise DataNotFoundError(
             f"image_folder: {key}='{folder}' has class sub-folders but no images with a known extension "

@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 import difflib
+import os
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hydra.errors import InstantiationException, MissingConfigException
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+from hydra.errors import (
+    CompactHydraException,
+    ConfigCompositionException,
+    InstantiationException,
+    MissingConfigException,
+)
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    InterpolationResolutionError,
+    OmegaConfBaseException,
+    ValidationError,
+)
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 class UserError(Exception):
     """An error the user can fix from the command line; printed without a traceback."""
+
+
+class ConfigValueError(UserError, ValueError):
+    """A bad config value found by a constructor: a UserError, and a ValueError for callers that catch those."""
 
 
 def options_of(group: str) -> list[str]:
@@ -29,37 +46,94 @@ def explain(err: BaseException) -> str | None:
     from training.checkpoints import CheckpointError  # here: torch-free imports of UserError stay fast
 
     if isinstance(err, UserError | CheckpointError | FileNotFoundError):
-        return str(err)
+        return _worker_message(err)
+    causes = _causes(err)
+    if isinstance(err, InstantiationException | InterpolationResolutionError):
+        for cause in causes:  # a constructor's or resolver's own check: its message says it all
+            if isinstance(cause, UserError | CheckpointError | FileNotFoundError):
+                return _worker_message(cause)
     if isinstance(err, MissingConfigException):
         return _missing_option(err)
+    if isinstance(err, ConfigCompositionException) and isinstance(
+        err.__cause__, ConfigAttributeError | ConfigKeyError
+    ):
+        return _unknown_key(getattr(err.__cause__, "full_key", None) or str(err.__cause__))
+    resolver_error = next((c for c in causes if not isinstance(c, OmegaConfBaseException)), None)
+    if isinstance(err, InterpolationResolutionError) and isinstance(resolver_error, ValueError | KeyError):
+        return f"{resolver_error} (while resolving `{getattr(err, 'full_key', '?')}`)"
     if isinstance(err, ConfigAttributeError | ConfigKeyError):
-        key = getattr(err, "full_key", None) or str(err)
-        return (
-            f"Unknown config key `{key}`. Check the spelling (`python -m training.run --cfg job` prints "
-            f"every key), or add a new key with a leading `+`, e.g. `+{key}=VALUE`."
-        )
+        return _unknown_key(getattr(err, "full_key", None) or str(err))
     if isinstance(err, ValidationError):
         return f"Bad value for `{getattr(err, 'full_key', '?')}`: {err.msg if hasattr(err, 'msg') else err}"
     if isinstance(err, InstantiationException):
-        if isinstance(err.__cause__, UserError):  # a constructor's own check: its message says it all
-            return str(err.__cause__)
         return f"Could not build an object from the config: {err}"
+    if isinstance(err, CompactHydraException):  # override syntax and other composition errors
+        return " ".join(line.strip() for line in str(err).splitlines() if line.strip())
     if isinstance(err, OmegaConfBaseException):
         return f"Config error: {err}"
     return None
 
 
+def _causes(err: BaseException) -> list[BaseException]:
+    """The exceptions `err` was raised from, innermost last: causes, and contexts not suppressed with
+    `from None` (OmegaConf re-raises its own errors that way, so through those the context is followed)."""
+    chain: list[BaseException] = []
+    while True:
+        hidden = err.__suppress_context__ and not isinstance(err, OmegaConfBaseException)
+        inner = err.__cause__ or (None if hidden else err.__context__)
+        if inner is None or inner in chain:
+            return chain
+        chain.append(inner)
+        err = inner
+
+
+def _unknown_key(key: str) -> str:
+    return (
+        f"Unknown config key `{key}`. Check the spelling (`python -m training.run --cfg job` prints "
+        f"every key), or add a new key with a leading `+`, e.g. `+{key}=VALUE`."
+    )
+
+
+def _worker_message(err: BaseException) -> str:
+    """The error's own message; for one re-raised from a DataLoader worker, without the worker's traceback."""
+    message = str(err)
+    if "Original Traceback (most recent call last):" not in message:
+        return message
+    kind = type(err)
+    marker = (
+        f"{kind.__name__}: " if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}: "
+    )
+    return message.rpartition(marker)[2].strip() or message
+
+
+def cli(main: Callable[[], Any]) -> None:
+    """Run a `@hydra.main` entry point so that a mistake found while Hydra composes the config (an unknown
+    option, key or override syntax) is also one paragraph and exit status 2, like those found later."""
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # Hydra raises instead of printing its own report
+    try:
+        main()
+    except Exception as err:
+        message = explain(err)
+        if message is None:
+            raise
+        print(f"Error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def _missing_option(err: MissingConfigException) -> str:
-    """`Could not find 'experiment/foo'` + the valid options of that group and the closest one."""
+    """`trainer=nope`: the valid options of that group and the closest one."""
     message = str(err).splitlines()[0]
     missing = err.missing_cfg_file or (message.split("'")[1] if "'" in message else "")
     group, _, wanted = missing.rpartition("/")
-    valid = list(err.options or []) or (options_of(group) if group else [])
+    valid = (options_of(group) if group and (CONF_DIR / group).is_dir() else []) or list(err.options or [])
     if not valid:
         return message
     close = difflib.get_close_matches(wanted, valid, n=1)
     hint = f" Did you mean `{group}={close[0]}`?" if close else ""
-    return f"{message}\nValid `{group}` options: {', '.join(valid)}.{hint}"
+    return (
+        f"`{group}={wanted}` is not an option (there is no conf/{group}/{wanted}.yaml). "
+        f"Valid `{group}` options: {', '.join(valid)}.{hint}"
+    )
 
 
 def check_argument_types(target: Callable[..., Any], values: Mapping[str, Any], prefix: str) -> None:
@@ -76,7 +150,8 @@ def check_argument_types(target: Callable[..., Any], values: Mapping[str, Any], 
             continue
         names = " or ".join(sorted(t.__name__ for t in allowed))
         raise UserError(
-            f"Bad value for `{prefix}.{key}`: {value!r} is a {type(value).__name__}, expected {names}."
+            f"Bad value for `{prefix}.{key}`: {value!r} is a {type(value).__name__}, expected {names}; "
+            f"set it on the command line ({prefix}.{key}=...) or in the config."
         )
 
 

@@ -12,7 +12,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from training.errors import explain
+from training.errors import cli, explain
 from training.run_dir import register_resolvers
 
 register_resolvers()
@@ -34,4 +34,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)  # composition mistakes (unknown option, key, override syntax) also exit 2 with one paragraph

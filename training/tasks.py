@@ -28,9 +28,9 @@ from training.errors import UserError, check_argument_types
 from training.instantiate import instantiate_collection
 from training.safe_load import trust_checkpoints
 from training.summary import RunSummary
+from training.validation import TASKS, check_config
 
 log = logging.getLogger(__name__)
-TASKS = ("fit", "validate", "test", "predict", "export", "sample")
 
 
 def run_task(cfg: DictConfig) -> float | None:
@@ -59,6 +59,7 @@ def _run(cfg: DictConfig) -> float | None:
             )
         cfg = config_from_checkpoint(cfg, list(HydraConfig.get().overrides.task))
     run_dir = Path(cfg.paths.output_dir)
+    check_config(cfg, run_dir)  # before anything is written (Hydra's callback did so for the composed config)
     pl.seed_everything(cfg.seed, workers=True)
     if cfg.get("torch_threads"):
         torch.set_num_threads(int(cfg.torch_threads))

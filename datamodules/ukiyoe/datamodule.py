@@ -150,6 +150,13 @@ class UkiyoeDataModule(pl.LightningDataModule):
         return split_loader(self._dataset(split), split == "train", self.hparams)
 
     def train_dataloader(self) -> ResumableLoader:
+        train, batch_size = len(self._dataset("train")), self.hparams.batch_size
+        if self.hparams.drop_last and train < batch_size:
+            source = "data.num_train" if self.source == "procedural" else "data.image_folder.train"
+            raise UserError(
+                f"data.batch_size={batch_size} is more than the {train} training images ({source}), so "
+                "data.drop_last=true leaves no training batch; lower data.batch_size, or add images."
+            )
         return self._loader("train")
 
     def val_dataloader(self) -> ResumableLoader | list:

@@ -10,11 +10,11 @@ import os
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 from torchvision.transforms.v2 import functional as F
 
+from datamodules.image_files import open_rgb
 from training.errors import UserError
 
 FLAT_FOLDER_CLASS = "prints"  # the class of a folder that holds images but no class sub-folders
@@ -33,8 +33,7 @@ class PrintImages(Dataset):
 
     def uint8(self, index: int) -> torch.Tensor:
         """uint8 (3, R, R) image `index`, resized (shorter side) and centre-cropped, never flipped."""
-        with Image.open(self.samples[index][0]) as file:
-            image = F.pil_to_tensor(file.convert("RGB"))
+        image = F.pil_to_tensor(open_rgb(self.samples[index][0]))
         if image.shape[1:] != (self.resolution, self.resolution):
             image = F.center_crop(F.resize(image, self.resolution, antialias=True), self.resolution)
         return image

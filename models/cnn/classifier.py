@@ -15,10 +15,33 @@ from matplotlib.figure import Figure
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from training.errors import ConfigValueError
 from training.figures import new_figure, report_figure
 from training.net_options import NetOptions
 
 CONFUSION_MATRIX_FILE = "confusion_matrix_test.png"
+
+
+def check_net_fits_data(net: nn.Module, example: torch.Tensor, num_classes: int) -> None:
+    """One forward of a blank image of the data's shape: the net must read it and give `num_classes` scores."""
+    was_training = net.training
+    try:
+        with torch.no_grad():
+            logits = net.eval()(example)
+    except RuntimeError as err:
+        raise ConfigValueError(
+            f"model.net cannot read the data's images (data.input_shape={list(example.shape[1:])}): "
+            f"{str(err).splitlines()[0]}. Check model.net.in_channels (default ${{data.input_shape.0}}) "
+            "and the network's input size against the data."
+        ) from None
+    finally:
+        net.train(was_training)
+    if logits.ndim != 2 or logits.shape[1] != num_classes:
+        raise ConfigValueError(
+            f"model.net.num_classes: the network gives {logits.shape[-1]} class scores per image but the data "
+            f"has {num_classes} classes (data.num_classes={num_classes}). Leave model.net.num_classes at its "
+            f"default ${{data.num_classes}}, or set model.net.num_classes={num_classes}."
+        )
 
 
 class ImageClassifier(NetOptions, pl.LightningModule):
@@ -39,7 +62,7 @@ class ImageClassifier(NetOptions, pl.LightningModule):
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "lr_schedule"])
         if class_names is not None and len(class_names) != num_classes:
-            raise ValueError(
+            raise ConfigValueError(
                 f"ImageClassifier got {len(class_names)} class_names but num_classes={num_classes}; "
                 "check `data.class_names` / `data.num_classes` (model.class_names, model.num_classes)."
             )
@@ -51,6 +74,7 @@ class ImageClassifier(NetOptions, pl.LightningModule):
         self.class_names = [str(name) for name in class_names] if class_names is not None else None
         if input_shape is not None:
             self.example_input_array = torch.zeros(1, *(int(size) for size in input_shape))
+            check_net_fits_data(net, self.example_input_array, num_classes)
 
         # One metric object per stage so their states never mix; validate_args=False keeps the
         # argument checks (which read tensor values on the host) out of the inner loop.
