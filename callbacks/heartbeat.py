@@ -157,6 +157,20 @@ class Heartbeat(Callback):
         self._last_beat = -float("inf")
         self._start_interval(time.perf_counter())
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable for spawn-based launchers (`trainer.strategy=ddp_spawn`): the lock, the stop event and
+        the watchdog thread belong to this process and are made afresh in the other."""
+        state = self.__dict__.copy()
+        for name in ("_lock", "_stop", "_thread"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+
     # ---------------------------------------------------------------- timing
     def _start_interval(self, now: float) -> None:
         self._interval_start = now

@@ -1,36 +1,86 @@
 """`python -m training.run experiment=NAME [key=value ...]`: the one way to train, test and export.
 
-Composes `conf/train.yaml`, then hands the config to `training.tasks.run_task`. User mistakes
-are printed as one paragraph (see `training.errors`) and exit with status 2.
+Composes `conf/train.yaml`, then hands the config to `training.tasks.run_task` (or, for a spawn-based
+DDP strategy such as `trainer.strategy=ddp_spawn`, to one process per device: `training.spawn`).
+User mistakes are printed as one paragraph (see `training.errors`) and exit with status 2.
+
+In a sweep (`--multirun`, `hparams_search=…`) a job that fails is recorded as failed (its summary.json
+and the sweep's multirun_summary.csv carry the error) and the sweep goes on; a job whose run already
+finished in its directory is skipped and one left unfinished continues (see `training.sweep`).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 import sys
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
 from training.errors import cli, explain
-from training.run_dir import register_resolvers
+from training.run_dir import global_rank, register_resolvers
 
 register_resolvers()
 log = logging.getLogger("training.run")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    from training.tasks import run_task  # after Hydra set up logging; keeps `--help` fast
+def main(cfg: DictConfig) -> Any:
+    from training import sweep
+    from training.summary import new_launch, record_failure
 
+    new_launch()
+    multirun = sweep.in_multirun()
     try:
-        return run_task(cfg)
+        if not multirun:
+            return _run(cfg)
+        finished = sweep.prepare_job(cfg)
+        if finished is not None:
+            return finished.value
+        with sweep.single_run_command(cfg):
+            return _run(cfg)
     except Exception as err:
         message = explain(err)
-        if message is None:
-            raise
-        log.error("%s", message)
-        sys.exit(2)
+        error = message or f"{type(err).__name__}: {err}"
+        record_failure(sweep.job_dir(), error, cfg, sweep_job=multirun)
+        if not multirun:
+            if os.environ.get(sweep.SWEEP_JOB_ENV) and global_rank() > 0:
+                # A rank that Lightning's launcher started for a sweep job: rank 0 records the failure and the
+                # sweep goes on (a failed exit status here would make the launcher kill rank 0's sweep).
+                log.error("Rank %d of sweep job %s failed: %s", global_rank(), sweep.job_dir(), error)
+                sys.exit(0)
+            if message is None:
+                raise
+            log.error("%s", message)
+            sys.exit(2)
+        if message is not None:
+            log.error("Job %s failed (the sweep goes on): %s", sweep.job_dir().name, message)
+        else:
+            log.exception("Job %s failed (the sweep goes on)", sweep.job_dir().name)
+        failed = sweep.JobFailed(error)
+    # Leaving the except block dropped the traceback that held the failed job's model and tensors.
+    gc.collect()
+    _empty_device_cache()
+    return failed
+
+
+def _run(cfg: DictConfig) -> float | None:
+    from training.spawn import run_spawned, spawn_method
+
+    if spawn_method(cfg.trainer.get("strategy")):
+        return run_spawned(cfg)
+    from training.tasks import run_task  # after Hydra set up logging; keeps `--help` fast
+
+    return run_task(cfg)
+
+
+def _empty_device_cache() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

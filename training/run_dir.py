@@ -125,6 +125,11 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("vc.run_dir", choose_run_dir)
         OmegaConf.register_new_resolver("vc.run_id", run_id)
         OmegaConf.register_new_resolver("vc.stable_id", _stable_id)
+        # conf/hydra: sweep directories that a re-run of the same command finds again
+        from training.sweep import job_subdir, sweep_id
+
+        OmegaConf.register_new_resolver("vc.sweep_id", sweep_id)
+        OmegaConf.register_new_resolver("vc.job_subdir", job_subdir)
         OmegaConf.register_new_resolver("vc.is_tty", lambda: sys.stdout.isatty())
         OmegaConf.register_new_resolver("vc.leaf", lambda path: Path(path).name)
         # The repository root, for files shipped with the code (e.g. conf/v1_datasets), wherever runs live.
