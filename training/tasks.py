@@ -154,11 +154,9 @@ def _write_samples(model: pl.LightningModule, cfg: DictConfig, run_dir: Path) ->
 def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
     if cfg.get("ckpt_path"):
         return str(cfg.ckpt_path)
-    found = newest_valid_checkpoint(run_dir / "checkpoints")
-    if found is not None and cfg.get("resume") != "auto":
-        raise UserError(
-            f"{run_dir} already holds checkpoints. Continue it with resume=auto, or pick a new run_name."
-        )
+    found = newest_valid_checkpoint(
+        run_dir / "checkpoints"
+    )  # check_config refused a run dir taken without resume
     if found is not None:
         log.info("Resuming %s from %s", run_dir, found)
     return str(found) if found else None

@@ -1,4 +1,7 @@
-"""logger=many: CSV, TensorBoard and offline wandb in the run directory; resume keeps the wandb id."""
+"""logger=many: CSV, TensorBoard and offline wandb in the run directory; resume keeps the wandb id and the
+rows metrics.csv already had."""
+
+import csv
 
 from tests.helpers import TINY, read_summary, run_main
 
@@ -32,3 +35,9 @@ def test_all_loggers_write_into_the_run_directory_and_resume_keeps_the_wandb_id(
     run_main(tmp_path, *RUN, "trainer.max_epochs=2", "resume=auto")
     assert read_summary(run_dir)["attempts"] == summary["attempts"] + 1
     assert _wandb_run_ids(run_dir) == first_ids
+    with (run_dir / "metrics.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["epoch"] for row in rows if row.get("val/acc")} == {
+        "0",
+        "1",
+    }  # Lightning's CSVLogger kept only "1"

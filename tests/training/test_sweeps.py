@@ -17,7 +17,7 @@ import torch
 from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import Callback
 
-from tests.helpers import REPO, TINY, cli_env, read_summary, run_cli
+from tests.helpers import REPO, TINY, cli_env, read_summary, run_main
 from training.summary import RunSummary, new_launch, record_failure
 
 TINY_RUN = ["experiment=cnn_digits", *TINY, "model.lr_schedule=null", "test_after_fit=false"]
@@ -49,7 +49,7 @@ def _sweep_table(root):
 
 
 def test_multirun_two_jobs_and_summary_table(tmp_path):
-    run_cli(tmp_path, "--multirun", *TINY_RUN, "model.optimizer.lr=0.001,0.01")
+    run_main(tmp_path, "--multirun", *TINY_RUN, "model.optimizer.lr=0.001,0.01")
     rows = _sweep_table(tmp_path)
     assert [row["job"] for row in rows] == ["0", "1"]
     assert all(row["status"] == "finished" and float(row["val/acc"]) >= 0 for row in rows)
@@ -59,7 +59,7 @@ def test_multirun_two_jobs_and_summary_table(tmp_path):
 def test_failed_job_is_recorded_the_sweep_goes_on_and_a_rerun_skips_finished_jobs(tmp_path):
     # ~15 s: two 2-job sweeps of one batch each (the second trains nothing).
     command = ["--multirun", *FAST_RUN, "trainer.min_epochs=many,1"]
-    run_cli(tmp_path, *command)  # exit status 0: one job failed, the other ran after it
+    run_main(tmp_path, *command)  # exit status 0: one job failed, the other ran after it
     failed, finished = _sweep_table(tmp_path)
     assert failed["status"] == "failed" and "trainer.min_epochs" in failed["error"]
     assert finished["status"] == "finished" and finished["error"] == "" and float(finished["test/acc"]) >= 0
@@ -67,7 +67,7 @@ def test_failed_job_is_recorded_the_sweep_goes_on_and_a_rerun_skips_finished_job
     assert failed_summary["status"] == "failed" and "trainer.min_epochs" in failed_summary["error"]
     done = read_summary(_sweep_dir(tmp_path) / "1")
 
-    again = run_cli(tmp_path, *command)  # the same command: the same sweep directory
+    again = run_main(tmp_path, *command)  # the same command: the same sweep directory
     assert "Skipping job 1: its run already finished" in again.stdout + again.stderr
     assert read_summary(_sweep_dir(tmp_path) / "1") == done  # not retrained
     assert [row["status"] for row in _sweep_table(tmp_path)] == ["failed", "finished"]
@@ -75,7 +75,7 @@ def test_failed_job_is_recorded_the_sweep_goes_on_and_a_rerun_skips_finished_job
 
 def test_a_sweep_whose_jobs_all_failed_exits_1_with_its_table(tmp_path):
     # ~6 s: both jobs stop at their config check.
-    result = run_cli(tmp_path, "--multirun", *FAST_RUN, "trainer.min_epochs=many,-5", check=False)
+    result = run_main(tmp_path, "--multirun", *FAST_RUN, "trainer.min_epochs=many,-5", check=False)
     assert result.returncode == 1 and "Every job of the sweep failed" in result.stdout + result.stderr
     assert [row["status"] for row in _sweep_table(tmp_path)] == ["failed", "failed"]
 
@@ -83,7 +83,7 @@ def test_a_sweep_whose_jobs_all_failed_exits_1_with_its_table(tmp_path):
 def test_single_run_user_error_still_exits_2_with_the_paragraph(tmp_path):
     # ~6 s. A mistake found while running (no CIFAR-10 files offline), not by the config check before it.
     overrides = ["experiment=cifar10_resnet20", "debug=fdr", "callbacks.model_summary=null", "run_name=bad"]
-    result = run_cli(tmp_path, *overrides, check=False)
+    result = run_main(tmp_path, *overrides, check=False)
     output = result.stdout + result.stderr
     assert result.returncode == 2 and "data.download=true" in output and "Traceback" not in output
     summary = read_summary(tmp_path / "logs" / "cifar10_resnet20" / "runs" / "bad")
@@ -119,7 +119,7 @@ def test_optuna_failed_trial_is_recorded_and_the_search_goes_on(tmp_path):
         "+callbacks.fail._target_=tests.training.test_sweeps.FailFirstJob",
         f"+callbacks.fail.marker={tmp_path / 'failed_once'}",
     ]
-    run_cli(tmp_path, *TINY_RUN, *OPTUNA, *inject)
+    run_main(tmp_path, *TINY_RUN, *OPTUNA, *inject)
     rows = _sweep_table(tmp_path)
     assert len(rows) == 2 and len({row["overrides"] for row in rows}) == 2
     assert rows[0]["status"] == "failed" and "OutOfMemoryError" in rows[0]["error"]
@@ -159,7 +159,7 @@ def test_optuna_study_continues_after_the_sweeper_is_killed(tmp_path):
     assert read_summary(sweep / "1")["status"] == "running"
     trial_0 = read_summary(sweep / "0")
 
-    run_cli(tmp_path, *command[3:])  # the same command
+    run_main(tmp_path, *command[3:])  # the same command
     assert _sweep_dir(tmp_path) == sweep
     study = optuna.load_study(study_name="cnn_digits", storage=f"sqlite:///{sweep}/optuna.db")
     states = [t.state.name for t in study.trials]
