@@ -74,10 +74,15 @@ def read_status(run_dir: Path) -> str | None:
 
 
 def newest_unfinished_run(runs_dir: Path) -> Path | None:
-    """The most recently modified run directory whose summary does not say it finished."""
+    """The most recently modified run directory that did not finish and has a checkpoint to continue from
+    (an attempt refused before its first checkpoint, e.g. for a bad value, is not a run to resume)."""
     if not runs_dir.is_dir():
         return None
-    candidates = [d for d in runs_dir.iterdir() if d.is_dir() and read_status(d) != FINISHED]
+    candidates = [
+        d
+        for d in runs_dir.iterdir()
+        if d.is_dir() and read_status(d) != FINISHED and any((d / "checkpoints").glob("*.ckpt"))
+    ]
     return max(candidates, key=lambda d: d.stat().st_mtime, default=None)
 
 

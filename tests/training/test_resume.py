@@ -1,5 +1,7 @@
 """Resume: a run killed (SIGKILL) or preempted (SIGTERM) and resumed ends exactly like an uninterrupted one."""
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO, cli_env, read_summary, run_cli, run_main
+from training.run_dir import newest_unfinished_run
 
 # Deterministic CPU config; checkpoints every 7 steps so kills land mid-epoch (20 steps/epoch).
 DETERMINISTIC = [
@@ -126,3 +129,18 @@ def test_sigusr1_and_ctrl_c_checkpoint_and_stop_cleanly(tmp_path, signum):
     assert f"preempted by {signal.Signals(signum).name}" in output
     assert summary["global_step"] < 60  # stopped long before the end (3 epochs x 20 steps)
     assert (run_dir / "checkpoints" / f"step{summary['global_step']:08d}.ckpt").exists()
+
+
+def test_resume_auto_picks_the_newest_unfinished_run_that_has_a_checkpoint(tmp_path):
+    """A newer attempt that failed before its first checkpoint (a bad value) is not the run to continue."""
+    runs = tmp_path / "runs"
+    for age, (name, status, checkpoint) in enumerate(
+        [("cut_short", "running", True), ("refused", "failed", False), ("done", "finished", True)]
+    ):
+        run_dir = runs / name
+        (run_dir / "checkpoints").mkdir(parents=True)
+        (run_dir / "summary.json").write_text(json.dumps({"status": status}))
+        if checkpoint:
+            (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+        os.utime(run_dir, (age, age))
+    assert newest_unfinished_run(runs) == runs / "cut_short"
