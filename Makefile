@@ -27,9 +27,10 @@ test: install lint  ## lint + the default test suite (slow tests excluded)
 test-all: install  ## every test, slow ones included
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: install
+lint: install  ## ruff, and the import contracts in pyproject.toml (lint-imports)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.image_datasets import (
+    DATASET_FACTS,
     DATASET_NAMES,
     TORCHVISION_SETS,
     DataNotFoundError,
@@ -128,6 +129,14 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         if self.hparams.download and self.dataset in TORCHVISION_SETS:
             for train in (True, False):
                 load_torchvision(self.dataset, self.data_dir, train=train, download=True)
+
+    @staticmethod
+    def pixel_normalisation(data: Mapping[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel (mean, std) on [0, 1] pixels with which a run of `data` (its config) fed its model:
+        what a classifier trained on it expects (e.g. read as an FID feature extractor)."""
+        facts = DATASET_FACTS[data["dataset"]]
+        repeat = int((data.get("input_shape") or [3])[0]) // len(facts.mean)
+        return tuple(facts.mean) * repeat, tuple(facts.std) * repeat  # one-value statistics: every channel
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets `stage` needs; splits come from seeded index permutations."""

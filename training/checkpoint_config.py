@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from training.checkpoints import META_KEY, load_checkpoint_file
 from training.errors import UserError
+from training.safe_load import check_config_targets
 
 # Keys that describe this invocation, never the training run.
 RUNTIME_KEYS = ("task", "ckpt_path", "paths", "resume", "run_name", "export", "trust_checkpoint")
@@ -35,6 +36,7 @@ def config_from_checkpoint(cfg: DictConfig, overrides: list[str]) -> DictConfig:
             f"ckpt_path={cfg.ckpt_path} has no VisionCore metadata (an older or foreign checkpoint). "
             f"Convert it first: python -m training.migrate {cfg.ckpt_path} NEW.ckpt experiment=<its experiment>"
         )
+    check_config_targets(meta["config"], str(cfg.ckpt_path))
     stored = OmegaConf.create(meta["config"])
     with open_dict(stored):
         for key in (*RUNTIME_KEYS, *override_keys(overrides)):

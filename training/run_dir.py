@@ -154,12 +154,17 @@ def register_resolvers() -> None:
 
 
 def _dataset_fact(dataset_configs_path: str, key: str) -> Any:
-    """A value of a v1 dataset-config folder's parent.yaml (e.g. `lags`), so model configs follow the data."""
-    from datamodules.v1.dataset_configs import load_dataset_configs
-
-    parent = load_dataset_configs(dataset_configs_path, max_datasets=1).parent
+    """A value of a dataset-config folder's parent.yaml (e.g. v1's `lags`), so model configs follow the data.
+    A plain YAML read: the runner needs no system's code to resolve it."""
+    parent_file = Path(dataset_configs_path).expanduser() / "parent.yaml"
+    if not parent_file.is_file():
+        raise ValueError(
+            f"data.dataset_configs_path={dataset_configs_path} holds no parent.yaml: point it at a dataset-config "
+            "folder (e.g. conf/v1_datasets/t0_small, or one written by `python -m datamodules.v1 configs`)."
+        )
+    parent = OmegaConf.to_container(OmegaConf.load(parent_file))
     if key not in parent:
-        raise KeyError(f"{dataset_configs_path}/parent.yaml has no `{key}` (it has {sorted(parent)}).")
+        raise KeyError(f"{parent_file} has no `{key}` (it has {sorted(parent)}).")
     return parent[key]
 
 

@@ -153,6 +153,45 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
         return torch.load(path, map_location=map_location, weights_only=True)
 
 
+# A checkpoint's stored run config is built again with `hydra.utils.instantiate`, which calls whatever its
+# `_target_`s name: only these packages' classes and functions may be named there without trust.
+CONFIG_TARGET_PREFIXES = (
+    "models.",
+    "datamodules.",
+    "training.",
+    "callbacks.",
+    "torch.optim.",
+    "torchmetrics.",
+    "torchvision.",
+    "diffusers.",
+    "pytorch_lightning.callbacks.",
+    "pytorch_lightning.loggers.",
+    "pytorch_lightning.strategies.",
+    "pytorch_lightning.profilers.",
+    "pytorch_lightning.Trainer",
+)
+
+
+def check_config_targets(config: Any, source: str, key: str = "") -> None:
+    """Refuse a stored config whose `_target_` would call code outside `CONFIG_TARGET_PREFIXES` (e.g.
+    `builtins.exec`), unless the user trusts the file; `source` names the file for the message."""
+    if trusted():
+        return
+    if isinstance(config, Mapping):
+        target = config.get("_target_")
+        if isinstance(target, str) and not target.startswith(CONFIG_TARGET_PREFIXES):
+            raise UnsafeCheckpointError(
+                f"Refusing the run config stored in {source}: `{key or '<root>'}._target_: {target}` would call "
+                f"code outside VisionCore and the libraries its configs use ({', '.join(CONFIG_TARGET_PREFIXES)}). "
+                "If you trust the file, open it with trust_checkpoint=true."
+            )
+        for name, item in config.items():
+            check_config_targets(item, source, f"{key}.{name}" if key else str(name))
+    elif isinstance(config, list | tuple):
+        for index, item in enumerate(config):
+            check_config_targets(item, source, f"{key}[{index}]")
+
+
 def plain_checkpoint(value: Any) -> Any:
     """`value` made of types `torch.load(weights_only=True)` reads: OmegaConf containers (Lightning's
     hyper-parameters), numpy values, paths and enums become plain containers, tensors and scalars."""

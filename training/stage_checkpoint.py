@@ -12,6 +12,7 @@ import torch
 
 from training.checkpoints import META_KEY, load_checkpoint_file
 from training.errors import UserError
+from training.safe_load import check_config_targets
 
 
 def load_trained_module(
@@ -35,6 +36,7 @@ def load_trained_module(
             f"{key}={path} carries no VisionCore run config, so the model it holds cannot be rebuilt. "
             "Point it at a checkpoint written by `python -m training.run` (<run>/checkpoints/*.ckpt)."
         )
+    check_config_targets(config["model"], f"{key}={path}", "model")
     module = hydra.utils.instantiate(config["model"])
     if expected is not None and not isinstance(module, expected):
         raise UserError(

@@ -87,6 +87,11 @@ class UkiyoeDataModule(pl.LightningDataModule):
         if self.source == "procedural":
             generate(self.config, self.hparams.data_dir, workers=self.hparams.generate_workers)
 
+    @staticmethod
+    def pixel_normalisation(data: Mapping[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel (mean, std) on [0, 1] pixels: prints are read as x / 127.5 - 1 = (x / 255 - 0.5) / 0.5."""
+        return (0.5,) * 3, (0.5,) * 3
+
     def setup(self, stage: str | None = None) -> None:
         """Index every split (cheap: file lists only) and check the declared number of classes."""
         if self._splits is None:

@@ -11,12 +11,11 @@ from collections.abc import Callable, Iterable, Sequence
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from matplotlib.figure import Figure
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from training.errors import ConfigValueError
-from training.figures import new_figure, report_figure
+from training.figures import plot_confusion_matrix, report_figure
 from training.net_options import NetOptions
 
 CONFUSION_MATRIX_FILE = "confusion_matrix_test.png"
@@ -157,35 +156,3 @@ class ImageClassifier(NetOptions, pl.LightningModule):
         report_figure(
             self, plot_confusion_matrix(confusion, names), "test/confusion_matrix", CONFUSION_MATRIX_FILE
         )
-
-
-def plot_confusion_matrix(confusion: torch.Tensor, class_names: Sequence[str]) -> Figure:
-    """Matplotlib figure (Agg canvas, no pyplot state) of a confusion matrix: rows true, columns predicted."""
-    num_classes = confusion.shape[0]
-    counts = confusion.to(torch.long).numpy()
-    size = min(4.0 + 0.35 * num_classes, 24.0)
-    figure = new_figure(size, size)
-    axes = figure.add_subplot()
-    image = axes.imshow(counts, cmap="Blues")
-    figure.colorbar(image, ax=axes, shrink=0.8)
-    axes.set_xlabel("predicted class")
-    axes.set_ylabel("true class")
-    axes.set_title("test confusion matrix")
-    if num_classes <= 30:
-        axes.set_xticks(range(num_classes), labels=class_names, rotation=90)
-        axes.set_yticks(range(num_classes), labels=class_names)
-    if num_classes <= 20:
-        threshold = counts.max() / 2 if counts.size else 0
-        for true_index in range(num_classes):
-            for predicted_index in range(num_classes):
-                value = counts[true_index, predicted_index]
-                axes.text(
-                    predicted_index,
-                    true_index,
-                    str(value),
-                    ha="center",
-                    va="center",
-                    color="white" if value > threshold else "black",
-                    fontsize=8,
-                )
-    return figure

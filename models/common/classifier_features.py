@@ -13,20 +13,16 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import hydra
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datamodules.image_datasets import DATASET_FACTS
-from models.cnn.classifier import ImageClassifier
 from models.common.feature_extractors import ImageFeatures
 from training.checkpoints import META_KEY, load_checkpoint_file
 from training.errors import UserError
+from training.safe_load import check_config_targets
 from training.stage_checkpoint import load_trained_module
-
-# Datamodules whose images are x / 127.5 - 1, i.e. ([0, 1] - 0.5) / 0.5.
-SIGNED_UNIT_DATAMODULES = ("datamodules.ukiyoe.",)
-CNN_DATAMODULE = "datamodules.cnn.ImageClassificationDataModule"
 
 
 class ClassifierFeatures(ImageFeatures):
@@ -63,8 +59,14 @@ class ClassifierFeatures(ImageFeatures):
     ) -> ClassifierFeatures:
         """Frozen extractor from an `ImageClassifier` run's checkpoint (`config_key` names the key that gave
         `path`, for errors); resolution and normalisation come from that run's stored `data` config."""
-        classifier = load_trained_module(path, config_key, expected=ImageClassifier)
+        classifier = load_trained_module(path, config_key)
         config = (load_checkpoint_file(path).get(META_KEY) or {}).get("config") or {}
+        if not isinstance(getattr(classifier, "net", None), nn.Module):
+            raise UserError(
+                f"{config_key}={path} holds a {type(classifier).__name__} ({config.get('name')} run), not an image "
+                "classifier (a module whose `net` ends in an nn.Linear): point it at a classifier's checkpoint, "
+                "e.g. of `experiment=ukiyoe_features`."
+            )
         data = config.get("data") or {}
         mean, std = input_normalisation(data, f"{config_key}={path}")
         return cls(
@@ -107,8 +109,8 @@ def trained_resolution(data: Mapping[str, Any]) -> tuple[int, int] | None:
 
 
 def input_normalisation(data: Mapping[str, Any], source: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel (mean, std) on [0, 1] pixels with which a run's datamodule fed its 3-channel classifier;
-    `source` names the checkpoint, for errors."""
+    """Per-channel (mean, std) on [0, 1] pixels with which a run's datamodule fed its 3-channel classifier,
+    as that DataModule class states it (`pixel_normalisation(data_config)`); `source` names the checkpoint."""
     target = str(data.get("_target_", ""))
     channels = int((data.get("input_shape") or [3])[0])
     if channels != 3:
@@ -116,14 +118,13 @@ def input_normalisation(data: Mapping[str, Any], source: str) -> tuple[tuple[flo
             f"{source}: the classifier reads {channels}-channel images; FID/KID features need one trained on "
             "RGB images (e.g. `experiment=ukiyoe_features`)."
         )
-    if target.startswith(SIGNED_UNIT_DATAMODULES):
-        return (0.5,) * 3, (0.5,) * 3
-    if target == CNN_DATAMODULE:
-        facts = DATASET_FACTS[data["dataset"]]
-        repeat = 3 // len(facts.mean)  # single-value statistics (procedural) apply to every channel
-        return tuple(facts.mean) * repeat, tuple(facts.std) * repeat
-    raise UserError(
-        f"{source}: its run trained on data `{target}`, whose input normalisation ClassifierFeatures does not "
-        f"know; use a classifier trained on {', '.join(p.rstrip('.') for p in SIGNED_UNIT_DATAMODULES)} or "
-        f"{CNN_DATAMODULE} data (e.g. `experiment=ukiyoe_features`)."
-    )
+    check_config_targets(data, source, "data")
+    try:
+        normalisation = hydra.utils.get_class(target).pixel_normalisation
+    except Exception:  # no such class, or one that does not say how it normalises
+        raise UserError(
+            f"{source}: its run trained on data `{target}`, whose input normalisation ClassifierFeatures does not "
+            "know (its DataModule has no `pixel_normalisation`); use a classifier trained on ukiyoe or cnn image "
+            "data (e.g. `experiment=ukiyoe_features`)."
+        ) from None
+    return normalisation(data)

@@ -23,14 +23,13 @@ from torchmetrics.aggregation import CatMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from datamodules.design.schema import FORMAT_NAMES, GOALS, structure_channels
-from models.cnn.classifier import plot_confusion_matrix
 from models.design.abstractor import Abstractor
 from models.design.abstractor_metrics import AbstractorMetrics, encoder_gap
 from models.design.abstractor_plots import plot_grammar_scatter
 from models.design.encoder_module import EncoderModule
 from models.design.encoder_reading import encoder_f_tensor, trained_resolution
 from training.errors import UserError
-from training.figures import report_figure
+from training.figures import plot_confusion_matrix, report_figure
 from training.net_options import NetOptions
 from training.stage_checkpoint import load_trained_module
 

@@ -94,6 +94,33 @@ def test_every_door_refuses_a_checkpoint_that_would_run_code(door, malicious):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize(
+    "door",
+    [
+        "task=test|validate|predict|export|sample config",
+        "design stage checkpoints",
+        "ukiyoe feature checkpoint",
+    ],
+)
+def test_a_stored_config_that_would_call_foreign_code_is_refused(door, tmp_path):
+    """Plain types can still name code: the stored run config is rebuilt with `hydra.utils.instantiate`."""
+    marker = tmp_path / "code_ran"
+    payload = {"_target_": "builtins.exec", "_args_": [f"open({str(marker)!r}, 'w').write('ran')"]}
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    path.parent.mkdir()
+    config = {
+        "name": "x",
+        "model": payload,
+        "data": {"_target_": "datamodules.cnn.ImageClassificationDataModule"},
+    }
+    atomic_torch_save({"state_dict": {}, "visioncore": {"schema_version": 2, "config": config}}, path)
+    with pytest.raises(
+        UnsafeCheckpointError, match=r"model\._target_: builtins\.exec.*trust_checkpoint=true"
+    ):
+        DOORS[door](path)
+    assert not marker.exists()
+
+
 def test_migrate_refuses_it_and_opens_it_with_the_opt_in(malicious, tmp_path, capsys):
     path, marker = malicious
     new = tmp_path / "new.ckpt"
