@@ -78,7 +78,7 @@ def cnn_experiments() -> list[str]:
 
 def real_data_present(cfg: DictConfig, data_dir: Path) -> bool:
     """True when the experiment's own training split loads from `data_dir` without a download."""
-    from datamodules.image_datasets import DataNotFoundError, load_source
+    from datamodules.cnn.datasets import DataNotFoundError, load_source
 
     data = cfg.data
     if data.dataset == "procedural":

@@ -8,7 +8,10 @@ from tests.helpers import compose_config, multirun_job_summary, read_summary, ru
 from training.errors import options_of
 
 EXPERIMENTS = options_of("experiment")
-CNN_EXPERIMENTS = [e for e in EXPERIMENTS if e.startswith(("cnn_", "cifar", "mnist", "fashion"))]
+CNN_DATA = "datamodules.cnn."  # the cnn system's experiments: those whose data is its DataModule
+CNN_EXPERIMENTS = [
+    e for e in EXPERIMENTS if compose_config([f"experiment={e}"]).data._target_.startswith(CNN_DATA)
+]
 
 
 def _small_data_like(cfg) -> list[str]:

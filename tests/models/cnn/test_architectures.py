@@ -26,7 +26,7 @@ from models.cnn import (
 )
 from models.cnn.resnet18 import resnet18
 
-MODEL_CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
+MODEL_CONFIG_DIR = Path(__file__).resolve().parents[3] / "conf" / "model"
 
 
 def count_parameters(model: nn.Module) -> int:

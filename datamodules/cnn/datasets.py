@@ -18,8 +18,8 @@ from torchvision import datasets
 from torchvision.datasets.folder import find_classes
 from torchvision.transforms import v2
 
+from datamodules.cnn.procedural import ProceduralGratings, grating_class_names, procedural_settings
 from datamodules.image_files import open_rgb
-from datamodules.procedural import ProceduralGratings, grating_class_names, procedural_settings
 
 DATASET_NAMES = ("digits", "procedural", "cifar10", "cifar100", "mnist", "fashion_mnist", "image_folder")
 TORCHVISION_SETS = ("cifar10", "cifar100", "mnist", "fashion_mnist")

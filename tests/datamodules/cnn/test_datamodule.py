@@ -11,11 +11,11 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from datamodules.cnn import DataNotFoundError, ImageClassificationDataModule
-from datamodules.image_datasets import DATASET_FACTS, DATASET_NAMES
+from datamodules.cnn.datasets import DATASET_FACTS, DATASET_NAMES
+from datamodules.cnn.procedural import ProceduralGratings
 from datamodules.loading import ResumableLoader
-from datamodules.procedural import ProceduralGratings
 
-CONF_DATA = Path(__file__).resolve().parents[2] / "conf" / "data"
+CONF_DATA = Path(__file__).resolve().parents[3] / "conf" / "data"
 SMALL_GRATINGS = {"num_samples": 400, "num_classes": 4, "image_size": 12, "noise": 0.1, "seed": 3}
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.image_datasets import (
+from datamodules.cnn.datasets import (
     DATASET_FACTS,
     DATASET_NAMES,
     TORCHVISION_SETS,
