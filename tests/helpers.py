@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -149,3 +150,20 @@ def quiet_trainer(root: Path, **overrides: Any) -> pl.Trainer:
         default_root_dir=root,
     )
     return pl.Trainer(**(options | overrides))
+
+
+HOST_SYNCS = ("item", "tolist", "cpu", "numpy", "__float__", "__int__")
+
+
+def forbid_host_syncs() -> contextlib.ExitStack:
+    """Patch the Tensor methods that copy values to the host so that any call raises."""
+    stack = contextlib.ExitStack()
+    for name in HOST_SYNCS:
+
+        def forbidden(*args, _name: str = name, **kwargs):
+            raise AssertionError(
+                f"Tensor.{_name}() called inside training_step (a host-device sync per batch)"
+            )
+
+        stack.enter_context(mock.patch.object(torch.Tensor, name, forbidden))
+    return stack

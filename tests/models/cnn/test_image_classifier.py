@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import warnings
 from pathlib import Path
@@ -16,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from models.cnn.classifier import CONFUSION_MATRIX_FILE, ImageClassifier
 from models.cnn.small_cnn import SmallCNN
-from tests.helpers import quiet_trainer
+from tests.helpers import forbid_host_syncs, quiet_trainer
 
 CLASS_NAMES = ["plane", "car", "bird", "cat", "deer", "dog"]
 # Eight samples over six classes. Argmax predictions [0,0,0,1,2,3,0,0] are right on samples 0-5:
@@ -69,23 +68,6 @@ def random_digit_batch(count: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(count, 1, 8, 8, generator=generator), torch.randint(
         0, 10, (count,), generator=generator
     )
-
-
-HOST_SYNCS = ("item", "tolist", "cpu", "numpy", "__float__", "__int__")
-
-
-def forbid_host_syncs() -> contextlib.ExitStack:
-    """Patch the Tensor methods that copy values to the host so that any call raises."""
-    stack = contextlib.ExitStack()
-    for name in HOST_SYNCS:
-
-        def forbidden(*args, _name: str = name, **kwargs):
-            raise AssertionError(
-                f"Tensor.{_name}() called inside training_step (a host-device sync per batch)"
-            )
-
-        stack.enter_context(mock.patch.object(torch.Tensor, name, forbidden))
-    return stack
 
 
 def test_host_sync_guard_catches_item_and_float() -> None:

@@ -15,10 +15,9 @@ from models.design.abstractor_metrics import AbstractorMetrics, encoder_gap
 from models.design.abstractor_module import AbstractorModule
 from models.design.encoder_module import EncoderModule
 from models.design.encoder_reading import encoder_f_tensor
-from tests.helpers import quiet_trainer
+from tests.helpers import forbid_host_syncs, quiet_trainer
 from tests.models.design.encoder_batches import synthetic_design_batch
 from tests.models.design.stage_checkpoints import tiny_encoder_config, write_checkpoint
-from tests.models.test_image_classifier import forbid_host_syncs
 from training.errors import UserError
 from training.stage_checkpoint import load_trained_module
 

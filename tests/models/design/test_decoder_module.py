@@ -17,9 +17,8 @@ from datamodules.design.schema import FORMAT_NAMES, GOALS
 from models.design.decoder_module import DecoderModule
 from models.design.meta_tokens import MetaTokens
 from models.design.sampling import predict_x0
-from tests.helpers import quiet_trainer
+from tests.helpers import forbid_host_syncs, quiet_trainer
 from tests.models.design.tiny_decoder import CONTEXT_DIM, RESOLUTION, tiny_decoder, tiny_unet, toy_designs
-from tests.models.test_image_classifier import forbid_host_syncs
 from training.errors import UserError
 
 
