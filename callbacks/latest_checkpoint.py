@@ -13,6 +13,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Checkpoint
 
+from training.checkpoints import remove_checkpoint_file
+
 
 class LatestCheckpoint(Checkpoint):
     """Unmonitored resume checkpoints: `step00000123.ckpt` files and `last.ckpt`."""
@@ -46,7 +48,7 @@ class LatestCheckpoint(Checkpoint):
     def _prune(self) -> None:
         step_files = sorted(self.dirpath.glob("step*.ckpt"))
         for old in step_files[: -self.keep]:
-            old.unlink(missing_ok=True)
+            remove_checkpoint_file(old)
 
     def on_train_batch_end(self, trainer: pl.Trainer, *_: object) -> None:
         n = self.every_n_train_steps

@@ -6,6 +6,8 @@ Every checkpoint carries `checkpoint["visioncore"] = {schema_version, config, gi
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import subprocess
@@ -82,14 +84,30 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> dict[str, Any]:
         return load_checkpoint_file(path, map_location=map_location or "cpu")
 
+    def remove_checkpoint(self, path: str | os.PathLike) -> None:
+        remove_checkpoint_file(Path(path))
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """`torch.save` of `obj` in plain types (so it reloads with weights_only=True), atomically."""
+
+def sidecar_path(path: Path) -> Path:
+    """`<name>.ckpt.sha256.json`: the size and SHA-256 of a checkpoint, written after the file is durable."""
+    return path.with_name(path.name + ".sha256.json")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_durably(path: Path, write: Any) -> None:
+    """`write(handle)` into a temporary file in the same folder, fsync, rename over `path`, fsync the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            torch.save(plain_checkpoint(obj), handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -101,6 +119,20 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         os.fsync(dir_fd)  # make the rename itself durable
     finally:
         os.close(dir_fd)
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """`torch.save` of `obj` in plain types (so it reloads with weights_only=True), atomically; then its
+    sidecar, so resume can tell a complete file from a damaged one without unpickling it."""
+    _write_durably(path, lambda handle: torch.save(plain_checkpoint(obj), handle))
+    record = {"size": path.stat().st_size, "sha256": _sha256(path)}
+    _write_durably(sidecar_path(path), lambda handle: handle.write(json.dumps(record).encode()))
+
+
+def remove_checkpoint_file(path: Path) -> None:
+    """Delete a checkpoint and its sidecar."""
+    path.unlink(missing_ok=True)
+    sidecar_path(path).unlink(missing_ok=True)
 
 
 def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
@@ -137,8 +169,16 @@ def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
 
 
 def is_valid_checkpoint(path: Path) -> bool:
-    """True when the file loads and carries model weights and our metadata. A file that would run code
-    is not skipped as corrupt: its `UnsafeCheckpointError` stops the resume."""
+    """True when the file is the one its sidecar describes (size and SHA-256; nothing is unpickled), or,
+    for a file without a sidecar, when it loads and carries model weights and our metadata. A file that
+    would run code is not skipped as corrupt: its `UnsafeCheckpointError` stops the resume."""
+    sidecar = sidecar_path(path)
+    if sidecar.is_file():
+        try:
+            record = json.loads(sidecar.read_text())
+        except (OSError, ValueError):
+            return False
+        return path.stat().st_size == record.get("size") and _sha256(path) == record.get("sha256")
     try:
         checkpoint = load_checkpoint_file(path)
     except CheckpointError:
