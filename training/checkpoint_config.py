@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from training.checkpoints import META_KEY, load_checkpoint_file
+from training.checkpoints import stored_metadata
 from training.errors import UserError
 from training.safe_load import check_config_targets
 
@@ -29,8 +29,7 @@ def override_keys(overrides: list[str]) -> list[str]:
 
 def config_from_checkpoint(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     """Merge the checkpoint's stored config under the user's overrides and runtime keys."""
-    checkpoint = load_checkpoint_file(cfg.ckpt_path)
-    meta = checkpoint.get(META_KEY)
+    meta = stored_metadata(cfg.ckpt_path)
     if meta is None:
         raise UserError(
             f"ckpt_path={cfg.ckpt_path} has no VisionCore metadata (an older or foreign checkpoint). "

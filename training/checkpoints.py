@@ -13,6 +13,7 @@ import os
 import subprocess
 import tempfile
 import warnings
+import zipfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -135,9 +136,11 @@ def remove_checkpoint_file(path: Path) -> None:
     sidecar_path(path).unlink(missing_ok=True)
 
 
-def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+def load_checkpoint_file(
+    path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False
+) -> dict[str, Any]:
     """Load a checkpoint dict without running code from it (`training.safe_load`), with an error that
-    names the file and what to do for bad input."""
+    names the file and what to do for bad input. `mmap`: map the tensors instead of reading them."""
     path = Path(path).expanduser()
     if not path.exists():
         raise CheckpointError(
@@ -150,7 +153,7 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> 
             f"(found: {sorted(p.name for p in path.glob('*.ckpt'))[:5]})."
         )
     try:
-        checkpoint = safe_torch_load(path, map_location=map_location)
+        checkpoint = safe_torch_load(path, map_location=map_location, mmap=mmap and zipfile.is_zipfile(path))
     except UnsafeCheckpointError:
         raise
     except Exception as err:  # torch raises several types for garbage files
@@ -161,6 +164,12 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> 
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"ckpt_path={path} holds a {type(checkpoint).__name__}, not a checkpoint dict.")
     return checkpoint
+
+
+def stored_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
+    """A checkpoint's VisionCore metadata (config, schema, revision), its tensors mapped and never read:
+    a command that rebuilds a run from the file then reads the weights once."""
+    return load_checkpoint_file(path, mmap=True).get(META_KEY)
 
 
 def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:

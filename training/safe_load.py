@@ -126,11 +126,12 @@ def refusal(path: str | os.PathLike, wanted: list[str], reason: str) -> str:
     )
 
 
-def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
-    """`torch.load` that runs no code from the file (see the module docstring)."""
+def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False) -> Any:
+    """`torch.load` that runs no code from the file (see the module docstring); `mmap`: tensors are mapped,
+    not read (a zip-format file only), for callers that need only the file's plain entries."""
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         blocked = err
     wanted = unsafe_globals(path)
@@ -150,7 +151,7 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
         stacklevel=2,
     )
     with torch.serialization.safe_globals([*SAFE_GLOBALS, *(_placeholder(name) for name in wanted)]):
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
 
 
 # A checkpoint's stored run config is built again with `hydra.utils.instantiate`, which calls whatever its

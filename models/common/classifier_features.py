@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.common.feature_extractors import ImageFeatures
-from training.checkpoints import META_KEY, load_checkpoint_file
+from training.checkpoints import stored_metadata
 from training.errors import UserError
 from training.safe_load import check_config_targets
 from training.stage_checkpoint import load_trained_module
@@ -60,7 +60,7 @@ class ClassifierFeatures(ImageFeatures):
         """Frozen extractor from an `ImageClassifier` run's checkpoint (`config_key` names the key that gave
         `path`, for errors); resolution and normalisation come from that run's stored `data` config."""
         classifier = load_trained_module(path, config_key)
-        config = (load_checkpoint_file(path).get(META_KEY) or {}).get("config") or {}
+        config = (stored_metadata(path) or {}).get("config") or {}
         if not isinstance(getattr(classifier, "net", None), nn.Module):
             raise UserError(
                 f"{config_key}={path} holds a {type(classifier).__name__} ({config.get('name')} run), not an image "

@@ -12,12 +12,12 @@ import os
 import torch
 import torch.nn.functional as F
 
-from training.checkpoints import META_KEY, load_checkpoint_file
+from training.checkpoints import stored_metadata
 
 
 def trained_resolution(checkpoint: str | os.PathLike) -> int | None:
     """The `data.resolution` a run trained at, from its checkpoint's stored run config (None if unrecorded)."""
-    config = (load_checkpoint_file(checkpoint).get(META_KEY) or {}).get("config") or {}
+    config = (stored_metadata(checkpoint) or {}).get("config") or {}
     return (config.get("data") or {}).get("resolution")
 
 

@@ -12,7 +12,7 @@ from training.checkpoints import SCHEMA_VERSION
 FIT = ["experiment=cnn_digits", *TINY, "model.lr_schedule=null", "run_name=base"]
 
 
-def test_fit_writes_the_run_directory_and_test_from_checkpoint_alone(tmp_path):
+def test_fit_writes_the_run_directory_and_test_from_checkpoint_alone(tmp_path, monkeypatch):
     run_main(tmp_path, *FIT, "torch_threads=2")  # the environment says OMP_NUM_THREADS=1: the key wins
     run_dir = tmp_path / "logs" / "cnn_digits" / "runs" / "base"
     for name in (
@@ -42,7 +42,16 @@ def test_fit_writes_the_run_directory_and_test_from_checkpoint_alone(tmp_path):
 
     # task=test needs only the checkpoint: the data/model config comes out of it; overrides still apply.
     best = summary["best_checkpoint"]
+    reads, load = [], torch.load  # the weights are read once: the config comes from a mapped (mmap) load
+
+    def counting_load(path, *args, **kwargs):
+        reads.append((str(path), kwargs.get("mmap", False)))
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting_load)
     run_main(tmp_path, "task=test", f"ckpt_path={best}", "data.eval_batch_size=64")
+    monkeypatch.undo()
+    assert [mmap for path, mmap in reads if path == best] == [True, False]
     (evaluation,) = [d for d in run_dir.iterdir() if d.name.startswith("test_")]
     evaluated = read_summary(evaluation)
     evaluated_config = OmegaConf.load(evaluation / "config.yaml")
