@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from training.checkpoints import stored_metadata
+from training.checkpoints import stored_config
 from training.errors import UserError
-from training.safe_load import check_config_targets
 
 # Keys that describe this invocation, never the training run.
 RUNTIME_KEYS = ("task", "ckpt_path", "paths", "resume", "run_name", "export", "trust_checkpoint")
@@ -29,14 +28,13 @@ def override_keys(overrides: list[str]) -> list[str]:
 
 def config_from_checkpoint(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     """Merge the checkpoint's stored config under the user's overrides and runtime keys."""
-    meta = stored_metadata(cfg.ckpt_path)
-    if meta is None:
+    config = stored_config(cfg.ckpt_path, str(cfg.ckpt_path))
+    if config is None:
         raise UserError(
             f"ckpt_path={cfg.ckpt_path} has no VisionCore metadata (an older or foreign checkpoint). "
             f"Convert it first: python -m training.migrate {cfg.ckpt_path} NEW.ckpt experiment=<its experiment>"
         )
-    check_config_targets(meta["config"], str(cfg.ckpt_path))
-    stored = OmegaConf.create(meta["config"])
+    stored = OmegaConf.create(config)
     with open_dict(stored):
         for key in (*RUNTIME_KEYS, *override_keys(overrides)):
             value = OmegaConf.select(cfg, key, default=None)

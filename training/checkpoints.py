@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from training.safe_load import UnsafeCheckpointError, plain_checkpoint, safe_torch_load
+from training.safe_load import UnsafeCheckpointError, check_config_targets, plain_checkpoint, safe_torch_load
 
 log = logging.getLogger(__name__)
 
@@ -166,10 +166,21 @@ def load_checkpoint_file(
     return checkpoint
 
 
-def stored_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
-    """A checkpoint's VisionCore metadata (config, schema, revision), its tensors mapped and never read:
-    a command that rebuilds a run from the file then reads the weights once."""
-    return load_checkpoint_file(path, mmap=True).get(META_KEY)
+def stored_config(
+    path: str | os.PathLike, source: str, checkpoint: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The run config a checkpoint carries (None without VisionCore metadata), its `_target_`s checked
+    before anything builds them (`check_config_targets`; `source` names the file for the message). Read
+    from `checkpoint` when already loaded, else from a memory-mapped load whose tensors are never read,
+    so a command that rebuilds a run from the file reads the weights once."""
+    if checkpoint is None:
+        checkpoint = load_checkpoint_file(path, mmap=True)
+    meta = checkpoint.get(META_KEY)
+    if meta is None:
+        return None
+    config = meta.get("config") or {}
+    check_config_targets(config, source)
+    return config
 
 
 def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:

@@ -113,9 +113,14 @@ def cli(main: Callable[[], Any]) -> None:
     try:
         main()
     except Exception as err:
-        message = explain(err)
-        if message is None:
-            raise
+        exit_if_user_error(err)
+        raise
+
+
+def exit_if_user_error(err: BaseException) -> None:
+    """A user mistake: print its paragraph and exit with status 2. Anything else returns, to be re-raised."""
+    message = explain(err)
+    if message is not None:
         print(f"Error: {message}", file=sys.stderr)
         sys.exit(2)
 

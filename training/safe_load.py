@@ -25,7 +25,6 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import PurePath
 from typing import Any
 
@@ -195,7 +194,7 @@ def check_config_targets(config: Any, source: str, key: str = "") -> None:
 
 def plain_checkpoint(value: Any) -> Any:
     """`value` made of types `torch.load(weights_only=True)` reads: OmegaConf containers (Lightning's
-    hyper-parameters), numpy values, paths and enums become plain containers, tensors and scalars."""
+    hyper-parameters), numpy values and paths become plain containers, tensors and scalars."""
     from omegaconf import Container, OmegaConf  # here: keeps `training.safe_load` light to import
 
     if isinstance(value, Container):
@@ -213,6 +212,4 @@ def plain_checkpoint(value: Any) -> Any:
         return value.item()
     if isinstance(value, PurePath):
         return str(value)
-    if isinstance(value, Enum):
-        return value.value
     return value

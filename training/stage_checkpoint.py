@@ -10,9 +10,8 @@ import hydra
 import pytorch_lightning as pl
 import torch
 
-from training.checkpoints import META_KEY, load_checkpoint_file
+from training.checkpoints import load_checkpoint_file, stored_config
 from training.errors import UserError
-from training.safe_load import check_config_targets
 
 
 def load_trained_module(
@@ -30,13 +29,12 @@ def load_trained_module(
             "(<run>/checkpoints/*.ckpt; its summary.json names the best one)."
         )
     checkpoint = load_checkpoint_file(path)
-    config = (checkpoint.get(META_KEY) or {}).get("config") or {}
+    config = stored_config(path, f"{key}={path}", checkpoint) or {}
     if "model" not in config:
         raise UserError(
             f"{key}={path} carries no VisionCore run config, so the model it holds cannot be rebuilt. "
             "Point it at a checkpoint written by `python -m training.run` (<run>/checkpoints/*.ckpt)."
         )
-    check_config_targets(config["model"], f"{key}={path}", "model")
     module = hydra.utils.instantiate(config["model"])
     if expected is not None and not isinstance(module, expected):
         raise UserError(

@@ -24,11 +24,11 @@ from training.checkpoints import (
     load_weights,
     newest_valid_checkpoint,
 )
-from training.errors import UserError, check_argument_types
+from training.errors import UserError
 from training.instantiate import instantiate_collection
 from training.safe_load import trust_checkpoints
 from training.summary import RunSummary
-from training.validation import TASKS, check_config
+from training.validation import check_config, check_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +50,14 @@ def _close_wandb_run() -> None:
 
 
 def _run(cfg: DictConfig) -> float | None:
-    if cfg.task not in TASKS:
-        raise UserError(f"task={cfg.task} is not a task; choose one of {', '.join(TASKS)}.")
+    check_config(
+        cfg
+    )  # every sweep job too (Hydra's callback checks single runs before their directory exists)
     if cfg.task != "fit":
-        if not cfg.get("ckpt_path"):
-            raise UserError(
-                f"task={cfg.task} needs ckpt_path=PATH to a checkpoint (e.g. .../checkpoints/last.ckpt)."
-            )
         cfg = config_from_checkpoint(cfg, list(HydraConfig.get().overrides.task))
+        check_config(cfg)  # the checkpoint's stored config under this command's overrides
     run_dir = Path(cfg.paths.output_dir)
-    check_config(cfg, run_dir)  # before anything is written (Hydra's callback did so for the composed config)
+    check_run_dir(cfg, run_dir)  # before anything is written
     pl.seed_everything(cfg.seed, workers=True)
     if cfg.get("torch_threads"):
         torch.set_num_threads(int(cfg.torch_threads))
@@ -81,9 +79,6 @@ def _run(cfg: DictConfig) -> float | None:
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
     loggers = instantiate_collection(cfg.get("logger"), "logger")
-    check_argument_types(
-        pl.Trainer.__init__, {k: v for k, v in cfg.trainer.items() if k != "_target_"}, "trainer"
-    )
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer,
         callbacks=callbacks,

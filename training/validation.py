@@ -15,7 +15,6 @@ import difflib
 import fnmatch
 import os
 import re
-import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from training.errors import UserError, check_argument_types, explain
+from training.errors import UserError, check_argument_types, exit_if_user_error
 
 TASKS = ("fit", "validate", "test", "predict", "export", "sample")
 PRECISIONS = (
@@ -305,8 +304,5 @@ class ValidateBeforeRun(Callback):
         try:
             check_config(config, run_dir=config.hydra.run.dir)
         except Exception as err:
-            message = explain(err)
-            if message is None:
-                raise
-            print(f"Error: {message}", file=sys.stderr)
-            sys.exit(2)
+            exit_if_user_error(err)
+            raise

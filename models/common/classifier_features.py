@@ -19,9 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.common.feature_extractors import ImageFeatures
-from training.checkpoints import stored_metadata
+from training.checkpoints import stored_config
 from training.errors import UserError
-from training.safe_load import check_config_targets
 from training.stage_checkpoint import load_trained_module
 
 
@@ -60,7 +59,7 @@ class ClassifierFeatures(ImageFeatures):
         """Frozen extractor from an `ImageClassifier` run's checkpoint (`config_key` names the key that gave
         `path`, for errors); resolution and normalisation come from that run's stored `data` config."""
         classifier = load_trained_module(path, config_key)
-        config = (stored_metadata(path) or {}).get("config") or {}
+        config = stored_config(path, f"{config_key}={path}") or {}
         if not isinstance(getattr(classifier, "net", None), nn.Module):
             raise UserError(
                 f"{config_key}={path} holds a {type(classifier).__name__} ({config.get('name')} run), not an image "
@@ -118,7 +117,6 @@ def input_normalisation(data: Mapping[str, Any], source: str) -> tuple[tuple[flo
             f"{source}: the classifier reads {channels}-channel images; FID/KID features need one trained on "
             "RGB images (e.g. `experiment=ukiyoe_features`)."
         )
-    check_config_targets(data, source, "data")
     try:
         normalisation = hydra.utils.get_class(target).pixel_normalisation
     except Exception:  # no such class, or one that does not say how it normalises

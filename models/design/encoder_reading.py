@@ -12,12 +12,12 @@ import os
 import torch
 import torch.nn.functional as F
 
-from training.checkpoints import stored_metadata
+from training.checkpoints import stored_config
 
 
 def trained_resolution(checkpoint: str | os.PathLike) -> int | None:
     """The `data.resolution` a run trained at, from its checkpoint's stored run config (None if unrecorded)."""
-    config = (stored_metadata(checkpoint) or {}).get("config") or {}
+    config = stored_config(checkpoint, str(checkpoint)) or {}
     return (config.get("data") or {}).get("resolution")
 
 

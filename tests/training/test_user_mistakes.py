@@ -50,6 +50,7 @@ def M(*overrides: str, named: tuple[str, ...] | str, built: bool = False) -> Mis
 
 V1, ENC, ABS, DEC, UKI = (f"experiment={e}" for e in EXPERIMENTS[1:])
 FOLDER = ("data.source=image_folder", "data.batch_size=4", "debug=fdr")
+UNREADABLE_PRINTS = (*FOLDER, "data.image_folder.train={root}/bad_images", "data.num_classes=1")
 NO_GPU = torch.cuda.device_count() == 0
 
 MISTAKES = {
@@ -165,22 +166,9 @@ MISTAKES = {
         DEC, "model.condition_dropout=2", named="model.condition_dropout=2"
     ),
     # ---- ukiyoe_gan_nca
-    "ukiyoe_unreadable_images": M(
-        UKI,
-        *FOLDER,
-        "data.image_folder.train={root}/bad_images",
-        "data.num_classes=1",
-        named="{root}/bad_images/",
-        built=True,
-    ),
+    "ukiyoe_unreadable_images": M(UKI, *UNREADABLE_PRINTS, named="{root}/bad_images/", built=True),
     "ukiyoe_unreadable_images_in_workers": M(
-        UKI,
-        *FOLDER,
-        "data.image_folder.train={root}/bad_images",
-        "data.num_classes=1",
-        "data.num_workers=2",
-        named="{root}/bad_images/",
-        built=True,
+        UKI, *UNREADABLE_PRINTS, "data.num_workers=2", named="{root}/bad_images/", built=True
     ),
     "ukiyoe_folder_unset": M(UKI, *FOLDER, named="data.image_folder.train", built=True),
     "ukiyoe_folder_without_images": M(
