@@ -48,8 +48,8 @@ from pytorch_lightning.profilers import SimpleProfiler  # noqa: E402
 
 from callbacks.nonfinite_guard import grads_finite  # noqa: E402
 from tests.helpers import compose_config  # noqa: E402
-from training.checkpoints import AtomicCheckpointIO, checkpoint_metadata  # noqa: E402
 from training.instantiate import instantiate_collection  # noqa: E402
+from training.toolkit.checkpoints import AtomicCheckpointIO, checkpoint_metadata  # noqa: E402
 
 TARGET = 1.05
 LOOPS = {

@@ -40,7 +40,7 @@ from pytorch_lightning.utilities import move_data_to_device  # noqa: E402
 
 from datamodules.v1 import MultiDatasetDM  # noqa: E402
 from datamodules.v1.dataset_configs import SessionConfig, write_dataset_configs  # noqa: E402
-from training.errors import UserError  # noqa: E402
+from training.toolkit.errors import UserError  # noqa: E402
 
 T1_SMALL_CONFIGS = [REPO / "conf" / "v1_datasets" / "t1_small"]  # shipped with the code
 T1_SMALL_SIMULATED = Path("v1") / "dataset_configs" / "t1_small"  # what simulate_tier writes under data_dir

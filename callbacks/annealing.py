@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from training.schedulers import ScheduleKind, check_scalar_schedule, scalar_schedule
+from training.toolkit.schedulers import ScheduleKind, check_scalar_schedule, scalar_schedule
 
 
 def _resolve(root: Any, attribute: str) -> tuple[Any, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Checkpoint
 
-from training.checkpoints import remove_checkpoint_file
+from training.toolkit.checkpoints import remove_checkpoint_file
 
 
 class LatestCheckpoint(Checkpoint):

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from datamodules.generated_set import GeneratedSetConfig
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 
 def parse_command(

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 META_FILE = "meta.json"
 SPLITS = ("train", "val", "test")  # one num_<split> field each

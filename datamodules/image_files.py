@@ -6,7 +6,7 @@ import os
 
 from PIL import Image
 
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 
 def open_rgb(path: str | os.PathLike, key: str | None = None) -> Image.Image:

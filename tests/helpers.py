@@ -76,8 +76,8 @@ def run_main(root: Path, *overrides: str, check: bool = True, **env: str) -> sub
     """`python -m training.run OVERRIDES` in this process: the same Hydra entry point, environment and
     output (stdout and stderr together), without the seconds of imports a new interpreter costs. Cases that
     need a process of their own (signals, DDP, torchrun, a killed run) use `run_cli`."""
-    from training.errors import cli
     from training.run import main
+    from training.toolkit.errors import cli
 
     output, threads = io.StringIO(), torch.get_num_threads()
     argv = ["training.run", *overrides]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from training.checkpoints import stored_config
-from training.errors import UserError
+from training.toolkit.checkpoints import stored_config
+from training.toolkit.errors import UserError
 
 # Keys that describe this invocation, never the training run.
 RUNTIME_KEYS = ("task", "ckpt_path", "paths", "resume", "run_name", "export", "trust_checkpoint")

@@ -22,9 +22,9 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
 
-from training.checkpoints import load_weights
-from training.errors import UserError
 from training.quantize import batch_images, calibration_batches, quantize_int8
+from training.toolkit.checkpoints import load_weights
+from training.toolkit.errors import UserError
 
 log = logging.getLogger(__name__)
 

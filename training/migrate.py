@@ -1,7 +1,7 @@
 """`python -m training.migrate OLD NEW [overrides]`: rewrite an older checkpoint as a current one.
 
 An old file carries no config, so the user names the experiment (or model and data) it was trained
-with; the weights are mapped by the matching `training.legacy` migration, loaded strictly into that
+with; the weights are mapped by the matching `training.toolkit.legacy` migration, loaded strictly into that
 model, and written with the resolved config and `migrated_from` metadata, so that
 `python -m training.run task=test ckpt_path=NEW` needs nothing else.
 """
@@ -21,18 +21,24 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from training.checkpoints import META_KEY, atomic_torch_save, checkpoint_metadata, load_checkpoint_file
-from training.errors import CONF_DIR, UserError, explain, options_of
-from training.legacy import (
+from training.plugins import load_plugins
+from training.run_dir import register_resolvers
+from training.toolkit.checkpoints import (
+    META_KEY,
+    atomic_torch_save,
+    checkpoint_metadata,
+    load_checkpoint_file,
+)
+from training.toolkit.errors import CONF_DIR, UserError, explain, options_of
+from training.toolkit.legacy import (
     ConvertedCheckpoint,
     WeightsMismatchError,
     detect,
     known_formats,
     load_weights_strictly,
 )
-from training.optim import parameter_groups
-from training.run_dir import register_resolvers
-from training.safe_load import trust_checkpoints
+from training.toolkit.optim import parameter_groups
+from training.toolkit.safe_load import trust_checkpoints
 
 log = logging.getLogger("training.migrate")
 
@@ -42,6 +48,7 @@ def compose_target_config(overrides: Sequence[str], output_dir: Path) -> DictCon
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=list(overrides))
+    load_plugins(cfg)  # the system's migrations register themselves
     OmegaConf.update(cfg, "paths.output_dir", str(output_dir))
     return cfg
 

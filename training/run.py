@@ -2,7 +2,7 @@
 
 Composes `conf/train.yaml`, then hands the config to `training.tasks.run_task` (or, for a spawn-based
 DDP strategy such as `trainer.strategy=ddp_spawn`, to one process per device: `training.spawn`).
-User mistakes are printed as one paragraph (see `training.errors`) and exit with status 2.
+User mistakes are printed as one paragraph (see `training.toolkit.errors`) and exit with status 2.
 
 In a sweep (`--multirun`, `hparams_search=…`) a job that fails is recorded as failed (its summary.json
 and the sweep's multirun_summary.csv carry the error) and the sweep goes on; a job whose run already
@@ -20,8 +20,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from training.errors import cli, explain
 from training.run_dir import global_rank, register_resolvers
+from training.toolkit.errors import cli, explain
 
 register_resolvers()
 log = logging.getLogger("training.run")

@@ -28,7 +28,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 log = logging.getLogger(__name__)
 SPAWN_METHODS = ("spawn", "fork", "forkserver")
@@ -216,8 +216,8 @@ def _worker(
         value = run_task(cfg)
         report.write_text(json.dumps({"value": value}))
     except Exception as err:
-        from training.errors import explain
         from training.summary import record_failure
+        from training.toolkit.errors import explain
 
         message = explain(err)
         record_failure(

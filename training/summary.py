@@ -14,8 +14,8 @@ from typing import Any
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-from training.checkpoints import git_revision
 from training.run_dir import global_rank
+from training.toolkit.checkpoints import git_revision
 
 log = logging.getLogger(__name__)
 

@@ -18,16 +18,17 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from callbacks.preemption import Preemption
 from training.checkpoint_config import config_from_checkpoint
-from training.checkpoints import (
+from training.instantiate import instantiate_collection
+from training.plugins import load_plugins
+from training.summary import RunSummary
+from training.toolkit.checkpoints import (
     AtomicCheckpointIO,
     checkpoint_metadata,
     load_weights,
     newest_valid_checkpoint,
 )
-from training.errors import UserError
-from training.instantiate import instantiate_collection
-from training.safe_load import trust_checkpoints
-from training.summary import RunSummary
+from training.toolkit.errors import UserError
+from training.toolkit.safe_load import trust_checkpoints
 from training.validation import check_config, check_run_dir
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,13 @@ def _close_wandb_run() -> None:
 
 
 def _run(cfg: DictConfig) -> float | None:
+    load_plugins(cfg)
     check_config(
         cfg
     )  # every sweep job too (Hydra's callback checks single runs before their directory exists)
     if cfg.task != "fit":
         cfg = config_from_checkpoint(cfg, list(HydraConfig.get().overrides.task))
+        load_plugins(cfg)  # the ones the checkpoint's run used
         check_config(cfg)  # the checkpoint's stored config under this command's overrides
     run_dir = Path(cfg.paths.output_dir)
     check_run_dir(cfg, run_dir)  # before anything is written

@@ -23,7 +23,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from training.errors import UserError, check_argument_types, exit_if_user_error
+from training.plugins import load_plugins
+from training.toolkit.errors import UserError, check_argument_types, exit_if_user_error
 
 TASKS = ("fit", "validate", "test", "predict", "export", "sample")
 PRECISIONS = (
@@ -302,6 +303,7 @@ class ValidateBeforeRun(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
+            load_plugins(config)
             check_config(config, run_dir=config.hydra.run.dir)
         except Exception as err:
             exit_if_user_error(err)

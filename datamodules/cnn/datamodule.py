@@ -28,7 +28,7 @@ from datamodules.cnn.datasets import (
     train_val_split,
 )
 from datamodules.loading import ResumableLoader
-from training.errors import ConfigValueError
+from training.toolkit.errors import ConfigValueError
 
 __all__ = ["DataNotFoundError", "ImageClassificationDataModule"]
 

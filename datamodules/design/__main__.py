@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 from datamodules.cli import generate_set, integer, parse_with_defaults, run
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 DEFAULTS = {
     "generate": {

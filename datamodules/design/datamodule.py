@@ -17,7 +17,7 @@ from datamodules.design.dataset import STORAGES, DesignDataset
 from datamodules.design.schema import to_model_image
 from datamodules.design.store import DesignDataConfig, generate
 from datamodules.loading import ResumableLoader, split_loader
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 SPLITS_OF_STAGE = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
 

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from datamodules.design.render import LABEL_SPECS, decode_structure, render_design
 from datamodules.design.store import DesignDataConfig, ShardReader
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 STORAGES = ("shards", "on_the_fly", "memory")
 

@@ -14,7 +14,7 @@ from typing import Any
 from datamodules.design.datamodule import DesignDataModule
 from datamodules.design.dataset import DesignDataset
 from datamodules.loading import ResumableLoader
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 
 class InnovationDataModule(DesignDataModule):

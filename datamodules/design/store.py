@@ -24,7 +24,7 @@ import numpy as np
 from datamodules.design.render import LABEL_SPECS, SPLIT_STREAMS, render_design
 from datamodules.generated_set import META_FILE, GeneratedSetConfig, publish
 from datamodules.generated_set import is_complete as is_complete  # re-exported: the store's own check
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 log = logging.getLogger(__name__)
 

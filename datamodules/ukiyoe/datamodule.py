@@ -18,7 +18,7 @@ from datamodules.loading import ResumableLoader, split_loader
 from datamodules.ukiyoe.dataset import PrintImages, folder_samples
 from datamodules.ukiyoe.procedural import SCENES, SPLITS, scene_of
 from datamodules.ukiyoe.store import PrintSetConfig, generate, print_path, read_meta
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 SOURCES = ("procedural", "image_folder")
 IMAGE_FOLDER_DEFAULTS = {

@@ -15,7 +15,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 from torchvision.transforms.v2 import functional as F
 
 from datamodules.image_files import open_rgb
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 FLAT_FOLDER_CLASS = "prints"  # the class of a folder that holds images but no class sub-folders
 

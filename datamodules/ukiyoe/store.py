@@ -22,7 +22,7 @@ from PIL import Image
 from datamodules.generated_set import META_FILE, GeneratedSetConfig, publish
 from datamodules.generated_set import is_complete as is_complete  # re-exported: the store's own check
 from datamodules.ukiyoe.procedural import SCENES, SPLITS, render_print, scene_of
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 log = logging.getLogger(__name__)
 

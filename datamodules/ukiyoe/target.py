@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.loading import ResumableLoader
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 
 def load_target(

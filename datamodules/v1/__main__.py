@@ -19,7 +19,7 @@ from pathlib import Path
 from datamodules.cli import integer, parse_command, run
 from datamodules.v1.simulator import SIZES, TIERS, plan_tier, simulate_tier, write_configs
 from datamodules.v1.simulator.simulate import default_data_dir
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 COMMANDS = {
     "simulate": ("tier", "size", "seed", "data_dir", "configs_dir", "force", "workers"),

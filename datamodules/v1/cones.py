@@ -20,7 +20,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from datamodules.v1.session import Session
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 CONES_DEFAULTS: dict[str, float] = {"tau_ms": 100.0, "strength": 0.75, "sigma": 0.05, "gain": 100.0}
 PREPROCESSED_DIR = "preprocessed"

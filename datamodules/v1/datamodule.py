@@ -40,7 +40,7 @@ from datamodules.v1.samplers import (
 )
 from datamodules.v1.session import META_FILE, Session
 from datamodules.v1.windows import SessionData, WindowDataset, group_collate
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 SAMPLER_KEYS = ("contrast_weighted", "power", "contrast_threshold")
 SPLITS = ("train", "val", "test")

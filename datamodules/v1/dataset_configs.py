@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 PARENT_FILE = "parent.yaml"
 PARENT_KEYS = ("types", "sessions", "sampling", "lags", "frame_shape")

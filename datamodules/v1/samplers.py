@@ -22,7 +22,7 @@ from torch.utils.data import Sampler
 
 from datamodules import loading
 from datamodules.v1.windows import SessionDraw
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 # Distinct entropy words so the streams of different purposes never coincide.
 _SHUFFLE, _WEIGHTED, _SESSIONS = 1, 2, 3

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 SCHEMA_VERSION = 1
 META_FILE = "meta.json"

@@ -1,7 +1,7 @@
 """`ImageClassifier`: the one LightningModule that trains, evaluates and predicts with any CNN classifier.
 
 The network is injected (a plain `nn.Module`); this module owns the loss, the torchmetrics metrics,
-optimisation (delegated to `training.optim`) and the test-time per-class report and confusion matrix.
+optimisation (delegated to `training.toolkit.optim`) and the test-time per-class report and confusion matrix.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from training.errors import ConfigValueError
-from training.figures import plot_confusion_matrix, report_figure
-from training.net_options import NetOptions
+from training.toolkit.errors import ConfigValueError
+from training.toolkit.figures import plot_confusion_matrix, report_figure
+from training.toolkit.net_options import NetOptions
 
 CONFUSION_MATRIX_FILE = "confusion_matrix_test.png"
 
@@ -137,7 +137,7 @@ class ImageClassifier(NetOptions, pl.LightningModule):
         return torch.softmax(self(images), dim=1)
 
     def configure_optimizers(self) -> dict:
-        from training.optim import configure_optimization
+        from training.toolkit.optim import configure_optimization
 
         return configure_optimization(self, self.optimizer_factory, self.lr_schedule)
 

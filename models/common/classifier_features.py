@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.common.feature_extractors import ImageFeatures
-from training.checkpoints import stored_config
-from training.errors import UserError
-from training.stage_checkpoint import load_trained_module
+from training.toolkit.checkpoints import stored_config
+from training.toolkit.errors import UserError
+from training.toolkit.stage_checkpoint import load_trained_module
 
 
 class ClassifierFeatures(ImageFeatures):

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 INCEPTION = "inception"
 INCEPTION_WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"

@@ -25,7 +25,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from models.common.feature_extractors import ImageFeatures
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 REAL_VS_REAL = "real_vs_real"
 NOISE = "noise"

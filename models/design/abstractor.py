@@ -27,7 +27,7 @@ from torchvision.models import ResNet18_Weights
 from torchvision.models import resnet18 as torchvision_resnet18
 
 from datamodules.design.schema import FORMATS, GOALS, GRAMMAR_NAMES, STRUCTURE_CHANNELS, TONE_AXES
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 STEMS = ("imagenet", "cifar")
 PRETRAINED = (None, "imagenet")

@@ -28,10 +28,10 @@ from models.design.abstractor_metrics import AbstractorMetrics, encoder_gap
 from models.design.abstractor_plots import plot_grammar_scatter
 from models.design.encoder_module import EncoderModule
 from models.design.encoder_reading import encoder_f_tensor, trained_resolution
-from training.errors import UserError
-from training.figures import plot_confusion_matrix, report_figure
-from training.net_options import NetOptions
-from training.stage_checkpoint import load_trained_module
+from training.toolkit.errors import UserError
+from training.toolkit.figures import plot_confusion_matrix, report_figure
+from training.toolkit.net_options import NetOptions
+from training.toolkit.stage_checkpoint import load_trained_module
 
 Batch = Mapping[str, torch.Tensor]
 SOURCES = ("true", "encoded")  # which F_Tensors the abstractor reads: the data's, or the encoder's
@@ -130,7 +130,7 @@ class AbstractorModule(NetOptions, pl.LightningModule):
         return self(structure_channels(batch["f_tensor"]))
 
     def configure_optimizers(self) -> dict:
-        from training.optim import configure_optimization
+        from training.toolkit.optim import configure_optimization
 
         return configure_optimization(self, self.optimizer_factory, self.lr_schedule)
 

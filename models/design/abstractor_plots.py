@@ -8,7 +8,7 @@ import torch
 from matplotlib.figure import Figure
 
 from datamodules.design.schema import GRAMMAR_NAMES
-from training.figures import new_figure
+from training.toolkit.figures import new_figure
 
 SOURCE_COLORS = {"true": "tab:blue", "encoded": "tab:orange"}
 

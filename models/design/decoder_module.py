@@ -29,10 +29,10 @@ from models.design.decoder_samples import (
 )
 from models.design.meta_tokens import MetaTokens
 from models.design.sampling import SAMPLERS, initial_noise, reverse_diffusion, sampling_scheduler
-from training.errors import UserError
-from training.figures import report_figure
-from training.net_options import NetOptions
-from training.sample_files import sampling_device
+from training.toolkit.errors import UserError
+from training.toolkit.figures import report_figure
+from training.toolkit.net_options import NetOptions
+from training.toolkit.sample_files import sampling_device
 
 
 @dataclass
@@ -261,6 +261,6 @@ class DecoderModule(NetOptions, pl.LightningModule):
         )
 
     def configure_optimizers(self) -> dict:
-        from training.optim import configure_optimization
+        from training.toolkit.optim import configure_optimization
 
         return configure_optimization(self, self.optimizer_factory, self.lr_schedule)

@@ -26,8 +26,8 @@ from models.common.feature_extractors import select_feature_extractor
 from models.common.generative_quality import NOISE, REAL_VS_REAL, noise_images, quality_table
 from models.design.conditioning_fidelity import ConditioningFidelity
 from models.design.features import DesignFeatures
-from training.sample_files import to_uint8_image
-from training.stage_checkpoint import untrained_model
+from training.toolkit.sample_files import to_uint8_image
+from training.toolkit.stage_checkpoint import untrained_model
 
 log = logging.getLogger(__name__)
 Batch = Mapping[str, torch.Tensor]

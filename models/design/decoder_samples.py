@@ -15,9 +15,9 @@ from torchvision.utils import make_grid
 
 from datamodules.design.schema import FORMAT_NAMES, GOALS, TONE_AXES
 from models.design.sampling import SAMPLERS
-from training.errors import UserError
-from training.figures import new_figure
-from training.sample_files import save_grid_png, to_uint8_image
+from training.toolkit.errors import UserError
+from training.toolkit.figures import new_figure
+from training.toolkit.sample_files import save_grid_png, to_uint8_image
 
 SAMPLE_OPTIONS = ("goal", "format", "tone", "guidance_scale", "steps", "sampler", "batch_size")
 

@@ -1,7 +1,7 @@
 """`EncoderModule`: trains the design encoder (P_Image -> F_Tensor) and serves its readings to later stages.
 
 The network (a `DesignUNet` or anything returning `EncoderOutput`) is injected; this module owns the
-`CompositeLoss`, the per-split torchmetrics (`EncoderMetrics`), optimisation (`training.optim`), and the
+`CompositeLoss`, the per-split torchmetrics (`EncoderMetrics`), optimisation (`training.toolkit.optim`), and the
 prediction panels. The abstractor, the generative-quality features and phase 3 read a trained encoder
 through `soft_structure` (differentiable) and `predict_f_tensor` (hard, the schema's F_Tensor).
 """
@@ -18,8 +18,8 @@ from models.design.encoder_heads import EncoderOutput, hard_f_tensor, soft_struc
 from models.design.encoder_loss import CompositeLoss, LossParts
 from models.design.encoder_metrics import EncoderMetrics
 from models.design.encoder_plots import plot_encoder_predictions
-from training.figures import report_figure
-from training.net_options import NetOptions
+from training.toolkit.figures import report_figure
+from training.toolkit.net_options import NetOptions
 
 Batch = Mapping[str, torch.Tensor]
 
@@ -89,7 +89,7 @@ class EncoderModule(NetOptions, pl.LightningModule):
         return self.predict_f_tensor(batch["image"])
 
     def configure_optimizers(self) -> dict:
-        from training.optim import configure_optimization
+        from training.toolkit.optim import configure_optimization
 
         return configure_optimization(self, self.optimizer_factory, self.lr_schedule)
 

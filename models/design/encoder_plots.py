@@ -6,8 +6,8 @@ import torch
 from matplotlib.figure import Figure
 
 from datamodules.design.schema import F_COLOR, F_HIERARCHY, F_IMAGE, F_TEXT
-from training.figures import new_figure
-from training.sample_files import to_uint8_image
+from training.toolkit.figures import new_figure
+from training.toolkit.sample_files import to_uint8_image
 
 # (title, channel, colour map, value range) of each F_Tensor channel shown
 CHANNEL_VIEWS = (

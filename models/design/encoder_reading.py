@@ -12,7 +12,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from training.checkpoints import stored_config
+from training.toolkit.checkpoints import stored_config
 
 
 def trained_resolution(checkpoint: str | os.PathLike) -> int | None:

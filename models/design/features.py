@@ -18,7 +18,7 @@ from models.design.abstractor import FEATURE_DIM, Abstractor
 from models.design.abstractor_module import AbstractorModule
 from models.design.encoder_module import EncoderModule
 from models.design.encoder_reading import resize_image, trained_resolution
-from training.stage_checkpoint import load_trained_module
+from training.toolkit.stage_checkpoint import load_trained_module
 
 
 class DesignFeatures(ImageFeatures):

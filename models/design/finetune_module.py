@@ -44,8 +44,8 @@ from models.design.grammar_reward import (
 )
 from models.design.judged_designs import FixedDesigns, fixed_designs, judged_samples
 from models.design.sampling import predict_x0
-from training.errors import UserError
-from training.stage_checkpoint import load_trained_module
+from training.toolkit.errors import UserError
+from training.toolkit.stage_checkpoint import load_trained_module
 
 DECODER_KEY = "model.decoder_checkpoint"
 RENAMED = {"model": "after", "untrained": "before"}  # DecoderQuality's sample sets -> phase 3's

@@ -28,7 +28,7 @@ from torch import nn
 
 from datamodules.design.schema import GRAMMAR_NAMES
 from models.design.features import DesignFeatures
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 PIPELINE = "experiments/design_pipeline.py"
 

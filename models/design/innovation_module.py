@@ -41,10 +41,10 @@ from models.design.grammar_reward import (
 )
 from models.design.innovation_plots import plot_before_after
 from models.design.judged_designs import fixed_designs, judged_samples
-from training.errors import UserError
-from training.figures import report_figure
-from training.sample_files import to_uint8_image
-from training.stage_checkpoint import load_trained_module
+from training.toolkit.errors import UserError
+from training.toolkit.figures import report_figure
+from training.toolkit.sample_files import to_uint8_image
+from training.toolkit.stage_checkpoint import load_trained_module
 
 DECODER_KEY = "model.decoder_checkpoint"
 BEFORE, AFTER = "before", "after"
@@ -163,7 +163,7 @@ class InnovationModule(pl.LightningModule):
         return loss
 
     def configure_optimizers(self) -> dict:
-        from training.optim import configure_optimization
+        from training.toolkit.optim import configure_optimization
 
         return configure_optimization(self, self.optimizer_factory, self.lr_schedule)
 

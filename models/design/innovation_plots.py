@@ -7,8 +7,8 @@ from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
 from datamodules.design.schema import FORMAT_NAMES, GOALS
-from training.figures import new_figure
-from training.sample_files import to_uint8_image
+from training.toolkit.figures import new_figure
+from training.toolkit.sample_files import to_uint8_image
 
 
 def plot_before_after(

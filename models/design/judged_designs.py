@@ -16,7 +16,7 @@ from models.design.decoder_module import DecoderModule
 from models.design.decoder_samples import SampleRequest, parse_sample_options
 from models.design.grammar_reward import GrammarReward
 from models.design.sampling import initial_noise
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 
 @dataclass(frozen=True)

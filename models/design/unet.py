@@ -15,7 +15,7 @@ from torch import nn
 
 from datamodules.design.schema import NUM_COLOR_IDS
 from models.design.encoder_heads import EncoderOutput
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 
 class ConvBlock(nn.Module):

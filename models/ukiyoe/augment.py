@@ -15,7 +15,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 
 def color_jitter(x: torch.Tensor) -> torch.Tensor:

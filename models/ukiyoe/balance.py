@@ -17,7 +17,7 @@ from typing import Literal
 
 import torch
 
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 MODES = ("augment", "interval", "both")
 

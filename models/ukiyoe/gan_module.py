@@ -32,10 +32,10 @@ from models.ukiyoe.balance import BalanceController
 from models.ukiyoe.generator import UkiyoeGenerator
 from models.ukiyoe.palette_usage import PaletteUsage
 from models.ukiyoe.sample_grid import plot_sample_grid
-from training.errors import UserError
-from training.figures import report_figure
-from training.sample_files import sampling_device, save_grid_png, to_uint8_image
-from training.stage_checkpoint import untrained_model
+from training.toolkit.errors import UserError
+from training.toolkit.figures import report_figure
+from training.toolkit.sample_files import sampling_device, save_grid_png, to_uint8_image
+from training.toolkit.stage_checkpoint import untrained_model
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SCHEDULE_KEY = "ukiyoe_schedule"

@@ -19,8 +19,8 @@ from matplotlib.figure import Figure
 
 from models.ukiyoe.grow_pool import SamplePool, half_plane_mask, prepare_batch, rgba_mse, seed_state
 from models.ukiyoe.nca import IntegratedNCA
-from training.errors import UserError
-from training.figures import new_figure, report_figure
+from training.toolkit.errors import UserError
+from training.toolkit.figures import new_figure, report_figure
 
 
 def to_display(rgba: torch.Tensor) -> torch.Tensor:
@@ -144,6 +144,6 @@ class GrowModule(pl.LightningModule):
         self._panels = []
 
     def configure_optimizers(self) -> dict:
-        from training.optim import configure_optimization
+        from training.toolkit.optim import configure_optimization
 
         return configure_optimization(self, self.optimizer_factory, self.lr_schedule)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from datamodules.ukiyoe.procedural import PIGMENTS
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 # Colours live in (-1, 1) through tanh; pigments at the sRGB extremes start just inside the range.
 EDGE = 1.0 - 1e-3

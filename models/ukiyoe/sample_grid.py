@@ -8,8 +8,8 @@ import torch
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
-from training.figures import new_figure
-from training.sample_files import to_uint8_image
+from training.toolkit.figures import new_figure
+from training.toolkit.sample_files import to_uint8_image
 
 
 def plot_sample_grid(images: torch.Tensor, title: str) -> Figure:

@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 RECORD_VERSION = 1
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 NONLINEARITIES = {"elu": nn.ELU, "relu": nn.ReLU, "softplus": nn.Softplus, "gelu": nn.GELU}
 NORMS = ("group", "layer", "none")

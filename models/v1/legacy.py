@@ -14,8 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from training.checkpoints import META_KEY
-from training.legacy import ConvertedCheckpoint, LegacyCheckpointError, Migration, register
+from training.toolkit.checkpoints import META_KEY
+from training.toolkit.legacy import ConvertedCheckpoint, LegacyCheckpointError, Migration, register
 
 COMPILED = "_orig_mod."
 PER_SESSION = ("readouts", "adapters", "shifters")

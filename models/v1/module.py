@@ -37,7 +37,7 @@ from models.v1.summaries import (
     summarize_recovery,
     summarize_repeats,
 )
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 Batch = Mapping[str, Mapping[str, torch.Tensor]]
 STAGES = ("val", "test")
@@ -254,7 +254,7 @@ class MultiDatasetModel(pl.LightningModule):
         return penalty
 
     def configure_optimizers(self) -> dict:
-        from training.optim import configure_optimization
+        from training.toolkit.optim import configure_optimization
 
         return configure_optimization(self, self.optimizer_factory, self.lr_schedule)
 

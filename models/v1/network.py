@@ -32,7 +32,7 @@ from models.v1.modulator import BehaviorModulator
 from models.v1.output import check_output, inverse_output, output_activation
 from models.v1.readout import GaussianReadout
 from models.v1.shifter import Shifter
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 Batch = Mapping[str, Mapping[str, torch.Tensor]]
 NORM_LAYERS = (nn.GroupNorm, nn.LayerNorm)

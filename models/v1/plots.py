@@ -1,7 +1,7 @@
 """Test-time pictures of a v1 model: bits/spike per unit vs the oracle, receptive fields, shifter field.
 
 Each function returns a matplotlib figure; `report_test_plots` saves them under `<run>/images/` and
-logs them (training.figures). Sessions' geometry and ground truth come from the datamodule's
+logs them (training.toolkit.figures). Sessions' geometry and ground truth come from the datamodule's
 `Session` objects, so the same code draws real sessions (no truth overlay) and simulated ones.
 """
 
@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from datamodules.v1.session import Session
 from models.v1.recovery import readout_centers_deg
-from training.figures import new_figure, report_figure
+from training.toolkit.figures import new_figure, report_figure
 
 MAX_SESSIONS = 6  # panels per figure; the rest are summarised in the logged scalars
 

@@ -6,9 +6,9 @@ import os
 
 from torch import nn
 
-from training.checkpoints import META_KEY, load_checkpoint_file
-from training.errors import UserError
-from training.legacy import detect, load_weights_strictly
+from training.toolkit.checkpoints import META_KEY, load_checkpoint_file
+from training.toolkit.errors import UserError
+from training.toolkit.legacy import detect, load_weights_strictly
 
 CORE_PREFIX = "net.core."
 

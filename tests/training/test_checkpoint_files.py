@@ -7,8 +7,8 @@ import warnings
 import pytest
 import torch
 
-from training import checkpoints
-from training.checkpoints import (
+from training.toolkit import checkpoints
+from training.toolkit.checkpoints import (
     META_KEY,
     atomic_torch_save,
     is_valid_checkpoint,
@@ -59,3 +59,21 @@ def test_removing_a_checkpoint_removes_its_sidecar(tmp_path):
     _save(path, 1.0)
     remove_checkpoint_file(path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stored_config_naming_a_moved_module_reads_under_its_current_path(tmp_path):
+    """Checkpoints written before `training.schedulers` moved into `training.toolkit` still rebuild."""
+    path = tmp_path / "old.ckpt"
+    old = {
+        "scheduler": {"_target_": "training.schedulers.LinearWarmupCosineAnnealingLR", "_partial_": True},
+        "optimizer": {"_target_": "torch.optim.AdamW"},
+        "gone": [{"_target_": "training.never_existed.Thing"}],
+    }
+    atomic_torch_save({"state_dict": {}, META_KEY: {"schema_version": 2, "config": old}}, path)
+    config = checkpoints.stored_config(path, str(path))
+    assert config["scheduler"]["_target_"] == "training.toolkit.schedulers.LinearWarmupCosineAnnealingLR"
+    assert config["optimizer"]["_target_"] == "torch.optim.AdamW"  # exists: untouched
+    assert config["gone"][0]["_target_"] == "training.never_existed.Thing"  # unknown: left for the error
+    from hydra.utils import get_class
+
+    get_class(config["scheduler"]["_target_"])  # the rewritten path imports

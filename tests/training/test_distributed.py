@@ -13,8 +13,8 @@ from omegaconf import OmegaConf, open_dict
 
 from callbacks.heartbeat import Heartbeat
 from tests.helpers import TINY, compose_config, read_summary, run_cli, run_dirs
-from training.checkpoints import AtomicCheckpointIO, checkpoint_metadata
 from training.instantiate import instantiate_collection
+from training.toolkit.checkpoints import AtomicCheckpointIO, checkpoint_metadata
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="gloo multi-process tests run on Linux CI")
 RUN = ["experiment=cnn_digits", *TINY, "model.lr_schedule=null"]

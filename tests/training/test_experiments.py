@@ -5,7 +5,7 @@ import math
 import pytest
 
 from tests.helpers import compose_config, multirun_job_summary, read_summary, run_dirs, run_main
-from training.errors import options_of
+from training.toolkit.errors import options_of
 
 EXPERIMENTS = options_of("experiment")
 CNN_DATA = "datamodules.cnn."  # the cnn system's experiments: those whose data is its DataModule

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from tests.helpers import compose_config, read_summary, run_main
-from training.checkpoints import atomic_torch_save, checkpoint_metadata
 from training.export import ExportParityError, check_parity, export_onnx
+from training.toolkit.checkpoints import atomic_torch_save, checkpoint_metadata
 
 
 @pytest.fixture(scope="module")

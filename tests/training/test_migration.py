@@ -18,10 +18,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tests.helpers import REPO, cli_env, compose_config, quiet_trainer, read_summary, run_main
-from training.checkpoints import META_KEY, SCHEMA_VERSION, checkpoint_metadata, load_checkpoint_file
-from training.errors import UserError
-from training.legacy import MIGRATIONS, LegacyCheckpointError, WeightsMismatchError, load_legacy_into
 from training.migrate import main, migrate
+from training.toolkit.checkpoints import META_KEY, SCHEMA_VERSION, checkpoint_metadata, load_checkpoint_file
+from training.toolkit.errors import UserError
+from training.toolkit.legacy import MIGRATIONS, LegacyCheckpointError, WeightsMismatchError, load_legacy_into
 
 
 @pytest.fixture(scope="module")

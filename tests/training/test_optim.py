@@ -12,8 +12,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tests.helpers import quiet_trainer
-from training.optim import configure_optimization, parameter_groups
-from training.schedulers import LinearWarmupCosineAnnealingLR
+from training.toolkit.optim import configure_optimization, parameter_groups
+from training.toolkit.schedulers import LinearWarmupCosineAnnealingLR
 
 
 class Mixed(pl.LightningModule):

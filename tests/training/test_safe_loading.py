@@ -21,21 +21,21 @@ from models.v1.transfer import core_weights
 from tests.helpers import run_main
 from training import migrate
 from training.checkpoint_config import config_from_checkpoint
-from training.checkpoints import (
+from training.toolkit.checkpoints import (
     AtomicCheckpointIO,
     atomic_torch_save,
     load_checkpoint_file,
     load_weights,
     newest_valid_checkpoint,
 )
-from training.safe_load import (
+from training.toolkit.safe_load import (
     UnsafeCheckpointError,
     VanishedGlobal,
     code_exists,
     plain_checkpoint,
     trust_checkpoints,
 )
-from training.stage_checkpoint import load_trained_module
+from training.toolkit.stage_checkpoint import load_trained_module
 
 
 class _WritesFile:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from training.schedulers import LinearWarmupCosineAnnealingLR, scalar_schedule, warmup_cosine_factor
+from training.toolkit.schedulers import LinearWarmupCosineAnnealingLR, scalar_schedule, warmup_cosine_factor
 
 W, T, MIN = 4, 12, 0.1
 

@@ -7,7 +7,7 @@ import torch
 from omegaconf import OmegaConf
 
 from tests.helpers import TINY, read_summary, run_dirs, run_main
-from training.checkpoints import SCHEMA_VERSION
+from training.toolkit.checkpoints import SCHEMA_VERSION
 
 FIT = ["experiment=cnn_digits", *TINY, "model.lr_schedule=null", "run_name=base"]
 

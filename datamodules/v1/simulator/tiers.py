@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 ALL_STIM_TYPES = ("gaborium", "backimage", "gratings", "fixrsvp")
 CELL_TYPES = ("simple", "complex", "other")

@@ -10,7 +10,7 @@ from datamodules.design import DesignDataModule
 from datamodules.design.schema import F_CHANNELS, NUM_COLOR_IDS, to_model_image
 from datamodules.loading import ResumableLoader
 from tests.helpers import compose_config
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 
 def _datamodule(**overrides) -> DesignDataModule:

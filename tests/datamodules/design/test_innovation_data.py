@@ -7,7 +7,7 @@ import torch
 
 from datamodules.design import DesignDataModule
 from datamodules.design.innovation import InnovationDataModule
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 DESIGNS = dict(resolution=32, num_train=6, num_val=0, num_test=4, batch_size=4, storage="on_the_fly", seed=3)
 

@@ -12,7 +12,7 @@ from datamodules.design import __main__ as cli
 from datamodules.design import store
 from datamodules.design.dataset import DesignDataset
 from datamodules.design.store import META_FILE, DesignDataConfig, generate
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 CONFIG = DesignDataConfig(resolution=32, seed=5, num_train=7, num_val=3, num_test=2)
 

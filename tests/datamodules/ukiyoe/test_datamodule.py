@@ -12,7 +12,7 @@ from PIL import Image
 from datamodules.loading import ResumableLoader
 from datamodules.ukiyoe import UkiyoeDataModule
 from datamodules.ukiyoe.procedural import SCENES, render_print
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 SMALL = {"resolution": 16, "num_train": 12, "num_val": 4, "num_test": 8, "batch_size": 4, "seed": 3}
 

@@ -11,7 +11,7 @@ from datamodules.ukiyoe import __main__ as cli
 from datamodules.ukiyoe import store
 from datamodules.ukiyoe.procedural import SCENES, render_print
 from datamodules.ukiyoe.store import META_FILE, PrintSetConfig, generate, read_meta
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 CONFIG = PrintSetConfig(resolution=16, seed=5, num_train=9, num_val=4, num_test=4)
 

@@ -8,7 +8,7 @@ import pytest
 from datamodules.v1.cones import adapt, cones_frames
 from datamodules.v1.session import Session
 from datamodules.v1.simulator import plan_tier, simulate_tier
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 
 @pytest.fixture(scope="module")

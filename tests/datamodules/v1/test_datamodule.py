@@ -14,7 +14,7 @@ from datamodules.v1 import MultiDatasetDM
 from datamodules.v1.datamodule import SessionDataNotFoundError
 from tests.datamodules.v1.synthetic_sessions import LAGS, write_tiny_dataset
 from tests.helpers import quiet_trainer
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 ALPHA_TRAIN = np.r_[2:10, 22:30, 66:70]
 ALPHA_COLUMNS = np.array([2, 0, 4])

@@ -11,7 +11,7 @@ from datamodules.v1.samplers import (
     StratifiedBatchSampler,
 )
 from tests.helpers import compose_config
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 
 def _as_rank(monkeypatch, rank: int, world: int) -> None:

@@ -195,7 +195,7 @@ def test_compile_happens_once_in_setup_and_keeps_the_state_dict_keys() -> None:
 
 
 def test_configure_optimizers_uses_the_optimizer_factory(tmp_path: Path) -> None:
-    pytest.importorskip("training.optim")
+    pytest.importorskip("training.toolkit.optim")
     classifier = make_classifier(SmallCNN(num_classes=10, in_channels=1), num_classes=10)
     images, labels = random_digit_batch(8)
     trainer = quiet_trainer(tmp_path, max_steps=1)

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 
 from models.cnn.classifier import ImageClassifier
 from models.common.classifier_features import ClassifierFeatures, input_normalisation, last_linear
-from training.checkpoints import META_KEY, checkpoint_metadata
-from training.errors import UserError
-from training.safe_load import trust_checkpoints
+from training.toolkit.checkpoints import META_KEY, checkpoint_metadata
+from training.toolkit.errors import UserError
+from training.toolkit.safe_load import trust_checkpoints
 
 NETS = {
     "small_cnn": {"_target_": "models.cnn.small_cnn.SmallCNN", "num_classes": 4, "channels": [4, 8]},

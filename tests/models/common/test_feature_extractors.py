@@ -6,7 +6,7 @@ import pytest
 
 from models.common import feature_extractors
 from models.common.feature_extractors import ImageFeatures, InceptionFeatures, select_feature_extractor
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 
 class Trained(ImageFeatures):

@@ -18,7 +18,7 @@ from models.common.generative_quality import (
     quality_table,
     relative_distance,
 )
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 SIZE = 8  # images are (3, 8, 8)
 

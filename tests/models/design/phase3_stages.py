@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader, StackDataset
 from datamodules.design.schema import to_model_image
 from tests.models.design.stage_checkpoints import OPTIMIZER, tiny_encoder_config
 from tests.models.design.tiny_decoder import CONTEXT_DIM, RESOLUTION, perturb, toy_designs
-from training.checkpoints import META_KEY, checkpoint_metadata
-from training.sample_files import to_uint8_image
+from training.toolkit.checkpoints import META_KEY, checkpoint_metadata
+from training.toolkit.sample_files import to_uint8_image
 
 JUDGE_RESOLUTION = 32
 DECODER_CONFIG = {

@@ -7,7 +7,7 @@ from pathlib import Path
 import hydra
 import torch
 
-from training.checkpoints import META_KEY, checkpoint_metadata
+from training.toolkit.checkpoints import META_KEY, checkpoint_metadata
 
 OPTIMIZER = {"_target_": "torch.optim.Adam", "_partial_": True}
 

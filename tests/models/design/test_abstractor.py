@@ -11,7 +11,7 @@ from torchvision.models import resnet18 as torchvision_resnet18
 
 from datamodules.design.schema import FORMATS, GOALS, GRAMMAR_NAMES, STRUCTURE_CHANNELS, TONE_AXES
 from models.design.abstractor import IMAGENET_WEIGHTS_URL, Abstractor, adapt_first_conv
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from models.design.encoder_reading import encoder_f_tensor
 from tests.helpers import forbid_host_syncs, quiet_trainer
 from tests.models.design.encoder_batches import synthetic_design_batch
 from tests.models.design.stage_checkpoints import tiny_encoder_config, write_checkpoint
-from training.errors import UserError
-from training.stage_checkpoint import load_trained_module
+from training.toolkit.errors import UserError
+from training.toolkit.stage_checkpoint import load_trained_module
 
 # Four designs. Goal read right on designs 0-2 (acc 3/4), format on all (acc 1).
 GOAL = torch.tensor([0, 1, 2, 3])

@@ -19,7 +19,7 @@ from models.design.meta_tokens import MetaTokens
 from models.design.sampling import predict_x0
 from tests.helpers import forbid_host_syncs, quiet_trainer
 from tests.models.design.tiny_decoder import CONTEXT_DIM, RESOLUTION, tiny_decoder, tiny_unet, toy_designs
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 
 def test_a_few_steps_on_a_fixed_batch_reduce_the_diffusion_loss():

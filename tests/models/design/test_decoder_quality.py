@@ -14,9 +14,9 @@ from torch.utils.data import DataLoader, StackDataset
 from models.design.decoder_quality import DecoderQuality
 from models.design.features import DesignFeatures
 from tests.models.design.stage_checkpoints import OPTIMIZER, tiny_encoder_config, write_checkpoint
-from training.checkpoints import AtomicCheckpointIO, checkpoint_metadata
-from training.errors import UserError
-from training.stage_checkpoint import untrained_model
+from training.toolkit.checkpoints import AtomicCheckpointIO, checkpoint_metadata
+from training.toolkit.errors import UserError
+from training.toolkit.stage_checkpoint import untrained_model
 
 RESOLUTION = 16
 DECODER_CONFIG = {

@@ -7,7 +7,7 @@ import torch
 
 from datamodules.design.schema import NUM_COLOR_IDS
 from models.design.unet import DesignUNet
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 
 def test_heads_match_the_input_resolution_at_64() -> None:

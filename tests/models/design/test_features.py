@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from datamodules.design.schema import to_model_image
 from models.design.features import DesignFeatures
 from tests.models.design.stage_checkpoints import OPTIMIZER, tiny_encoder_config, write_checkpoint
-from training.checkpoints import META_KEY
-from training.errors import UserError
-from training.stage_checkpoint import load_trained_module
+from training.toolkit.checkpoints import META_KEY
+from training.toolkit.errors import UserError
+from training.toolkit.stage_checkpoint import load_trained_module
 
 RESOLUTION = 16
 ABSTRACTOR_CONFIG = {

@@ -16,7 +16,7 @@ from models.design.sampling import predict_x0
 from tests.helpers import quiet_trainer
 from tests.models.design.phase3_stages import DECODER_CONFIG, ToyDesignData, write_stages
 from tests.models.design.tiny_decoder import toy_designs
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 WEIGHT = 0.5
 

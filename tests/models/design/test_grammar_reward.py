@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from models.design.grammar_reward import GrammarReward, grammar_table, require_stage_checkpoints
 from tests.models.design.phase3_stages import JUDGE_RESOLUTION, write_stages
-from training.errors import UserError
-from training.stage_checkpoint import load_trained_module
+from training.toolkit.errors import UserError
+from training.toolkit.stage_checkpoint import load_trained_module
 
 
 @pytest.fixture(scope="module")

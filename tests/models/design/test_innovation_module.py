@@ -13,7 +13,7 @@ from models.design.judged_designs import judged_samples
 from tests.helpers import quiet_trainer
 from tests.models.design.phase3_stages import ToyDesignData, write_stages
 from tests.models.design.tiny_decoder import RESOLUTION
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 STEPS = 4
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models.ukiyoe.augment import DiffAugment, cut_out, translate
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 
 def images(batch: int = 8, size: int = 16) -> torch.Tensor:

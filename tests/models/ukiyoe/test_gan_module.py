@@ -24,7 +24,7 @@ from models.ukiyoe.nca import IntegratedNCA
 from models.ukiyoe.palette import GumbelPalette
 from models.ukiyoe.stylegan import StyleGenerator
 from tests.helpers import quiet_trainer
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 RESOLUTION = 16
 

@@ -18,7 +18,7 @@ from models.ukiyoe.grow_pool import (
 )
 from models.ukiyoe.nca import ALPHA
 from tests.helpers import TINY, read_summary, run_dirs, run_main
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 
 def test_seed_has_one_alive_cell_with_no_colour():

@@ -10,7 +10,7 @@ import torch
 from datamodules.ukiyoe.procedural import PIGMENTS
 from models.ukiyoe.palette import GumbelPalette
 from models.ukiyoe.palette_usage import PaletteUsage
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 
 def logits_batch(seed: int = 0, colors: int = 8) -> torch.Tensor:

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from models.ukiyoe.quality import UkiyoeQuality
-from training.checkpoints import META_KEY, checkpoint_metadata
-from training.errors import UserError
+from training.toolkit.checkpoints import META_KEY, checkpoint_metadata
+from training.toolkit.errors import UserError
 
 SIZE = 16
 PALETTE = torch.tensor([[30, 50, 120], [200, 60, 40], [220, 170, 80], [20, 20, 20], [240, 235, 220]])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.models.v1.tiny_models import HEIGHT, LAGS, WIDTH, tiny_core
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 
 def test_output_is_one_feature_map_per_sample() -> None:

@@ -12,13 +12,14 @@ import pytest
 import torch
 from pytorch_lightning.callbacks import Callback
 
+import models.v1.legacy  # noqa: F401  (registers the seed formats, as plugins.v1_migrations does in a run)
 from datamodules.v1 import MultiDatasetDM
 from datamodules.v1.simulator import simulate_tier
 from models.v1.checkpoint_record import SessionMismatchError, check_record, record_of
 from models.v1.module import MultiDatasetModel
 from models.v1.readout_init import EnergySTA
 from tests.helpers import compose_config, quiet_trainer
-from training.legacy import detect, load_weights_strictly
+from training.toolkit.legacy import detect, load_weights_strictly
 
 
 @pytest.fixture(scope="module")

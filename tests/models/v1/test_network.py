@@ -8,8 +8,8 @@ import torch
 from models.v1.network import MultiSessionNet, SessionSpec
 from models.v1.shifter import Shifter
 from tests.models.v1.tiny_models import HEIGHT, LAGS, SESSIONS, WIDTH, make_batch, tiny_core, tiny_net
-from training.errors import UserError
-from training.optim import parameter_groups
+from training.toolkit.errors import UserError
+from training.toolkit.optim import parameter_groups
 
 
 def test_output_shapes_positive_and_keyed_by_session() -> None:

@@ -21,7 +21,13 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from training.safe_load import UnsafeCheckpointError, check_config_targets, plain_checkpoint, safe_torch_load
+from training.toolkit.moved_modules import upgrade_targets
+from training.toolkit.safe_load import (
+    UnsafeCheckpointError,
+    check_config_targets,
+    plain_checkpoint,
+    safe_torch_load,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +145,7 @@ def remove_checkpoint_file(path: Path) -> None:
 def load_checkpoint_file(
     path: str | os.PathLike, map_location: Any = "cpu", mmap: bool = False
 ) -> dict[str, Any]:
-    """Load a checkpoint dict without running code from it (`training.safe_load`), with an error that
+    """Load a checkpoint dict without running code from it (`training.toolkit.safe_load`), with an error that
     names the file and what to do for bad input. `mmap`: map the tensors instead of reading them."""
     path = Path(path).expanduser()
     if not path.exists():
@@ -170,9 +176,10 @@ def stored_config(
     path: str | os.PathLike, source: str, checkpoint: dict[str, Any] | None = None
 ) -> dict[str, Any] | None:
     """The run config a checkpoint carries (None without VisionCore metadata), its `_target_`s checked
-    before anything builds them (`check_config_targets`; `source` names the file for the message). Read
-    from `checkpoint` when already loaded, else from a memory-mapped load whose tensors are never read,
-    so a command that rebuilds a run from the file reads the weights once."""
+    before anything builds them (`check_config_targets`; `source` names the file for the message), with
+    moved modules under their current paths (`upgrade_targets`). Read from `checkpoint` when already
+    loaded, else from a memory-mapped load whose tensors are never read, so a command that rebuilds a run
+    from the file reads the weights once."""
     if checkpoint is None:
         checkpoint = load_checkpoint_file(path, mmap=True)
     meta = checkpoint.get(META_KEY)
@@ -180,7 +187,7 @@ def stored_config(
         return None
     config = meta.get("config") or {}
     check_config_targets(config, source)
-    return config
+    return upgrade_targets(config)
 
 
 def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:

@@ -10,8 +10,8 @@ import hydra
 import pytorch_lightning as pl
 import torch
 
-from training.checkpoints import load_checkpoint_file, stored_config
-from training.errors import UserError
+from training.toolkit.checkpoints import load_checkpoint_file, stored_config
+from training.toolkit.errors import UserError
 
 
 def load_trained_module(

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.errors import UserError
+from training.toolkit.errors import UserError
 
 TRUST_ENV = "VISIONCORE_TRUST_CHECKPOINT"
 
@@ -195,7 +195,7 @@ def check_config_targets(config: Any, source: str, key: str = "") -> None:
 def plain_checkpoint(value: Any) -> Any:
     """`value` made of types `torch.load(weights_only=True)` reads: OmegaConf containers (Lightning's
     hyper-parameters), numpy values and paths become plain containers, tensors and scalars."""
-    from omegaconf import Container, OmegaConf  # here: keeps `training.safe_load` light to import
+    from omegaconf import Container, OmegaConf  # here: keeps `training.toolkit.safe_load` light to import
 
     if isinstance(value, Container):
         return OmegaConf.to_container(value, resolve=True)

@@ -9,7 +9,6 @@ silently random layer. A system with its own old format (e.g. v1's `PLCoreVision
 
 from __future__ import annotations
 
-import importlib
 import os
 import warnings
 from abc import ABC, abstractmethod
@@ -19,8 +18,8 @@ from typing import Any, ClassVar, TypedDict
 import torch
 from torch import nn
 
-from training.checkpoints import META_KEY, load_checkpoint_file
-from training.errors import UserError
+from training.toolkit.checkpoints import META_KEY, load_checkpoint_file
+from training.toolkit.errors import UserError
 
 NET_PREFIX = "net."  # where every current LightningModule keeps its network
 DATA_PARALLEL_PREFIX = "module."
@@ -79,9 +78,9 @@ class Migration(ABC):
         return (cls.__doc__ or "").strip().splitlines()[0]
 
 
+# Every known format. A system registers its own from a module its config lists under `plugins`
+# (training.plugins), e.g. v1's `models.v1.legacy`: this module names no system.
 MIGRATIONS: dict[str, Migration] = {}
-# Modules that register their system's own formats; imported on first use.
-SYSTEM_MIGRATIONS = ("models.v1.legacy",)
 
 
 def register(migration: type[Migration]) -> type[Migration]:
@@ -168,20 +167,13 @@ class LightningV0(Migration):
         )
 
 
-def _load_system_migrations() -> None:
-    for module in SYSTEM_MIGRATIONS:
-        importlib.import_module(module)
-
-
 def known_formats(separator: str = "; ") -> str:
     """`name: what it converts` for every registered migration."""
-    _load_system_migrations()
     return separator.join(f"{name}: {migration.summary()}" for name, migration in MIGRATIONS.items())
 
 
 def detect(checkpoint: Mapping[str, Any], source: str = "the checkpoint") -> Migration:
     """The one migration that recognises `checkpoint`, or a clear error naming the known formats."""
-    _load_system_migrations()
     found = [migration for migration in MIGRATIONS.values() if migration.matches(checkpoint)]
     superseded = {name for migration in found for name in migration.supersedes}
     found = [migration for migration in found if migration.name not in superseded]
@@ -195,12 +187,12 @@ def detect(checkpoint: Mapping[str, Any], source: str = "the checkpoint") -> Mig
     if found:
         raise LegacyCheckpointError(
             f"{source} matches several legacy formats ({', '.join(m.name for m in found)}); "
-            "make their `matches` tests exclusive in training/legacy.py."
+            "make their `matches` tests exclusive in training/toolkit/legacy.py."
         )
     keys = sorted(map(str, checkpoint))[:8]
     raise LegacyCheckpointError(
         f"{source} is in no known checkpoint format (top-level keys: {', '.join(keys)}). "
-        f"Known formats: {known_formats()}. Add a Migration for it in training/legacy.py."
+        f"Known formats: {known_formats()}. Add a Migration for it in training/toolkit/legacy.py."
     )
 
 

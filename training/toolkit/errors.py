@@ -25,7 +25,7 @@ from omegaconf.errors import (
     ValidationError,
 )
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 class UserError(Exception):
@@ -43,7 +43,9 @@ def options_of(group: str) -> list[str]:
 
 def explain(err: BaseException) -> str | None:
     """A readable message for a known user mistake, or None to let the error through."""
-    from training.checkpoints import CheckpointError  # here: torch-free imports of UserError stay fast
+    from training.toolkit.checkpoints import (
+        CheckpointError,  # here: torch-free imports of UserError stay fast
+    )
 
     if isinstance(err, UserError | CheckpointError | FileNotFoundError):
         return _worker_message(err)
