@@ -77,3 +77,17 @@ def test_a_stored_config_naming_a_moved_module_reads_under_its_current_path(tmp_
     from hydra.utils import get_class
 
     get_class(config["scheduler"]["_target_"])  # the rewritten path imports
+
+
+def test_renamed_attributes_follow_their_package_s_moved_table(monkeypatch):
+    import training
+    from training.toolkit.moved_modules import upgrade_target
+
+    monkeypatch.setitem(
+        training.MOVED, "training.toolkit.optim.OldName", "training.toolkit.optim.configure_optimization"
+    )
+    assert upgrade_target("training.toolkit.optim.OldName") == "training.toolkit.optim.configure_optimization"
+    assert (
+        upgrade_target("training.toolkit.optim.configure_optimization")
+        == "training.toolkit.optim.configure_optimization"
+    )

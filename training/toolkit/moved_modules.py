@@ -1,8 +1,9 @@
-"""Stored configs name code by dotted path (`_target_`); when a module moves, old checkpoints keep working.
+"""Stored configs name code by dotted path (`_target_`); when code moves, old checkpoints keep working.
 
-A package that moves a module lists it in its own `__init__.py` as `MOVED_MODULES = {old: new}` (dotted
-module paths). `upgrade_targets` rewrites a stored config's `_target_`s whose module no longer exists,
-asking the nearest existing package above it: no system is named here, each one records its own moves.
+A package that moves or renames code lists it in its own `__init__.py` as `MOVED = {old: new}`, dotted
+paths of modules or of attributes (`models.x.old_module` or `models.x.module.OldName`). `upgrade_targets`
+rewrites a stored config's `_target_`s that no longer resolve, asking the packages above each one: no
+system is named here, each records its own moves.
 """
 
 from __future__ import annotations
@@ -13,35 +14,38 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def _exists(module: str) -> bool:
+def _module(name: str) -> Any | None:
+    """The imported module `name`, or None when there is no such module (nothing is imported then)."""
     try:
-        return importlib.util.find_spec(module) is not None
+        if importlib.util.find_spec(name) is None:
+            return None
     except (ImportError, ValueError):  # a parent that is not a package, or no longer exists
-        return False
-
-
-def moved_module(module: str) -> str | None:
-    """Where `module` lives now, per the `MOVED_MODULES` of the packages above it (None: not moved)."""
-    parts = module.split(".")
-    for depth in range(len(parts) - 1, 0, -1):
-        package = ".".join(parts[:depth])
-        if not _exists(package):
-            continue
-        moved = getattr(importlib.import_module(package), "MOVED_MODULES", {})
-        for old, new in moved.items():
-            if module == old or module.startswith(old + "."):
-                return new + module[len(old) :]
         return None
+    return importlib.import_module(name)
+
+
+def _resolves(target: str) -> bool:
+    module, _, attribute = target.rpartition(".")
+    found = _module(module) if module else None
+    return found is not None and hasattr(found, attribute)
+
+
+def moved_path(path: str) -> str | None:
+    """Where `path` lives now, per the `MOVED` tables of the existing packages above it (None: not moved)."""
+    parts = path.split(".")
+    for depth in range(len(parts) - 1, 0, -1):
+        package = _module(".".join(parts[:depth]))
+        for old, new in sorted(getattr(package, "MOVED", {}).items(), key=lambda item: -len(item[0])):
+            if path == old or path.startswith(old + "."):
+                return new + path[len(old) :]
     return None
 
 
 def upgrade_target(target: str) -> str:
-    """`target` (module.attribute) under the module's current path; unchanged when it still exists."""
-    module, _, attribute = target.rpartition(".")
-    if not module or _exists(module):
+    """`target` under its current path; unchanged when it still resolves or no package recorded a move."""
+    if _resolves(target):
         return target
-    new = moved_module(module)
-    return f"{new}.{attribute}" if new else target
+    return moved_path(target) or target
 
 
 def upgrade_targets(config: Any) -> Any:
