@@ -146,7 +146,7 @@ class Loops:
         return self.datamodule.train_dataloader()  # a fresh ResumableLoader: same seed, same batches
 
     def plain(self, steps: int | None = None) -> list[float]:
-        if self.cfg.model._target_.endswith("UkiyoeGAN"):
+        if self.cfg.model._target_.endswith("UkiyoeGANModel"):
             return self.plain_gan(steps)
         model = self.model()
         net, metric, smoothing = model.net, model.train_acc, model.label_smoothing

@@ -1,6 +1,6 @@
 """Training throughput of every cnn experiment, through the real entry point (`python -m training.run`).
 
-For each experiment (default: every `conf/experiment/` whose model is the cnn `ImageClassifier`; or
+For each experiment (default: every `conf/experiment/` whose model is the cnn `ImageClassifierModel`; or
 `--experiments a,b`) this runs one short fit in a subprocess, with `VISIONCORE_ROOT` in a temp dir:
 
     python -m training.run experiment=NAME trainer.max_epochs=1 trainer.limit_train_batches=N
@@ -46,7 +46,7 @@ from omegaconf import DictConfig  # noqa: E402
 
 from tests.helpers import CONF_DIR, cli_env, compose_config, read_summary  # noqa: E402
 
-CLASSIFIER = "models.cnn.classifier.ImageClassifier"
+CLASSIFIER = "models.cnn.module.ImageClassifierModel"
 RUN_NAME = "throughput"
 
 
@@ -69,7 +69,7 @@ class Row:
 
 
 def cnn_experiments() -> list[str]:
-    """Experiments whose model is the cnn ImageClassifier (composed, not guessed from the name)."""
+    """Experiments whose model is the cnn ImageClassifierModel (composed, not guessed from the name)."""
     names = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
     return [
         name for name in names if compose_config([f"experiment={name}"]).model.get("_target_") == CLASSIFIER

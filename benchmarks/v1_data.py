@@ -11,10 +11,10 @@ Columns:
   samples/s        windows per second with the model step
   data wait        share of each step spent waiting for data (the Heartbeat's perf/data_wait_share)
 
-Sessions: simulated T1 small (conf/v1_datasets/t1_small or DATA_DIR/v1/dataset_configs/t1_small, or
-`--dataset-configs`) when its sessions are under `--data-dir`; `--simulate` simulates them first (about
-a minute on 2 cores). Otherwise synthetic sessions shaped like T1 small (6 sessions, 12,000 frames of
-32x32, 40 units, lags 8) written to a temp dir.
+Sessions: the simulated dataset t1_small (its configs computed from the tier definitions, as
+`v1.dataset=t1_small` does), or the dataset-config folder `--dataset-configs`, when its sessions are under
+`--data-dir`; `--simulate` simulates them first (about a minute on 2 cores). Otherwise synthetic sessions
+shaped like T1 small (6 sessions, 12,000 frames of 32x32, 40 units, lags 8) written to a temp dir.
 
     .venv/bin/python benchmarks/v1_data.py
     .venv/bin/python benchmarks/v1_data.py --batch-size 64 --steps 100 --compute-ms 50 --simulate
@@ -42,8 +42,7 @@ from datamodules.v1 import MultiDatasetDM  # noqa: E402
 from datamodules.v1.dataset_configs import SessionConfig, write_dataset_configs  # noqa: E402
 from training.toolkit.errors import UserError  # noqa: E402
 
-T1_SMALL_CONFIGS = [REPO / "conf" / "v1_datasets" / "t1_small"]  # shipped with the code
-T1_SMALL_SIMULATED = Path("v1") / "dataset_configs" / "t1_small"  # what simulate_tier writes under data_dir
+T1_SMALL = "t1_small"  # the simulated dataset (MultiDatasetDM's `dataset`)
 
 
 @dataclass
@@ -106,7 +105,7 @@ def measure(dm: MultiDatasetDM, device: torch.device, steps: int, warmup: int, c
     return 1000 * statistics.median(waits), samples / sum(totals), sum(waits) / sum(totals)
 
 
-def run(args: argparse.Namespace, configs: Path, data_dir: Path) -> list[Row]:
+def run(args: argparse.Namespace, source: dict[str, str | None], data_dir: Path) -> list[Row]:
     modes = [("host loader", "cpu", 0), ("host loader", "cpu", 2), ("resident", "cpu", 0)]
     if torch.cuda.is_available():
         modes += [("host loader", "cuda", 0), ("host loader", "cuda", 2), ("resident", "cuda", 0)]
@@ -116,8 +115,8 @@ def run(args: argparse.Namespace, configs: Path, data_dir: Path) -> list[Row]:
         device = torch.device(device_name)
         for compute_ms in (0.0, args.compute_ms):
             dm = MultiDatasetDM(
-                str(configs),
-                str(data_dir),
+                data_dir=str(data_dir),
+                **source,
                 batch_size=args.batch_size,
                 steps_per_epoch=args.warmup + args.steps,
                 num_workers=workers,
@@ -150,30 +149,27 @@ def print_table(rows: list[Row], compute_ms: float) -> None:
         )
 
 
-def resolve_sessions(args: argparse.Namespace, scratch: Path) -> tuple[Path, Path, str]:
-    """The dataset to benchmark: simulated T1 small when present (or `--simulate`d), else synthetic sessions."""
-    candidates = (
-        [args.dataset_configs]
-        if args.dataset_configs
-        else [*T1_SMALL_CONFIGS, args.data_dir / T1_SMALL_SIMULATED]
-    )
-    if args.simulate and not any((c / "parent.yaml").is_file() for c in candidates):
-        from datamodules.v1.simulator.simulate import simulate_tier
-
-        candidates.insert(0, simulate_tier(tier="T1", size="small", seed=0, data_dir=args.data_dir))
-    for configs in candidates:
-        if not (configs / "parent.yaml").is_file():
-            continue
-        try:
-            dm = MultiDatasetDM(str(configs), str(args.data_dir))
-            if args.simulate:
-                dm.prepare_data()
-            dm.setup("fit")
-            return configs, args.data_dir, f"{configs} ({len(dm.session_names)} sessions)"
-        except (UserError, ImportError) as err:
-            print(f"  not using {configs}: {str(err).splitlines()[0][:200]}")
+def resolve_sessions(args: argparse.Namespace, scratch: Path) -> tuple[dict[str, str | None], Path, str]:
+    """The dataset to benchmark, as MultiDatasetDM's (dataset_configs_path, dataset): `--dataset-configs` or
+    the simulated T1 small when its sessions are present (or `--simulate`d), else synthetic sessions."""
+    if args.dataset_configs:
+        source = {"dataset_configs_path": str(args.dataset_configs), "dataset": None}
+    else:
+        source = {"dataset_configs_path": None, "dataset": T1_SMALL}
+    try:
+        dm = MultiDatasetDM(data_dir=str(args.data_dir), **source)
+        if args.simulate:
+            dm.prepare_data()
+        dm.setup("fit")
+        return source, args.data_dir, f"{dm.configs.where} ({len(dm.session_names)} sessions)"
+    except (UserError, ImportError) as err:
+        print(f"  not using {args.dataset_configs or T1_SMALL}: {str(err).splitlines()[0][:200]}")
     configs, data_dir = write_synthetic(scratch)
-    return configs, data_dir, "synthetic, shaped like T1 small (6 sessions x 12,000 frames, 32x32, 40 units)"
+    return (
+        {"dataset_configs_path": str(configs), "dataset": None},
+        data_dir,
+        "synthetic, shaped like T1 small (6 sessions x 12,000 frames, 32x32, 40 units)",
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -182,7 +178,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dataset-configs",
         type=Path,
         default=None,
-        help="dataset-config folder (default: conf/v1_datasets/t1_small, else DATA_DIR/v1/dataset_configs/t1_small)",
+        help="dataset-config folder (default: the simulated dataset t1_small, its sessions under --data-dir)",
     )
     parser.add_argument(
         "--data-dir",
@@ -213,13 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="vc-v1-data-") as scratch:
-        configs, data_dir, description = resolve_sessions(args, Path(scratch))
+        source, data_dir, description = resolve_sessions(args, Path(scratch))
         print(
             f"data: {description}; batch {args.batch_size} per session, {args.steps} steps after {args.warmup}, "
             f"torch threads={torch.get_num_threads()}, cpu cores={os.cpu_count()}",
             flush=True,
         )
-        rows = run(args, configs, data_dir)
+        rows = run(args, source, data_dir)
     print()
     print_table(rows, args.compute_ms)
     print(f"\ntotal benchmark time {time.perf_counter() - started:.0f} s")

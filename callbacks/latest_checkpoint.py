@@ -33,6 +33,10 @@ class LatestCheckpoint(Checkpoint):
     def last_path(self) -> Path:
         return self.dirpath / "last.ckpt"
 
+    def summary_facts(self) -> dict[str, str]:
+        """For the run's summary.json: the newest state, which `resume=auto` continues from."""
+        return {"last_checkpoint": str(self.last_path)} if self.last_path.exists() else {}
+
     def save(self, trainer: pl.Trainer) -> Path:
         """Save the current state now (also used by the preemption callback)."""
         step = trainer.global_step

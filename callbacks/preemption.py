@@ -23,11 +23,11 @@ log = logging.getLogger(__name__)
 
 
 class Preemption(Callback):
-    """Checkpoint-and-stop on a signal; `reason` tells the run model what happened."""
+    """Checkpoint-and-stop on a signal; `stop_reason` tells the run model what happened (read by duck typing: the runner names no callback)."""
 
     def __init__(self, requeue_on_slurm: bool = True) -> None:
         self.requeue_on_slurm = requeue_on_slurm
-        self.reason: str | None = None
+        self.stop_reason: str | None = None
         self._signal: int | None = None
         self._previous: dict[int, object] = {}
 
@@ -54,7 +54,7 @@ class Preemption(Callback):
         if not local:
             return
         name = signal.Signals(self._signal).name if self._signal else "SIGTERM"
-        self.reason = f"preempted by {name}"
+        self.stop_reason = f"preempted by {name}"
         latest = next((cb for cb in trainer.callbacks if isinstance(cb, LatestCheckpoint)), None)
         if latest is None:
             raise RuntimeError(
@@ -62,7 +62,7 @@ class Preemption(Callback):
             )
         path = latest.save(trainer)
         log.warning(
-            "%s at step %d: saved %s; continue with resume=auto", self.reason, trainer.global_step, path
+            "%s at step %d: saved %s; continue with resume=auto", self.stop_reason, trainer.global_step, path
         )
         trainer.should_stop = True
         if trainer.is_global_zero and self.requeue_on_slurm and "SLURM_JOB_ID" in os.environ:

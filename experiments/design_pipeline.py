@@ -21,62 +21,27 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from training.run_dir import FINISHED, choose_run_dir, read_status  # noqa: E402
+from models.design.stages import STAGES, Stage  # noqa: E402  (the stage graph, declared once)
+from training.run_state import Run  # noqa: E402  (the runner's own view of a run)
 
 
-@dataclass(frozen=True)
-class Stage:
-    experiment: str
-    needs: dict[str, str]  # config key -> the earlier stage whose best checkpoint it gets
-
-
-STAGES = {
-    "encoder": Stage("design_encoder", {}),
-    "abstractor": Stage("design_abstractor", {"model.encoder_checkpoint": "encoder"}),
-    "decoder": Stage(
-        "design_decoder",
-        {"model.quality.encoder_checkpoint": "encoder", "model.quality.abstractor_checkpoint": "abstractor"},
-    ),
-    "finetune": Stage(
-        "design_finetune",
-        {
-            "model.decoder_checkpoint": "decoder",
-            "model.encoder_checkpoint": "encoder",
-            "model.abstractor_checkpoint": "abstractor",
-        },
-    ),
-    "innovation": Stage(
-        "design_innovation",
-        {
-            "model.decoder_checkpoint": "finetune",
-            "model.encoder_checkpoint": "encoder",
-            "model.abstractor_checkpoint": "abstractor",
-        },
-    ),
-}
-
-
-def stage_dir(stage: Stage, run_name: str) -> Path:
+def stage_run(stage: Stage, run_name: str) -> Run:
     log_dir = Path(os.environ.get("VISIONCORE_ROOT", ".")) / "logs"
-    return Path(choose_run_dir(str(log_dir), stage.experiment, run_name, "auto"))
+    return Run.for_launch(str(log_dir), stage.experiment, run_name, "auto")
 
 
 def stage_checkpoint(name: str, run_name: str) -> str:
     """The best checkpoint a finished stage reported (its newest state when it monitored nothing)."""
-    run_dir = stage_dir(STAGES[name], run_name)
-    summary = (
-        json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
-    )
-    checkpoint = summary.get("best_checkpoint") or summary.get("last_checkpoint")
-    if summary.get("status") != FINISHED or not checkpoint:
+    run = stage_run(STAGES[name], run_name)
+    checkpoint = run.result_checkpoint()
+    if not checkpoint:
         raise SystemExit(
-            f"design pipeline: stage {name!r} has no finished run with a checkpoint in {run_dir}; "
+            f"design pipeline: stage {name!r} has no finished run with a checkpoint in {run.dir}; "
             f"run it first (add it to --stages) or pick the --run-name that has it."
         )
     return checkpoint
@@ -84,9 +49,9 @@ def stage_checkpoint(name: str, run_name: str) -> str:
 
 def run_stage(name: str, run_name: str, overrides: list[str], python: str) -> dict:
     stage = STAGES[name]
-    run_dir = stage_dir(stage, run_name)
-    if read_status(run_dir) == FINISHED:
-        print(f"[design pipeline] {name}: finished earlier in {run_dir}, skipped", flush=True)
+    run = stage_run(stage, run_name)
+    if run.finished:
+        print(f"[design pipeline] {name}: finished earlier in {run.dir}, skipped", flush=True)
     else:
         hand_off = [f"{key}={stage_checkpoint(source, run_name)}" for key, source in stage.needs.items()]
         command = [
@@ -95,15 +60,12 @@ def run_stage(name: str, run_name: str, overrides: list[str], python: str) -> di
         ]  # fmt: skip
         print(f"[design pipeline] {name}: {' '.join(command[2:])}", flush=True)
         subprocess.run(command, cwd=REPO, check=True)
-    summary = json.loads((run_dir / "summary.json").read_text())
-    if summary.get("status") != FINISHED:
-        raise SystemExit(
-            f"design pipeline: stage {name!r} ended {summary.get('status')!r}; rerun to resume it."
-        )
+    if not run.finished:
+        raise SystemExit(f"design pipeline: stage {name!r} ended {run.status!r}; rerun to resume it.")
     return {
-        "run_dir": str(run_dir),
+        "run_dir": str(run.dir),
         "checkpoint": stage_checkpoint(name, run_name),
-        **summary.get("metrics", {}),
+        **run.summary.get("metrics", {}),
     }
 
 

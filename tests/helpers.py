@@ -19,8 +19,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from training import run_dir
-from training.run_dir import register_resolvers
+from training.launch import register_resolvers
+from training.run_state import Run
 
 REPO = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO / "conf"
@@ -88,7 +88,7 @@ def run_main(root: Path, *overrides: str, check: bool = True, **env: str) -> sub
         redirect_stdout(output),
         redirect_stderr(output),
     ):
-        run_dir._chosen.clear()  # a new launch: the run directory is chosen afresh, as in a new process
+        Run.new_launch()  # the run directory is chosen afresh, as in a new process
         GlobalHydra.instance().clear()
         torch.set_num_threads(1)  # as OMP_NUM_THREADS=1 gives run_cli: results match a run in a process
         try:

@@ -21,8 +21,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from training.launch import register_resolvers
 from training.plugins import load_plugins
-from training.run_dir import register_resolvers
 from training.toolkit.checkpoints import (
     META_KEY,
     atomic_torch_save,

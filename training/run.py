@@ -11,6 +11,7 @@ finished in its directory is skipped and one left unfinished continues (see `tra
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -20,7 +21,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from training.run_dir import global_rank, register_resolvers
+from training.launch import global_rank, register_resolvers
 from training.toolkit.errors import cli, explain
 
 register_resolvers()
@@ -30,9 +31,9 @@ log = logging.getLogger("training.run")
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> Any:
     from training import sweep
-    from training.summary import new_launch, record_failure
+    from training.run_state import Run
 
-    new_launch()
+    Run.new_launch()
     multirun = sweep.in_multirun()
     try:
         if not multirun:
@@ -45,7 +46,7 @@ def main(cfg: DictConfig) -> Any:
     except Exception as err:
         message = explain(err)
         error = message or f"{type(err).__name__}: {err}"
-        record_failure(sweep.job_dir(), error, cfg, sweep_job=multirun)
+        Run(sweep.job_dir()).record_failure(error, cfg, sweep_job=multirun)
         if not multirun:
             if os.environ.get(sweep.SWEEP_JOB_ENV) and global_rank() > 0:
                 # A rank that Lightning's launcher started for a sweep job: rank 0 records the failure and the
@@ -77,6 +78,22 @@ def _run(cfg: DictConfig) -> float | None:
     return run_task(cfg)
 
 
+def load_plugins_for_printing(argv: list[str]) -> None:
+    """`--cfg`/`--info` print (and with `--resolve`, resolve) the config before any callback runs: import the
+    plugins the composed config lists first, so their resolvers exist. A composition mistake is left for
+    Hydra to report as usual."""
+    if not any(arg in ("--cfg", "-c", "--info", "-i") or arg.startswith("--cfg=") for arg in argv):
+        return
+    from hydra import compose, initialize_config_dir
+
+    from training.plugins import load_plugins
+    from training.toolkit.errors import CONF_DIR
+
+    overrides = [arg for arg in argv if "=" in arg and not arg.startswith("-")]
+    with contextlib.suppress(Exception), initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        load_plugins(compose(config_name="train", overrides=overrides))
+
+
 def _empty_device_cache() -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
@@ -84,4 +101,5 @@ def _empty_device_cache() -> None:
 
 
 if __name__ == "__main__":
+    load_plugins_for_printing(sys.argv[1:])
     cli(main)  # composition mistakes (unknown option, key, override syntax) also exit 2 with one paragraph

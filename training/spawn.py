@@ -203,7 +203,7 @@ def _worker(
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.utils import configure_log, setup_globals
 
-    from training.run_dir import register_resolvers
+    from training.launch import register_resolvers
 
     setup_globals()
     register_resolvers()
@@ -216,12 +216,12 @@ def _worker(
         value = run_task(cfg)
         report.write_text(json.dumps({"value": value}))
     except Exception as err:
-        from training.summary import record_failure
+        from training.run_state import Run
         from training.toolkit.errors import explain
 
         message = explain(err)
-        record_failure(
-            Path(hydra_root.hydra.runtime.output_dir), message or f"{type(err).__name__}: {err}", cfg
+        Run(hydra_root.hydra.runtime.output_dir).record_failure(
+            message or f"{type(err).__name__}: {err}", cfg
         )
         report.write_text(
             json.dumps(

@@ -1,127 +1,18 @@
-"""`summary.json` for one run and `multirun_summary.csv` for a sweep: what a person reads first."""
+"""`multirun_summary.csv` for a sweep, from its jobs' `summary.json` files (written by `training.run_state.Run`)."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-from training.run_dir import global_rank
-from training.toolkit.checkpoints import git_revision
-
 log = logging.getLogger(__name__)
-
-
-class RunSummary:
-    """Accumulates the run's facts and rewrites `summary.json` (rank 0 only) as they change."""
-
-    def __init__(self, run_dir: Path, cfg: DictConfig) -> None:
-        self.path = run_dir / "summary.json"
-        previous = json.loads(self.path.read_text()) if self.path.is_file() else {}
-        self.data: dict[str, Any] = {
-            "experiment": cfg.get("name"),
-            "task": cfg.task,
-            "run_dir": str(run_dir),
-            "git_revision": git_revision(),
-            "started": previous.get("started", time.strftime("%Y-%m-%dT%H:%M:%S")),
-            "attempts": previous.get("attempts", 0) + 1,
-        }
-        if global_rank() == 0:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-
-    def update(self, **facts: Any) -> None:
-        self.data.update(facts)
-        self._write()
-
-    def finish(
-        self, status: str, trainer: Any = None, metrics: dict[str, float] | None = None, **facts: Any
-    ) -> None:
-        self.data.update(status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S"), **facts)
-        if metrics is not None:
-            self.data["metrics"] = {k: float(v) for k, v in sorted(metrics.items())}
-        if trainer is not None:
-            self.data.update(_trainer_facts(trainer))
-        self._write()
-        log.info("Run %s: %s -> %s", status, self.data.get("run_dir"), self.path)
-
-    def _write(self) -> None:
-        if global_rank() == 0:
-            _write_json(self.path, self.data)
-            _WRITTEN_BY_THIS_LAUNCH.add(self.path.resolve())
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
-
-
-_WRITTEN_BY_THIS_LAUNCH: set[Path] = set()  # summary.json files this launch's RunSummary wrote
-
-
-def new_launch() -> None:
-    """Forget which summaries the previous launch in this process wrote (in-process runs, sweep jobs)."""
-    _WRITTEN_BY_THIS_LAUNCH.clear()
-
-
-def record_failure(run_dir: Path, error: str, cfg: DictConfig | None = None, sweep_job: bool = False) -> None:
-    """Mark the run failed in its `summary.json` (keeping what it had recorded), with the error.
-
-    An existing summary.json is changed only when this launch wrote it, or for a sweep's job (its
-    directory belongs to the sweep): a launch refused for an earlier run's directory (e.g. without
-    resume=auto) must not mark that run failed.
-    """
-    path = run_dir / "summary.json"
-    if global_rank() != 0 or (
-        path.is_file() and not sweep_job and path.resolve() not in _WRITTEN_BY_THIS_LAUNCH
-    ):
-        return
-    try:
-        data = json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, json.JSONDecodeError):
-        data = {}
-    if cfg is not None:
-        for key, name in (("experiment", "name"), ("task", "task")):
-            with contextlib.suppress(Exception):  # a broken config is what failed; record what can be read
-                data.setdefault(key, cfg.get(name))
-    data.setdefault("run_dir", str(run_dir))
-    data.update(status="failed", error=error, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    _write_json(path, data)
-
-
-def _trainer_facts(trainer: Any) -> dict[str, Any]:
-    from callbacks.epoch_heartbeat import EpochHeartbeat
-    from callbacks.latest_checkpoint import LatestCheckpoint
-
-    facts: dict[str, Any] = {
-        "world_size": trainer.world_size,
-        "global_step": trainer.global_step,
-        "epochs": trainer.current_epoch,
-    }
-    best = trainer.checkpoint_callback
-    if best is not None and getattr(best, "best_model_path", ""):
-        score = best.best_model_score
-        facts.update(
-            best_checkpoint=best.best_model_path,
-            best_score=float(score) if score is not None else None,
-            monitor=best.monitor,
-        )
-    for callback in trainer.callbacks:
-        if isinstance(callback, LatestCheckpoint) and callback.last_path.exists():
-            facts["last_checkpoint"] = str(callback.last_path)
-        if isinstance(callback, EpochHeartbeat) and getattr(callback, "performance", None):
-            facts["performance"] = callback.performance
-    return facts
 
 
 class MultirunSummary(HydraCallback):

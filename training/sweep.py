@@ -37,7 +37,8 @@ from typing import Any
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from training.run_dir import FINISHED, RUN_ID_ENV, _launcher_run_id, global_rank
+from training.launch import RUN_ID_ENV, global_rank, launcher_run_id
+from training.run_state import Run
 
 log = logging.getLogger(__name__)
 SWEEP_ID_ENV = "VISIONCORE_SWEEP_ID"
@@ -59,7 +60,7 @@ def sweep_id(run_name: str | None, overrides: Any) -> str:
     listed = sorted(str(o) for o in (overrides or []))
     digest = hashlib.sha1(json.dumps(listed).encode()).hexdigest()[:10]
     value = (
-        str(run_name) if run_name else os.environ.get(RUN_ID_ENV) or _launcher_run_id() or f"sweep_{digest}"
+        str(run_name) if run_name else os.environ.get(RUN_ID_ENV) or launcher_run_id() or f"sweep_{digest}"
     )
     os.environ[SWEEP_ID_ENV] = value
     return value
@@ -166,34 +167,24 @@ class Finished:
 
 def prepare_job(cfg: DictConfig) -> Finished | None:
     """Before a sweep job runs in its directory: skip it if its run finished, else continue what is there."""
-    run_dir = job_dir()
-    summary_path = run_dir / "summary.json"
-    try:
-        previous = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-    except (OSError, json.JSONDecodeError):
-        previous = None
-    if previous and previous.get("status") == FINISHED and previous.get("task") == cfg.task:
+    run = Run(job_dir())
+    previous = run.summary
+    if run.finished and previous.get("task") == cfg.task:
         metric = cfg.get("optimized_metric")
         value = (previous.get("metrics") or {}).get(metric) if metric else None
         log.info(
             "Skipping job %s: its run already finished (%s, %s=%s). For a fresh sweep pass run_name=NEW.",
-            run_dir.name,
-            summary_path,
+            run.dir.name,
+            run.summary_path,
             metric,
             value,
         )
         return Finished(float(value) if value is not None else None)
-    checkpoints = run_dir / "checkpoints"
-    if (
-        cfg.task == "fit"
-        and not cfg.get("resume")
-        and not cfg.get("ckpt_path")
-        and any(checkpoints.glob("*.ckpt"))
-    ):
+    if cfg.task == "fit" and not cfg.get("resume") and not cfg.get("ckpt_path") and run.has_checkpoint():
         log.info(
             "Job %s: continuing the unfinished run in %s from its newest valid checkpoint (resume=auto).",
-            run_dir.name,
-            run_dir,
+            run.dir.name,
+            run.dir,
         )
         with open_dict(cfg), read_write(cfg):
             cfg.resume = "auto"

@@ -16,16 +16,14 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from callbacks.preemption import Preemption
 from training.checkpoint_config import config_from_checkpoint
 from training.instantiate import instantiate_collection
 from training.plugins import load_plugins
-from training.summary import RunSummary
+from training.run_state import Run
 from training.toolkit.checkpoints import (
     AtomicCheckpointIO,
     checkpoint_metadata,
     load_weights,
-    newest_valid_checkpoint,
 )
 from training.toolkit.errors import UserError
 from training.toolkit.safe_load import trust_checkpoints
@@ -57,25 +55,25 @@ def _run(cfg: DictConfig) -> float | None:
     )  # every sweep job too (Hydra's callback checks single runs before their directory exists)
     if cfg.task != "fit":
         cfg = config_from_checkpoint(cfg, list(HydraConfig.get().overrides.task))
-        load_plugins(cfg)  # the ones the checkpoint's run used
+        load_plugins(cfg, stored_in=str(cfg.ckpt_path))  # the ones the checkpoint's run used
         check_config(cfg)  # the checkpoint's stored config under this command's overrides
-    run_dir = Path(cfg.paths.output_dir)
-    check_run_dir(cfg, run_dir)  # before anything is written
+    run = Run(cfg.paths.output_dir)
+    check_run_dir(cfg, run.dir)  # before anything is written
     pl.seed_everything(cfg.seed, workers=True)
     if cfg.get("torch_threads"):
         torch.set_num_threads(int(cfg.torch_threads))
 
-    summary = RunSummary(run_dir, cfg)
+    run.start(cfg)
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
-    summary.data["params"] = sum(p.numel() for p in model.parameters())
-    summary.data["torch_threads"] = torch.get_num_threads()
+    run.data["params"] = sum(p.numel() for p in model.parameters())
+    run.data["torch_threads"] = torch.get_num_threads()
     if cfg.task == "export":
         from training.export import export_onnx
 
-        return summary.finish("finished", export=export_onnx(model, datamodule, cfg))
+        return run.finish("finished", export=export_onnx(model, datamodule, cfg))
     if cfg.task == "sample":
-        return summary.finish("finished", samples=_write_samples(model, cfg, run_dir))
+        return run.finish("finished", samples=_write_samples(model, cfg, run.dir))
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_collection(cfg.get("callbacks"), "callbacks")
@@ -86,20 +84,19 @@ def _run(cfg: DictConfig) -> float | None:
         cfg.trainer,
         callbacks=callbacks,
         logger=loggers or False,
-        default_root_dir=str(run_dir),
+        default_root_dir=str(run.dir),
         plugins=[AtomicCheckpointIO(checkpoint_metadata(resolved))],
     )
     for logger in trainer.loggers:
-        logger.log_hyperparams({**resolved, "params/total": summary.data["params"]})
+        logger.log_hyperparams({**resolved, "params/total": run.data["params"]})
 
     started = time.perf_counter()
     try:
-        metrics = _dispatch(cfg, trainer, model, datamodule, run_dir, summary)
+        metrics = _dispatch(cfg, trainer, model, datamodule, run)
     except SIGTERMException:
         metrics = {}
-    preemption = next((cb for cb in trainer.callbacks if isinstance(cb, Preemption)), None)
-    status = "preempted" if (preemption and preemption.reason) or trainer.received_sigterm else "finished"
-    summary.finish(status, trainer=trainer, metrics=metrics, wall_time_s=time.perf_counter() - started)
+    status = "preempted" if _stop_reason(trainer) or trainer.received_sigterm else "finished"
+    run.finish(status, trainer=trainer, metrics=metrics, wall_time_s=time.perf_counter() - started)
     value = metrics.get(cfg.get("optimized_metric") or "")
     return float(value) if value is not None else None
 
@@ -109,15 +106,14 @@ def _dispatch(
     trainer: pl.Trainer,
     model: pl.LightningModule,
     datamodule: pl.LightningDataModule,
-    run_dir: Path,
-    summary: RunSummary,
+    run: Run,
 ) -> dict[str, Any]:
     if cfg.task == "fit":
-        resume_from = _resume_checkpoint(cfg, run_dir)
-        summary.update(resumed_from=str(resume_from) if resume_from else None, status="running")
+        resume_from = _resume_checkpoint(cfg, run)
+        run.update(resumed_from=str(resume_from) if resume_from else None, status="running")
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
         metrics = _scalars(trainer.callback_metrics)
-        if trainer.should_stop and any(isinstance(cb, Preemption) and cb.reason for cb in trainer.callbacks):
+        if trainer.should_stop and _stop_reason(trainer):
             return metrics
         if cfg.get("test_after_fit") and not trainer.interrupted:
             best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -134,7 +130,7 @@ def _dispatch(
         return (trainer.test(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path) or [{}])[0]
     predictions = trainer.predict(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     if trainer.is_global_zero:
-        torch.save(predictions, run_dir / "predictions.pt")
+        torch.save(predictions, run.dir / "predictions.pt")
     return {}
 
 
@@ -149,15 +145,18 @@ def _write_samples(model: pl.LightningModule, cfg: DictConfig, run_dir: Path) ->
     return model.write_samples(run_dir / "samples", **options)
 
 
-def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
+def _resume_checkpoint(cfg: DictConfig, run: Run) -> str | None:
     if cfg.get("ckpt_path"):
         return str(cfg.ckpt_path)
-    found = newest_valid_checkpoint(
-        run_dir / "checkpoints"
-    )  # check_config refused a run dir taken without resume
+    found = run.resume_checkpoint()  # check_run_dir refused a run dir taken without resume
     if found is not None:
-        log.info("Resuming %s from %s", run_dir, found)
+        log.info("Resuming %s from %s", run.dir, found)
     return str(found) if found else None
+
+
+def _stop_reason(trainer: pl.Trainer) -> str | None:
+    """Why a callback stopped the fit early (Preemption's signal), read without naming its class."""
+    return next((r for cb in trainer.callbacks if (r := getattr(cb, "stop_reason", None))), None)
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:

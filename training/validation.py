@@ -167,7 +167,6 @@ RULES: dict[str, Check] = {
     "data.*test_fraction": number(0.0, 0.2, high=1.0),
     "data.image_folder.train": folder,
     "data.image_folder.test": folder,
-    "data.dataset_configs_path": folder,
     "model.lr": number(0.0, 0.001, above=True),
     "model.*.lr": number(0.0, 0.001, above=True),
     "model.*weight_decay": number(0.0, 0.0001),
@@ -223,12 +222,21 @@ def _rule_problems(cfg: DictConfig) -> Iterator[tuple[str, Any, str]]:
             continue  # a plain `${other.key}` is judged at that key
         try:
             value = OmegaConf.select(cfg, key)
-        except Exception:  # an interpolation that cannot resolve yet is reported where it is used
+        except Exception as err:  # an interpolation that cannot resolve yet is reported where it is used,
+            mistake = _user_error_behind(err)  # unless a resolver already named the user's mistake
+            if mistake is not None:
+                raise mistake from None
             continue
         value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
         problem = rule(value)
         if problem:
             yield key, value, problem
+
+
+def _user_error_behind(err: BaseException) -> UserError | None:
+    while err is not None and not isinstance(err, UserError):
+        err = err.__cause__ or err.__context__
+    return err
 
 
 def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -30,10 +30,10 @@ from datamodules.cnn.datasets import (
 from datamodules.loading import ResumableLoader
 from training.toolkit.errors import ConfigValueError
 
-__all__ = ["DataNotFoundError", "ImageClassificationDataModule"]
+__all__ = ["DataNotFoundError", "ImageClassificationDM"]
 
 
-class ImageClassificationDataModule(pl.LightningDataModule):
+class ImageClassificationDM(pl.LightningDataModule):
     """Train/val/test/predict loaders for one image classification dataset.
 
     `num_classes`, `input_shape` and `class_names` are known before `setup`; when the config
@@ -188,7 +188,7 @@ class ImageClassificationDataModule(pl.LightningDataModule):
     # -------------------------------------------------------------------------- dataloaders
     def _loader(self, dataset: Dataset | None, train: bool) -> ResumableLoader:
         if dataset is None:
-            raise RuntimeError("ImageClassificationDataModule: call setup() before asking for a dataloader.")
+            raise RuntimeError("ImageClassificationDM: call setup() before asking for a dataloader.")
         hp = self.hparams
         shuffle_seed = (
             hp.shuffle_seed if hp.shuffle_seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
@@ -226,7 +226,7 @@ class ImageClassificationDataModule(pl.LightningDataModule):
         # A plain loader: Lightning re-creates predict loaders to track batch indices.
         hp = self.hparams
         if self.test_set is None:
-            raise RuntimeError("ImageClassificationDataModule: call setup() before asking for a dataloader.")
+            raise RuntimeError("ImageClassificationDM: call setup() before asking for a dataloader.")
         return DataLoader(
             self.test_set,
             batch_size=hp.eval_batch_size or hp.batch_size,

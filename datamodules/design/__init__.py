@@ -6,7 +6,8 @@ Names are imported lazily, so the renderer (and `python -m datamodules.design`) 
 from datamodules.lazy import lazy_exports
 
 _EXPORTS = {
-    "DesignDataModule": "datamodules.design.datamodule",
+    "DesignDM": "datamodules.design.datamodule",
+    "InnovationDM": "datamodules.design.innovation_datamodule",
     "DesignDataset": "datamodules.design.dataset",
     "DesignDataConfig": "datamodules.design.store",
     "generate": "datamodules.design.store",
@@ -23,5 +24,14 @@ _EXPORTS = {
     "plot_samples": "datamodules.design.plots",
 }
 __all__ = sorted(_EXPORTS)
+
+# Moved or renamed code; old checkpoints' stored configs name it (see training.toolkit.moved_modules).
+MOVED = {
+    "datamodules.design.DesignDataModule": "datamodules.design.DesignDM",
+    "datamodules.design.datamodule.DesignDataModule": "datamodules.design.datamodule.DesignDM",
+    "datamodules.design.innovation": "datamodules.design.innovation_datamodule",
+    "datamodules.design.innovation.InnovationDataModule": "datamodules.design.innovation_datamodule.InnovationDM",
+    "datamodules.design.schema": "models.design.schema",  # shared with the plain networks, which import no data code
+}
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datamodules.design.schema import PALETTE_SIZE
+from models.design.schema import PALETTE_SIZE
 
 RGB = tuple[int, int, int]
 

@@ -14,15 +14,15 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from datamodules.design.dataset import STORAGES, DesignDataset
-from datamodules.design.schema import to_model_image
 from datamodules.design.store import DesignDataConfig, generate
 from datamodules.loading import ResumableLoader, split_loader
+from models.design.schema import to_model_image
 from training.toolkit.errors import UserError
 
 SPLITS_OF_STAGE = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
 
 
-class DesignDataModule(pl.LightningDataModule):
+class DesignDM(pl.LightningDataModule):
     """Train/val/test/predict loaders of rendered designs at `resolution` pixels (square canvas)."""
 
     def __init__(
@@ -66,7 +66,7 @@ class DesignDataModule(pl.LightningDataModule):
 
     def _dataset(self, split: str) -> DesignDataset:
         if split not in self.datasets:
-            raise RuntimeError(f"DesignDataModule: call setup() before asking for the {split} dataloader.")
+            raise RuntimeError(f"DesignDM: call setup() before asking for the {split} dataloader.")
         return self.datasets[split]
 
     def _loader(self, split: str) -> ResumableLoader:

@@ -21,7 +21,7 @@ STORAGES = ("shards", "on_the_fly", "memory")
 
 
 class DesignDataset(Dataset):
-    """Sample `i` of `split`: a dict of torch tensors (see datamodules/design/schema.py).
+    """Sample `i` of `split`: a dict of torch tensors (see models/design/schema.py).
 
     `image` uint8 (3, H, W), `f_tensor` float32 (4, H, W), `goal` and `format` int64 scalars, `tone`
     float32 (2,), `grammar` float32 (4,), `index` int64 scalar (its index in the split).

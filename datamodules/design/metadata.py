@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datamodules.design.schema import FORMAT_NAMES, FORMATS, GOALS, TONE_AXES
+from models.design.schema import FORMAT_NAMES, FORMATS, GOALS, TONE_AXES
 
 
 @dataclass(frozen=True)

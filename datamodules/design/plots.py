@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from datamodules.design.render import decode_structure, render_design
-from datamodules.design.schema import F_COLOR, F_HIERARCHY, F_IMAGE, F_TEXT, GRAMMAR_NAMES
+from models.design.schema import F_COLOR, F_HIERARCHY, F_IMAGE, F_TEXT, GRAMMAR_NAMES
 from training.toolkit.figures import new_figure
 
 # (title, F_Tensor channel, colour map, value range)

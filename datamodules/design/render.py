@@ -22,7 +22,9 @@ from datamodules.design.grammar import grammar_scores
 from datamodules.design.layout import Layout, shape_coverage
 from datamodules.design.metadata import DesignMeta, sample_metadata
 from datamodules.design.planner import plan_layout
-from datamodules.design.schema import (
+from datamodules.design.textures import shading, texture_labels
+from datamodules.design.typography import font, pixel_size
+from models.design.schema import (
     COLOR_BACKGROUND,
     COLOR_OUTSIDE,
     F_COLOR,
@@ -31,8 +33,6 @@ from datamodules.design.schema import (
     F_TEXT,
     HIERARCHY,
 )
-from datamodules.design.textures import shading, texture_labels
-from datamodules.design.typography import font, pixel_size
 
 SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2}  # each split draws from its own seed stream
 HIERARCHY_SCALE = 100  # the structure stores hierarchy levels as round(level * 100)

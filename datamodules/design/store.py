@@ -124,7 +124,7 @@ class ShardReader:
             raise UserError(
                 f"{meta_path} does not exist: {self.folder} is not a generated design dataset (or its "
                 "generation was interrupted). Run `python -m datamodules.design generate out=DATA_DIR ...` "
-                "or use the DesignDataModule (its prepare_data generates it), or set data.storage=on_the_fly."
+                "or use the DesignDM (its prepare_data generates it), or set data.storage=on_the_fly."
             )
         self.meta = json.loads(meta_path.read_text())
         self.split = split

@@ -30,7 +30,7 @@ IMAGE_FOLDER_DEFAULTS = {
 }
 
 
-class UkiyoeDataModule(pl.LightningDataModule):
+class UkiyoeDM(pl.LightningDataModule):
     """Train/val/test loaders of square `resolution` prints with their class (scene or sub-folder) labels."""
 
     def __init__(
@@ -148,7 +148,7 @@ class UkiyoeDataModule(pl.LightningDataModule):
 
     def _dataset(self, split: str) -> PrintImages:
         if split not in self.datasets:
-            raise RuntimeError(f"UkiyoeDataModule: call setup() before asking for the {split} dataloader.")
+            raise RuntimeError(f"UkiyoeDM: call setup() before asking for the {split} dataloader.")
         return self.datasets[split]
 
     def _loader(self, split: str) -> ResumableLoader:

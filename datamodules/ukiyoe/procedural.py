@@ -3,7 +3,7 @@ sumi key-block outlines, under a scene's procedural bands (bokashi sky, mist, Fu
 
 `render_print(index, resolution, seed)` is deterministic in its arguments (a numpy Generator seeded
 from them, never the global RNG); the composition depends on (seed, index, split) only, so one print
-looks the same at 32, 64 or 128 pixels. Every pixel is exactly one colour of `PIGMENTS`.
+looks the same at 32, 64 or 128 pixels. Every pixel is exactly one colour of `models.ukiyoe.schema.PIGMENTS`.
 """
 
 from __future__ import annotations
@@ -12,21 +12,8 @@ import numpy as np
 
 from datamodules.ukiyoe import bands
 from datamodules.ukiyoe.photos import PHOTO_NAMES, SUBJECTS, posterised_crop
+from models.ukiyoe.schema import PIGMENTS
 
-# Traditional woodblock pigments (sRGB). The first six are the ones every palette starts from.
-PIGMENTS: dict[str, tuple[int, int, int]] = {
-    "prussian_blue": (20, 62, 118),  # bero-ai, the imported Berlin blue of Hokusai's waves
-    "indigo": (38, 46, 72),  # ai, plant indigo: deep greyish blue
-    "vermilion": (206, 64, 42),  # shu
-    "ochre": (206, 152, 70),  # odo
-    "sumi": (30, 28, 28),  # carbon ink of the key block
-    "paper": (240, 230, 206),  # unprinted washi
-    "light_blue": (126, 164, 190),  # usu-ai, diluted indigo of skies and wave stripes
-    "rokusho": (104, 138, 104),  # verdigris green
-    "beni": (196, 70, 96),  # safflower pink-red
-    "tobi": (122, 74, 52),  # kite brown
-    "nezumi": (134, 128, 120),  # mouse grey
-}
 PIGMENT_NAMES = tuple(PIGMENTS)
 PIGMENT_ARRAY = np.array([PIGMENTS[name] for name in PIGMENT_NAMES], dtype=np.uint8)
 

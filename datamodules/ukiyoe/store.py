@@ -90,6 +90,6 @@ def read_meta(folder: Path) -> dict:
         raise UserError(
             f"{path} does not exist: {folder} is not a generated ukiyoe print set (or its generation was "
             "interrupted). Run `python -m datamodules.ukiyoe generate data_dir=DATA_DIR ...` or let the "
-            "UkiyoeDataModule's prepare_data generate it (data.source=procedural)."
+            "UkiyoeDM's prepare_data generate it (data.source=procedural)."
         )
     return json.loads(path.read_text())

@@ -1,4 +1,5 @@
-"""The v1 system's data: session format, dataset configs, simulator, datamodule.
+"""The v1 system's data: session format, dataset configs, simulator, datamodule, and the configs' resolvers
+(`resolvers.py`, listed under `plugins` by the v1 experiments).
 
 The exports load lazily, so `python -m datamodules.v1 simulate ...` starts without torch/Lightning.
 """

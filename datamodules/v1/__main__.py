@@ -5,10 +5,11 @@
     python -m datamodules.v1 configs  tier=... size=... [seed=0] [configs_dir=DIR]
 
 `simulate` writes the sessions (cached: unchanged sessions are kept) and their dataset configs;
-`configs` writes only the dataset configs (no arrays), e.g. `configs_dir=conf/v1_datasets` for the
-shipped ones. `workers=N` simulates N sessions at a time in separate processes (full sizes on many
-cores; the output is the same bytes). data_dir defaults to $VISIONCORE_ROOT/data (or ./data); configs_dir to
-<data_dir>/v1/dataset_configs.
+`configs` writes only the dataset configs (no arrays), e.g. to start from a simulated dataset's configs
+when writing your own. Training needs neither ahead: `v1.dataset=<tier>_<size>` computes the configs
+from the tier definitions and simulates missing sessions on first use. `workers=N` simulates N
+sessions at a time in separate processes (full sizes on many cores; the output is the same bytes).
+data_dir defaults to $VISIONCORE_ROOT/data (or ./data); configs_dir to <data_dir>/v1/dataset_configs.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ from datamodules.v1.samplers import (
 )
 from datamodules.v1.session import META_FILE, Session
 from datamodules.v1.windows import SessionData, WindowDataset, group_collate
+from models.v1.schema import TRUTH_UNITS
 from training.toolkit.errors import UserError
 
 SAMPLER_KEYS = ("contrast_weighted", "power", "contrast_threshold")
@@ -52,7 +53,9 @@ class SessionDataNotFoundError(UserError):
 
 
 class MultiDatasetDM(pl.LightningDataModule):
-    """Loaders over the sessions of one dataset-config folder (`dataset_configs_path`).
+    """Loaders over the sessions of one dataset-config folder (`dataset_configs_path`), or of the simulated
+    dataset `dataset` (e.g. `t1_small`; its configs computed from the tier definitions) when that is null.
+    A path to the repository's former `conf/v1_datasets/<name>` (old checkpoints) reads as `dataset=<name>`.
 
     Session folders are `data_dir / parent.yaml's data_root / <session>.yaml's path`. `batch_size` is
     windows per session per step; `steps_per_epoch` null = enough for the largest session once.
@@ -66,7 +69,7 @@ class MultiDatasetDM(pl.LightningDataModule):
 
     def __init__(
         self,
-        dataset_configs_path: str,
+        dataset_configs_path: str | None = None,
         data_dir: str = "data",
         max_datasets: int | None = None,
         sessions: Sequence[str] | None = None,
@@ -83,6 +86,7 @@ class MultiDatasetDM(pl.LightningDataModule):
         resident: bool | str = "auto",
         cones: bool | Mapping[str, Any] | None = None,
         seed: int | None = None,
+        dataset: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -99,7 +103,9 @@ class MultiDatasetDM(pl.LightningDataModule):
             raise UserError(f"data.resident={resident!r}: use auto, true or false.")
         self.resident_mode = str(resident).lower()
         self.seed = seed if seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
-        self.configs: DatasetConfigs = load_dataset_configs(dataset_configs_path, max_datasets, sessions)
+        self.configs: DatasetConfigs = load_dataset_configs(
+            dataset_configs_path, max_datasets, sessions, dataset=dataset, data_dir=data_dir
+        )
         self.stim_types = self._check_stim_types(stim_types)
         self.data: dict[str, SessionData] = {}
         self.samples: dict[str, dict[str, np.ndarray]] = {}  # split -> session -> sample frames t
@@ -127,8 +133,8 @@ class MultiDatasetDM(pl.LightningDataModule):
         unknown = [kind for kind in stim_types if kind not in self.configs.types]
         if unknown or not stim_types:
             raise UserError(
-                f"data.stim_types={list(stim_types)}: choose a non-empty subset of the types in "
-                f"{self.configs.path}/parent.yaml: {self.configs.types}."
+                f"data.stim_types={list(stim_types)}: choose a non-empty subset of the types of "
+                f"{self.configs.where} (its parent.yaml): {self.configs.types}."
             )
         return list(stim_types)
 
@@ -136,8 +142,10 @@ class MultiDatasetDM(pl.LightningDataModule):
         """Per simulated session, each unit's true cell type (config order); real sessions are left out."""
         types = {}
         for name, data in self.data.items():
-            if data.has_truth and data.session.has_truth_item("units"):
-                type_of = {int(unit["id"]): str(unit["cell_type"]) for unit in data.session.truth("units")}
+            if data.has_truth and data.session.has_truth_item(TRUTH_UNITS):
+                type_of = {
+                    int(unit["id"]): str(unit["cell_type"]) for unit in data.session.truth(TRUTH_UNITS)
+                }
                 types[name] = [type_of[int(unit)] for unit in self.configs.session(name).unit_ids]
         return types
 

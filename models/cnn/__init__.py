@@ -1,23 +1,28 @@
 """Image classifiers: CIFAR DenseNets and ResNets, a 32x32 ResNet-18, a small CNN, and their LightningModule.
 
-Architectures are plain `nn.Module`s; `models.cnn.classifier.ImageClassifier` trains any of them.
-The `resnet18` factory is not re-exported here: the name would shadow the `models.cnn.resnet18`
-module, which Hydra's `_target_: models.cnn.resnet18.resnet18` must resolve.
+- `nets/`: the plain networks (`nn.Module`s; no Lightning, no data code).
+- `module.py`: `ImageClassifierModel`, the LightningModule that trains any of them.
 """
 
-from models.cnn.densenet import DenseNet3, densenet40_k12, densenet_bc100_k12
-from models.cnn.resnet_cifar import CifarResNet, resnet20, resnet32, resnet44, resnet56, resnet110
-from models.cnn.small_cnn import SmallCNN
-
-__all__ = [
-    "CifarResNet",
-    "DenseNet3",
-    "SmallCNN",
-    "densenet40_k12",
-    "densenet_bc100_k12",
-    "resnet20",
-    "resnet32",
-    "resnet44",
-    "resnet56",
-    "resnet110",
-]
+# Moved or renamed code; old checkpoints' stored configs name it (see training.toolkit.moved_modules).
+MOVED = {
+    # the plain networks
+    "models.cnn.densenet": "models.cnn.nets.densenet",
+    "models.cnn.resnet18": "models.cnn.nets.resnet18",
+    "models.cnn.resnet_cifar": "models.cnn.nets.resnet_cifar",
+    "models.cnn.small_cnn": "models.cnn.nets.small_cnn",
+    # ... and the names this package re-exported
+    "models.cnn.CifarResNet": "models.cnn.nets.CifarResNet",
+    "models.cnn.DenseNet3": "models.cnn.nets.DenseNet3",
+    "models.cnn.SmallCNN": "models.cnn.nets.SmallCNN",
+    "models.cnn.densenet40_k12": "models.cnn.nets.densenet40_k12",
+    "models.cnn.densenet_bc100_k12": "models.cnn.nets.densenet_bc100_k12",
+    "models.cnn.resnet20": "models.cnn.nets.resnet20",
+    "models.cnn.resnet32": "models.cnn.nets.resnet32",
+    "models.cnn.resnet44": "models.cnn.nets.resnet44",
+    "models.cnn.resnet56": "models.cnn.nets.resnet56",
+    "models.cnn.resnet110": "models.cnn.nets.resnet110",
+    # the LightningModule (ImageClassifier -> ImageClassifierModel)
+    "models.cnn.classifier": "models.cnn.module",
+    "models.cnn.classifier.ImageClassifier": "models.cnn.module.ImageClassifierModel",
+}

@@ -2,7 +2,7 @@
 
 Where Inception weights are not at hand, a CNN trained on the domain's own labels (e.g. the ukiyoe scene
 classes, `experiment=ukiyoe_features`) gives the representation: its penultimate activations, the input of
-its last `nn.Linear`, caught with a forward pre-hook so any `ImageClassifier` net (small_cnn, resnet,
+its last `nn.Linear`, caught with a forward pre-hook so any `ImageClassifierModel` net (small_cnn, resnet,
 densenet) works unchanged. Images are read as the classifier was trained: resized to its training
 resolution and normalised like its datamodule normalised them.
 """
@@ -56,7 +56,7 @@ class ClassifierFeatures(ImageFeatures):
     def from_checkpoint(
         cls, path: str | os.PathLike, config_key: str = "model.quality.features_checkpoint"
     ) -> ClassifierFeatures:
-        """Frozen extractor from an `ImageClassifier` run's checkpoint (`config_key` names the key that gave
+        """Frozen extractor from an `ImageClassifierModel` run's checkpoint (`config_key` names the key that gave
         `path`, for errors); resolution and normalisation come from that run's stored `data` config."""
         classifier = load_trained_module(path, config_key)
         config = stored_config(path, f"{config_key}={path}") or {}

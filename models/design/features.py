@@ -1,6 +1,6 @@
 """`DesignFeatures`: the design system's trained FID/KID feature extractor, and the abstractor's reading of images.
 
-A design image goes through the trained encoder's differentiable structure (`EncoderModule.soft_structure`)
+A design image goes through the trained encoder's differentiable structure (`EncoderModel.soft_structure`)
 into the trained abstractor: its FC-512 embedding is the feature (what an Inception network is for natural
 images: a representation trained on this domain), and its heads read goal and format back from generated
 samples, which is how conditioning fidelity is measured.
@@ -12,12 +12,12 @@ import os
 
 import torch
 
-from datamodules.design.schema import to_model_image
 from models.common.feature_extractors import ImageFeatures
-from models.design.abstractor import FEATURE_DIM, Abstractor
-from models.design.abstractor_module import AbstractorModule
-from models.design.encoder_module import EncoderModule
-from models.design.encoder_reading import resize_image, trained_resolution
+from models.design.abstractor.module import AbstractorModel
+from models.design.encoder.module import EncoderModel
+from models.design.encoder.reading import resize_image, trained_resolution
+from models.design.nets.abstractor import FEATURE_DIM, Abstractor
+from models.design.schema import to_model_image
 from training.toolkit.stage_checkpoint import load_trained_module
 
 
@@ -31,7 +31,7 @@ class DesignFeatures(ImageFeatures):
     name = "design"
     num_features = FEATURE_DIM
 
-    def __init__(self, encoder: EncoderModule, abstractor: Abstractor, resolution: int | None = None) -> None:
+    def __init__(self, encoder: EncoderModel, abstractor: Abstractor, resolution: int | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.abstractor = abstractor
@@ -48,10 +48,10 @@ class DesignFeatures(ImageFeatures):
         encoder run's `data.resolution` (`config_key` names the config holding `encoder_checkpoint` /
         `abstractor_checkpoint`, for errors)."""
         encoder = load_trained_module(
-            encoder_checkpoint, f"{config_key}.encoder_checkpoint", expected=EncoderModule
+            encoder_checkpoint, f"{config_key}.encoder_checkpoint", expected=EncoderModel
         )
         abstractor = load_trained_module(
-            abstractor_checkpoint, f"{config_key}.abstractor_checkpoint", expected=AbstractorModule
+            abstractor_checkpoint, f"{config_key}.abstractor_checkpoint", expected=AbstractorModel
         )
         resolution = trained_resolution(encoder_checkpoint)
         return cls(encoder, abstractor.net, resolution=resolution).eval().requires_grad_(False)

@@ -20,40 +20,14 @@ resolution first, because the encoder's features hold at the scale it learned th
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datamodules.design.schema import GRAMMAR_NAMES
 from models.design.features import DesignFeatures
-from training.toolkit.errors import UserError
-
-PIPELINE = "experiments/design_pipeline.py"
-
-
-def require_stage_checkpoints(config_key: str, stage: str, **paths: str | os.PathLike | None) -> None:
-    """UserError naming every `<config_key>.<name>` left unset: phase 3 needs the earlier stages' runs."""
-    missing = [f"{config_key}.{name}" for name, path in paths.items() if not path]
-    if missing:
-        raise UserError(
-            f"The design {stage} needs the trained earlier stages, but {', '.join(missing)} "
-            f"{'is' if len(missing) == 1 else 'are'} not set. Run the stages in order with "
-            f"`python {PIPELINE}` (it passes every checkpoint), or give each one on the command line, "
-            f"e.g. {missing[0]}=logs/<experiment>/runs/<run>/checkpoints/best-*.ckpt."
-        )
-
-
-def existing_checkpoint(path: str | os.PathLike, key: str) -> Path:
-    """`path` as a Path when it is a file; otherwise a UserError naming `key`."""
-    found = Path(path).expanduser()
-    if not found.is_file():
-        raise UserError(
-            f"{key}={path} does not exist. Point it at that stage's checkpoint "
-            f"(logs/<experiment>/runs/<run>/checkpoints/*.ckpt), or run `python {PIPELINE}`."
-        )
-    return found
+from models.design.schema import GRAMMAR_NAMES
+from models.design.stages import existing_checkpoint
 
 
 class GrammarReward(nn.Module):

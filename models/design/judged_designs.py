@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from models.design.decoder_module import DecoderModule
-from models.design.decoder_samples import SampleRequest, parse_sample_options
+from models.design.decoder.module import DecoderModel
+from models.design.decoder.samples import SampleRequest, parse_sample_options
 from models.design.grammar_reward import GrammarReward
 from models.design.sampling import initial_noise
 from training.toolkit.errors import UserError
@@ -41,7 +41,7 @@ def fixed_designs(count: int, channels: int, resolution: int, seed: int, key: st
 
 @torch.no_grad()
 def judged_samples(
-    decoder: DecoderModule,
+    decoder: DecoderModel,
     judge: GrammarReward,
     designs: FixedDesigns,
     latents: torch.Tensor | None = None,

@@ -1,4 +1,4 @@
-"""`UkiyoeGAN`: trains the StyleGAN + NCA + palette generator against a residual discriminator and a
+"""`UkiyoeGANModel`: trains the StyleGAN + NCA + palette generator against a residual discriminator and a
 transformer critic, with Lightning's manual optimisation (seeds 000/001's loop, their fixes as rules).
 
 Per training batch: one fake batch is generated (with its graph); on batches whose index is a multiple of
@@ -29,7 +29,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from models.ukiyoe.augment import DiffAugment
 from models.ukiyoe.balance import BalanceController
-from models.ukiyoe.generator import UkiyoeGenerator
+from models.ukiyoe.nets.generator import UkiyoeGenerator
 from models.ukiyoe.palette_usage import PaletteUsage
 from models.ukiyoe.sample_grid import plot_sample_grid
 from training.toolkit.errors import UserError
@@ -41,7 +41,7 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SCHEDULE_KEY = "ukiyoe_schedule"
 
 
-class UkiyoeGAN(pl.LightningModule):
+class UkiyoeGANModel(pl.LightningModule):
     def __init__(
         self,
         generator: UkiyoeGenerator,

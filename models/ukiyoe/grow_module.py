@@ -1,4 +1,4 @@
-"""`GrowModule`: an `IntegratedNCA` learns to grow one target print from a single cell (Growing NCA, Distill 2020).
+"""`GrowModel`: an `IntegratedNCA` learns to grow one target print from a single cell (Growing NCA, Distill 2020).
 
 Training follows the paper's "regenerating" recipe: batches come from a `SamplePool` of earlier results
 (persistence), the worst sample restarts from the seed (growth), the best few lose a random disc
@@ -18,7 +18,7 @@ import torch
 from matplotlib.figure import Figure
 
 from models.ukiyoe.grow_pool import SamplePool, half_plane_mask, prepare_batch, rgba_mse, seed_state
-from models.ukiyoe.nca import IntegratedNCA
+from models.ukiyoe.nets.nca import IntegratedNCA
 from training.toolkit.errors import UserError
 from training.toolkit.figures import new_figure, report_figure
 
@@ -40,7 +40,7 @@ def plot_growth(panels: Sequence[tuple[str, torch.Tensor]]) -> Figure:
     return figure
 
 
-class GrowModule(pl.LightningModule):
+class GrowModel(pl.LightningModule):
     """Sample-pool training of `nca` (w_dim 0) towards the datamodule's RGBA target."""
 
     def __init__(

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.ukiyoe.nca import RGB
+from models.ukiyoe.nets.nca import RGB
 
 
 def seed_state(channels: int, size: int) -> torch.Tensor:

@@ -34,6 +34,7 @@ def record_of(module: nn.Module) -> dict[str, Any]:
         "sessions": sessions,
         "dataset_config_hash": module.configs.hash,
         "dataset_configs_path": str(module.configs.path),
+        "dataset": module.configs.dataset,  # a simulated dataset's name (its configs computed, not read)
         "simulator": dict(simulate) if simulate else None,
         "simulator_version": _simulator_version() if simulate else None,
     }
@@ -60,9 +61,9 @@ def check_record(module: nn.Module, record: dict[str, Any] | None) -> None:
         )
         raise SessionMismatchError(
             f"The checkpoint's readouts were trained on other sessions or units than "
-            f"model.dataset_configs_path={module.configs.path} (max_datasets={module.hparams.max_datasets}) "
-            f"lists; they differ for {differences[:6]}. Use the dataset configs the checkpoint was trained "
-            f"with ({record.get('dataset_configs_path')}), or start new readouts with "
+            f"{module.configs.where} (max_datasets={module.hparams.max_datasets}) lists; they differ for "
+            f"{differences[:6]}. Use the dataset configs the checkpoint was trained with "
+            f"({record.get('dataset') or record.get('dataset_configs_path')}), or start new readouts with "
             "model.pretrained_checkpoint=... instead of ckpt_path."
         )
     if record.get("dataset_config_hash") != module.configs.hash:

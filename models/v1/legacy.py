@@ -31,16 +31,19 @@ def _weights(checkpoint: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _session_names(config: Mapping[str, Any] | None, old_format: str) -> list[str]:
     """Session order of the target config (the old file stored positions, not names)."""
-    if not config or "dataset_configs_path" not in config.get("model", {}):
+    model = (config or {}).get("model") or {}
+    if not (model.get("dataset_configs_path") or model.get("dataset")):
         raise LegacyCheckpointError(
             f"A {old_format} checkpoint indexes its readouts by position; name the experiment it was "
             "trained with so positions map to sessions: python -m training.migrate OLD NEW experiment=v1_..."
         )
     from datamodules.v1.dataset_configs import load_dataset_configs
 
-    model = config["model"]
     configs = load_dataset_configs(
-        model["dataset_configs_path"], model.get("max_datasets"), model.get("sessions")
+        model.get("dataset_configs_path"),
+        model.get("max_datasets"),
+        model.get("sessions"),
+        dataset=model.get("dataset"),
     )
     return configs.session_names
 

@@ -28,7 +28,7 @@ from models.v1.metrics import (
     RepeatIndex,
     RepeatReliability,
 )
-from models.v1.network import SessionSpec
+from models.v1.nets.network import SessionSpec
 from models.v1.readout_init import EnergySTA
 from models.v1.summaries import (
     summarize_bps,
@@ -62,12 +62,16 @@ def session_specs(configs: DatasetConfigs) -> list[SessionSpec]:
 
 
 class MultiDatasetModel(pl.LightningModule):
-    """Poisson training of `net` on stratified multi-session batches; reports bits/spike and oracle fractions."""
+    """Poisson training of `net` on stratified multi-session batches; reports bits/spike and oracle fractions.
+
+    The sessions are those of the dataset-config folder `dataset_configs_path`, or, when that is null, of
+    the simulated dataset `dataset` (e.g. `t1_small`), as for the datamodule (`load_dataset_configs`).
+    """
 
     def __init__(
         self,
         net: Callable[..., nn.Module],
-        dataset_configs_path: str,
+        dataset_configs_path: str | None,
         optimizer: Callable[[Iterable], torch.optim.Optimizer],
         lr_schedule: dict | None = None,
         max_datasets: int | None = None,
@@ -77,10 +81,13 @@ class MultiDatasetModel(pl.LightningModule):
         freeze_vision: bool = False,
         compile_model: bool = False,
         readout_init: str = "energy_sta",
+        dataset: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "lr_schedule"])
-        self.configs: DatasetConfigs = load_dataset_configs(dataset_configs_path, max_datasets, sessions)
+        self.configs: DatasetConfigs = load_dataset_configs(
+            dataset_configs_path, max_datasets, sessions, dataset=dataset
+        )
         self.session_names = self.configs.session_names
         self.net = net(sessions=session_specs(self.configs))
         self.optimizer_factory = optimizer

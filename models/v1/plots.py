@@ -2,7 +2,7 @@
 
 Each function returns a matplotlib figure; `report_test_plots` saves them under `<run>/images/` and
 logs them (training.toolkit.figures). Sessions' geometry and ground truth come from the datamodule's
-`Session` objects, so the same code draws real sessions (no truth overlay) and simulated ones.
+sessions (`models.v1.schema.SessionView`), so the same code draws real sessions (no truth overlay) and simulated ones.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from datamodules.v1.session import Session
 from models.v1.recovery import readout_centers_deg
+from models.v1.schema import TRUTH_CALIBRATION, TRUTH_UNITS, SessionView
 from training.toolkit.figures import new_figure, report_figure
 
 MAX_SESSIONS = 6  # panels per figure; the rest are summarised in the logged scalars
@@ -45,7 +45,7 @@ def plot_bps_vs_oracle(report: Mapping[str, Any]) -> Figure:
     return figure
 
 
-def plot_receptive_fields(net: torch.nn.Module, sessions: Mapping[str, Session]) -> Figure:
+def plot_receptive_fields(net: torch.nn.Module, sessions: Mapping[str, SessionView]) -> Figure:
     """Readout positions (deg from the frame centre, y up) per session, joined to the true RF centres if known."""
     names = [name for name in net.readouts if name in sessions][:MAX_SESSIONS]
     figure = new_figure(3.2 * len(names), 3.4)
@@ -95,12 +95,12 @@ def plot_core_filters(core: torch.nn.Module) -> Figure:
     return figure
 
 
-def plot_shifter_field(shift_deg: Any, session: Session) -> Figure:
+def plot_shifter_field(shift_deg: Any, session: SessionView) -> Figure:
     """The learned shift over measured gaze, beside the shift that undoes the true calibration error."""
     figure = new_figure(5.0, 4.5)
     axes = figure.add_subplot()
-    if session.has_truth_item("calibration"):
-        calibration = session.truth("calibration")
+    if session.has_truth_item(TRUTH_CALIBRATION):
+        calibration = session.truth(TRUTH_CALIBRATION)
         grid_x, grid_y, field = calibration["grid_x"], calibration["grid_y"], calibration["field"]
     else:
         extent = np.abs(np.asarray(session.eyepos)).max() or 1.0
@@ -120,15 +120,15 @@ def plot_shifter_field(shift_deg: Any, session: Session) -> Figure:
     return figure
 
 
-def true_centers_deg(session: Session) -> np.ndarray | None:
+def true_centers_deg(session: SessionView) -> np.ndarray | None:
     """(N, 2) true RF centres of the session's units in meta order, or None for real data."""
-    if not session.has_truth_item("units"):
+    if not session.has_truth_item(TRUTH_UNITS):
         return None
-    by_id = {int(unit["id"]): unit["center_deg"] for unit in session.truth("units")}
+    by_id = {int(unit["id"]): unit["center_deg"] for unit in session.truth(TRUTH_UNITS)}
     return np.array([by_id[unit] for unit in session.unit_ids], dtype=np.float64)
 
 
-def report_test_plots(module: Any, report: Mapping[str, Any], sessions: Mapping[str, Session]) -> None:
+def report_test_plots(module: Any, report: Mapping[str, Any], sessions: Mapping[str, SessionView]) -> None:
     """Write and log every test figure the model supports."""
     net = module.net
     report_figure(module, plot_bps_vs_oracle(report), "test/bps_vs_oracle", "bps_vs_oracle.png")

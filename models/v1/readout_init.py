@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from models.v1.shifter import pixel_centre_grid
+from models.v1.nets.shifter import pixel_centre_grid
 
 
 class EnergySTA:

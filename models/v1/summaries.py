@@ -7,13 +7,13 @@ metrics' own summary functions, so "pooled over sessions" means spike-weighted o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import torch
 
 from models.v1.metrics import ORACLE_PIECES, bps_summary, oracle_summary
 from models.v1.recovery import rf_center_error, shifter_field_error
+from models.v1.schema import TRUTH_CALIBRATION, SessionView
 
 BPS_SCALARS = ("pooled", "mean", "median", "clamped_mean")
 ORACLE_SCALARS = {
@@ -62,7 +62,9 @@ def summarize_oracle(
     return scalars
 
 
-def summarize_recovery(stage: str, net: torch.nn.Module, sessions: Mapping[str, Any]) -> dict[str, float]:
+def summarize_recovery(
+    stage: str, net: torch.nn.Module, sessions: Mapping[str, SessionView]
+) -> dict[str, float]:
     """Simulation only: readout position vs true RF centre (deg) and learned vs true shifter field (deg)."""
     from models.v1.plots import true_centers_deg
 
@@ -89,15 +91,15 @@ def summarize_recovery(stage: str, net: torch.nn.Module, sessions: Mapping[str, 
             "rms_deg"
         ]
         for name in shifters
-        if name in sessions and sessions[name].has_truth_item("calibration")
+        if name in sessions and sessions[name].has_truth_item(TRUTH_CALIBRATION)
     ]
     if field_errors:
         scalars[f"{stage}/shifter_error_deg"] = float(np.mean(field_errors))
     return scalars
 
 
-def _calibration(session: Any) -> dict[str, np.ndarray]:
-    calibration = session.truth("calibration")
+def _calibration(session: SessionView) -> dict[str, np.ndarray]:
+    calibration = session.truth(TRUTH_CALIBRATION)
     return {key: calibration[key] for key in ("grid_x", "grid_y", "field")}
 
 

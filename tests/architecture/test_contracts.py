@@ -39,3 +39,10 @@ def test_every_system_has_its_contract_and_is_forbidden_to_the_runner_and_to_the
         contract = contracts[f"The {system} system imports no other system"]
         assert set(contract["source_modules"]) == own
         assert set(contract["forbidden_modules"]) == packages - own
+
+
+def test_every_system_s_networks_are_in_the_plain_networks_contract():
+    contract = _contracts()["Plain networks import neither Lightning nor any datamodules module"]
+    nets = {f"models.{path.parent.parent.name}.nets" for path in (ROOT / "models").glob("*/nets/__init__.py")}
+    assert set(contract["source_modules"]) == nets and nets
+    assert {"pytorch_lightning", "lightning_fabric", "datamodules"} <= set(contract["forbidden_modules"])

@@ -7,6 +7,7 @@ import pytest
 from tests.helpers import compose_config
 from training.plugins import load_plugins
 from training.toolkit.errors import ConfigValueError
+from training.toolkit.safe_load import UnsafeCheckpointError, trust_checkpoints
 
 
 def test_a_v1_experiment_lists_its_migrations_and_loading_it_registers_them(monkeypatch):
@@ -27,10 +28,40 @@ def test_the_default_config_lists_no_plugin():
 
 
 @pytest.mark.parametrize(
-    "module, says",
-    [("os", "not a module of a VisionCore system"), ("models.no_such_system.legacy", "cannot be imported")],
+    "module, says", [("", "not a module path"), ("models.no_such.legacy", "cannot be imported")]
 )
-def test_a_plugin_outside_visioncore_or_missing_is_one_paragraph(module, says):
+def test_a_bad_plugin_entry_is_one_paragraph(module, says):
     with pytest.raises(ConfigValueError, match=says) as caught:
         load_plugins({"plugins": {"mine": module}})
     assert "plugins.mine" in str(caught.value)
+
+
+def test_a_checkpoint_s_config_may_list_only_visioncore_plugins_unless_trusted(monkeypatch):
+    stored = {"plugins": {"evil": "antigravity"}}  # importing it would open a browser
+    with pytest.raises(UnsafeCheckpointError, match="plugins.evil: antigravity.*trust_checkpoint=true"):
+        load_plugins(stored, stored_in="old.ckpt")
+    assert "antigravity" not in sys.modules
+    load_plugins({"plugins": {"json": "json"}})  # the user's own composition may name any module
+    with trust_checkpoints(True):
+        load_plugins({"plugins": {"json": "json"}}, stored_in="old.ckpt")
+
+
+def test_printing_a_resolved_config_loads_its_plugins_first():
+    """`--cfg job --resolve` prints before any callback runs: the v1 resolvers must exist by then."""
+    import subprocess
+
+    from tests.helpers import REPO
+
+    command = [
+        sys.executable,
+        "-m",
+        "training.run",
+        "experiment=v1_single",
+        "size=tiny",
+        "--cfg",
+        "job",
+        "--resolve",
+    ]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "num_lags: 8" in result.stdout

@@ -10,6 +10,7 @@ from unittest import mock
 import numpy as np
 from omegaconf import OmegaConf
 
+from models.design.stages import STAGES
 from tests.helpers import REPO, cli_env, multirun_job_summary, read_summary, run_main
 
 _spec = importlib.util.spec_from_file_location("design_pipeline", REPO / "experiments" / "design_pipeline.py")
@@ -49,6 +50,11 @@ def pipeline(root, *args):
 
 def stage_run(root, experiment):
     return root / "logs" / experiment / "runs" / "t"
+
+
+def test_the_pipeline_runs_the_stage_graph_of_the_design_models():
+    assert design_pipeline.STAGES is STAGES  # declared once, in models/design/stages.py
+    assert design_pipeline.parse_args([]).stages == list(STAGES)
 
 
 def test_pipeline_hands_each_stage_the_previous_best_checkpoints_and_resumes_per_stage(tmp_path, capsys):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO, cli_env, read_summary, run_cli, run_main
-from training.run_dir import newest_unfinished_run
+from training.run_state import Run
 
 # Deterministic CPU config; checkpoints every 7 steps so kills land mid-epoch (20 steps/epoch).
 DETERMINISTIC = [
@@ -143,4 +143,4 @@ def test_resume_auto_picks_the_newest_unfinished_run_that_has_a_checkpoint(tmp_p
         if checkpoint:
             (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
         os.utime(run_dir, (age, age))
-    assert newest_unfinished_run(runs) == runs / "cut_short"
+    assert Run.newest_unfinished(runs).dir == runs / "cut_short"

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from callbacks.resume_state import ResumeState
 from models.common.classifier_features import ClassifierFeatures
-from models.design.encoder_reading import trained_resolution
+from models.design.encoder.reading import trained_resolution
 from models.v1.transfer import core_weights
 from tests.helpers import run_main
 from training import migrate
@@ -111,7 +111,7 @@ def test_a_stored_config_that_would_call_foreign_code_is_refused(door, tmp_path)
     config = {
         "name": "x",
         "model": payload,
-        "data": {"_target_": "datamodules.cnn.ImageClassificationDataModule"},
+        "data": {"_target_": "datamodules.cnn.ImageClassificationDM"},
     }
     atomic_torch_save({"state_dict": {}, "visioncore": {"schema_version": 2, "config": config}}, path)
     with pytest.raises(

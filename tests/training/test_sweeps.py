@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import Callback
 
 from tests.helpers import REPO, TINY, cli_env, read_summary, run_main
-from training.summary import RunSummary, new_launch, record_failure
+from training.run_state import Run
 
 TINY_RUN = ["experiment=cnn_digits", *TINY, "model.lr_schedule=null", "test_after_fit=false"]
 FAST_RUN = ["experiment=cnn_digits", "debug=fdr", "callbacks.model_summary=null"]
@@ -95,21 +95,23 @@ def test_record_failure_changes_only_runs_of_this_launch_or_sweep_jobs(tmp_path)
     earlier = tmp_path / "earlier"
     earlier.mkdir()
     (earlier / "summary.json").write_text(json.dumps({"status": "finished"}))
-    new_launch()
-    record_failure(earlier, "refused")
+    Run.new_launch()
+    Run(earlier).record_failure("refused")
     assert read_summary(earlier) == {"status": "finished"}
-    record_failure(earlier, "a sweep job's error", sweep_job=True)
+    Run(earlier).record_failure("a sweep job's error", sweep_job=True)
     assert (
         read_summary(earlier)["status"] == "failed"
         and read_summary(earlier)["error"] == "a sweep job's error"
     )
 
     mine = tmp_path / "mine"
-    RunSummary(mine, OmegaConf.create({"name": "cnn_digits", "task": "fit"})).update(status="running")
-    record_failure(mine, "OutOfMemoryError: ...")
+    run = Run(mine)
+    run.start(OmegaConf.create({"name": "cnn_digits", "task": "fit"}))
+    run.update(status="running")
+    Run(mine).record_failure("OutOfMemoryError: ...")
     assert read_summary(mine)["status"] == "failed" and read_summary(mine)["experiment"] == "cnn_digits"
-    new_launch()  # the next launch in this process did not write it
-    record_failure(mine, "refused")
+    Run.new_launch()  # the next launch in this process did not write it
+    Run(mine).record_failure("refused")
     assert read_summary(mine)["error"] == "OutOfMemoryError: ..."
 
 

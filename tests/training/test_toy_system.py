@@ -1,5 +1,6 @@
-"""A fifth system is added with files only: a LightningModule, a DataModule and three configs outside this
-repository, found through Hydra's search path, run end to end by the unchanged runner."""
+"""A fifth system is added with files only, in the slice every system has (a plain network apart from its
+LightningModule, a DataModule, a plugin module that registers what its configs need, three configs), outside
+this repository, found through Hydra's search path and run end to end by the unchanged runner."""
 
 import sys
 import textwrap
@@ -8,15 +9,28 @@ from tests.helpers import read_summary, run_dirs, run_main
 
 FILES = {
     "toy_system/__init__.py": "",
-    "toy_system/data.py": '''
+    "toy_system/nets.py": """
+        import torch
+
+        class ToyNet(torch.nn.Sequential):
+            def __init__(self, width: int):
+                super().__init__(torch.nn.Linear(4, width), torch.nn.ReLU(), torch.nn.Linear(width, 2))
+    """,
+    "toy_system/resolvers.py": """
+        from omegaconf import OmegaConf
+
+        # A per-system fact the model config reads while it resolves: registered by the system, not the runner.
+        OmegaConf.register_new_resolver("toy.width", lambda: 8, replace=True)
+    """,
+    "toy_system/datamodule.py": '''
         import pytorch_lightning as pl
         import torch
         from torch.utils.data import DataLoader, TensorDataset
 
-        class ToyData(pl.LightningDataModule):
-            """Two Gaussian blobs in 4 dimensions."""
+        class ToyDM(pl.LightningDataModule):
+            """Two Gaussian blobs in 4 dimensions (takes the loader options debug=fdr sets, like every DM)."""
 
-            def __init__(self, batch_size: int = 16, num_samples: int = 128):
+            def __init__(self, batch_size: int = 16, num_samples: int = 128, num_workers: int = 0, persistent_workers: bool = False):
                 super().__init__()
                 generator = torch.Generator().manual_seed(0)
                 labels = torch.arange(num_samples) % 2
@@ -36,10 +50,12 @@ FILES = {
         import torch
         import torch.nn.functional as F
 
-        class ToyModule(pl.LightningModule):
-            def __init__(self, lr: float = 0.1):
+        from toy_system.nets import ToyNet
+
+        class ToyModel(pl.LightningModule):
+            def __init__(self, width: int, lr: float = 0.1):
                 super().__init__()
-                self.net, self.lr = torch.nn.Linear(4, 2), lr
+                self.net, self.lr = ToyNet(width), lr
 
             def _step(self, batch, stage):
                 points, labels = batch
@@ -61,14 +77,16 @@ FILES = {
             def configure_optimizers(self):
                 return torch.optim.SGD(self.parameters(), lr=self.lr)
     """,
-    "conf/data/toy.yaml": "_target_: toy_system.data.ToyData\nbatch_size: 16\n",
-    "conf/model/toy.yaml": "_target_: toy_system.module.ToyModule\nlr: 0.1\n",
+    "conf/data/toy.yaml": "_target_: toy_system.datamodule.ToyDM\nbatch_size: 16\n",
+    "conf/model/toy.yaml": "_target_: toy_system.module.ToyModel\nwidth: ${toy.width:}\nlr: 0.1\n",
     "conf/experiment/toy.yaml": """
         # @package _global_
         defaults:
           - override /data: toy
           - override /model: toy
         name: toy
+        plugins:
+          toy: toy_system.resolvers
         trainer:
           max_epochs: 3
     """,
@@ -92,6 +110,9 @@ def test_a_new_system_runs_from_its_own_files(tmp_path, monkeypatch):
     (run_dir,) = run_dirs(tmp_path, "toy")
     summary = read_summary(run_dir)
     assert summary["status"] == "finished" and summary["metrics"]["test/acc"] > 0.8
+    assert summary["params"] == (4 * 8 + 8) + (8 * 2 + 2)  # the width its plugin's resolver gave
     assert (run_dir / "checkpoints" / "last.ckpt").is_file() and (run_dir / "metrics.csv").is_file()
+    # Lightning's fast_dev_run through the runner's debug option: one batch of each loop.
+    run_main(tmp_path, f"hydra.searchpath=[file://{plugin / 'conf'}]", "experiment=toy", "debug=fdr")
     for name in [name for name in sys.modules if name.split(".")[0] == "toy_system"]:
         monkeypatch.delitem(sys.modules, name)

@@ -21,7 +21,7 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
-from training import run_dir
+from training.run_state import Run
 
 EXPERIMENTS = (
     "cnn_digits",
@@ -137,7 +137,9 @@ MISTAKES = {
     # ---- v1_single
     "v1_batch_size_zero": M(V1, "data.batch_size=0", named="data.batch_size=0"),
     "v1_lr_negative": M(V1, "model.optimizer.lr=-1", named="model.optimizer.lr=-1"),
-    "v1_unknown_dataset": M(V1, "v1.dataset=t9_tiny", named=("data.dataset_configs_path", "t9_tiny")),
+    "v1_unknown_dataset": M(
+        V1, "v1.dataset=t9_tiny", named=("data.dataset_configs_path", "t9_tiny", "t0_tiny"), built=True
+    ),
     "v1_pretrained_missing": M(
         V1,
         "model.pretrained_checkpoint={root}/core.ckpt",
@@ -249,7 +251,7 @@ def run_cli(
 ) -> tuple[int, str]:
     """`python -m training.run OVERRIDES` in this process: (exit status, everything it printed)."""
     monkeypatch.setattr(sys, "argv", ["training/run.py", *overrides])
-    run_dir._chosen.clear()  # a new launch chooses its run directory afresh, as a new process would
+    Run.new_launch()  # the run directory is chosen afresh, as a new process would
     GlobalHydra.instance().clear()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

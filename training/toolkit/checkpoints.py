@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from training.toolkit.errors import CheckpointError
 from training.toolkit.moved_modules import upgrade_targets
 from training.toolkit.safe_load import (
     UnsafeCheckpointError,
@@ -33,10 +34,6 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2  # 2: plain types only, so every file reloads with torch.load(weights_only=True)
 META_KEY = "visioncore"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint path the user gave is missing or not a checkpoint."""
 
 
 @cache

@@ -32,6 +32,10 @@ class UserError(Exception):
     """An error the user can fix from the command line; printed without a traceback."""
 
 
+class CheckpointError(ValueError):
+    """A checkpoint path the user gave is missing or not a checkpoint."""
+
+
 class ConfigValueError(UserError, ValueError):
     """A bad config value found by a constructor: a UserError, and a ValueError for callers that catch those."""
 
@@ -43,10 +47,6 @@ def options_of(group: str) -> list[str]:
 
 def explain(err: BaseException) -> str | None:
     """A readable message for a known user mistake, or None to let the error through."""
-    from training.toolkit.checkpoints import (
-        CheckpointError,  # here: torch-free imports of UserError stay fast
-    )
-
     if isinstance(err, UserError | CheckpointError | FileNotFoundError):
         return _worker_message(err)
     causes = _causes(err)

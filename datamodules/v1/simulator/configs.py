@@ -2,17 +2,23 @@
 
 Folder names are lower-case `<tier>_<size>` (`_seed<k>` for seeds other than 0); T3 has two folders,
 `..._pretrain` and `..._transfer` (the held-out sessions). Session paths are relative to data_dir.
+A name alone gives the configs (`simulated_dataset`), so an experiment names only its tier and size
+(`v1.dataset`); the simulator also writes them beside the sessions (`<data_dir>/v1/dataset_configs/`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from datamodules.v1.dataset_configs import SessionConfig, write_dataset_configs
-from datamodules.v1.simulator.plan import TierPlan
+from datamodules.v1.simulator.plan import TierPlan, plan_tier
+from datamodules.v1.simulator.tiers import SIZES, TIERS
 from datamodules.v1.simulator.units import MEAN_RATE_RANGE_HZ
+
+NAME = re.compile(r"(?P<tier>t\d+)_(?P<size>[a-z]+)(?:_seed(?P<seed>[1-9]\d*))?(?:_(?P<part>[a-z]+))?")
 
 BEHAVIOR_NAMES = ["running_speed"]
 
@@ -63,3 +69,23 @@ def write_configs(plan: TierPlan, configs_dir: str | os.PathLike) -> list[Path]:
         write_dataset_configs(Path(configs_dir) / name, parent, sessions)
         for name, (parent, sessions) in dataset_configs(plan).items()
     ]
+
+
+def dataset_names(seed: int = 0) -> list[str]:
+    """Every simulated dataset's folder name at `seed` (what `v1.dataset` may name), e.g. `t1_small`."""
+    names = []
+    for tier, spec in TIERS.items():
+        for size in SIZES:
+            base = f"{tier.lower()}_{size}" + (f"_seed{seed}" if seed else "")
+            names += [f"{base}_{part}" for part in ("pretrain", "transfer")] if spec.heldout else [base]
+    return names
+
+
+def simulated_dataset(name: str) -> tuple[dict[str, Any], list[SessionConfig]] | None:
+    """(parent dict, session configs) of the simulated dataset `name` (e.g. `t3_small_transfer`), computed
+    from the tier definitions without simulating anything; None when `name` is no simulated dataset."""
+    match = NAME.fullmatch(str(name))
+    if match is None or match["tier"].upper() not in TIERS or match["size"] not in SIZES:
+        return None
+    plan = plan_tier(match["tier"], match["size"], int(match["seed"] or 0))
+    return dataset_configs(plan).get(name)

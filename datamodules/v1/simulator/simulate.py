@@ -37,6 +37,7 @@ from datamodules.v1.simulator.responses import (
     stimulus_drive,
 )
 from datamodules.v1.simulator.units import draw_units
+from models.v1.schema import TRUTH_CALIBRATION, TRUTH_UNITS
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,8 @@ def _simulate_session(plan: SessionPlan) -> SimulatedSession:
     truth: dict[str, Any] = {
         "rates": rates,
         "gaze": recording.true_gaze,
-        "calibration.npz": session_calibration(plan).arrays(),
-        "units": records,
+        f"{TRUTH_CALIBRATION}.npz": session_calibration(plan).arrays(),
+        TRUTH_UNITS: records,
     }
     meta = _meta(plan, recording.stored)
     if tier.hidden_gain:

@@ -1,4 +1,4 @@
-"""ImageClassificationDataModule: seeded splits, eval-only val transform, constants, offline errors."""
+"""ImageClassificationDM: seeded splits, eval-only val transform, constants, offline errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
-from datamodules.cnn import DataNotFoundError, ImageClassificationDataModule
+from datamodules.cnn import DataNotFoundError, ImageClassificationDM
 from datamodules.cnn.datasets import DATASET_FACTS, DATASET_NAMES
 from datamodules.cnn.procedural import ProceduralGratings
 from datamodules.loading import ResumableLoader
@@ -19,8 +19,8 @@ CONF_DATA = Path(__file__).resolve().parents[3] / "conf" / "data"
 SMALL_GRATINGS = {"num_samples": 400, "num_classes": 4, "image_size": 12, "noise": 0.1, "seed": 3}
 
 
-def digits(**kwargs) -> ImageClassificationDataModule:
-    dm = ImageClassificationDataModule("digits", batch_size=64, **kwargs)
+def digits(**kwargs) -> ImageClassificationDM:
+    dm = ImageClassificationDM("digits", batch_size=64, **kwargs)
     dm.setup("fit")
     dm.setup("test")
     return dm
@@ -81,7 +81,7 @@ def test_procedural_gratings_are_deterministic_per_seed() -> None:
 
 
 def test_procedural_classes_are_separable_by_their_means() -> None:
-    dm = ImageClassificationDataModule("procedural", procedural=SMALL_GRATINGS, augment=False)
+    dm = ImageClassificationDM("procedural", procedural=SMALL_GRATINGS, augment=False)
     dm.setup()
     train = torch.stack([dm.train_set[i][0] for i in range(len(dm.train_set))]).flatten(1)
     train_y = torch.tensor([dm.train_set[i][1] for i in range(len(dm.train_set))])
@@ -95,9 +95,7 @@ def test_procedural_classes_are_separable_by_their_means() -> None:
 
 
 def test_procedural_facts_follow_its_settings() -> None:
-    dm = ImageClassificationDataModule(
-        "procedural", procedural={"num_classes": 3, "channels": 3, "image_size": 10}
-    )
+    dm = ImageClassificationDM("procedural", procedural={"num_classes": 3, "channels": 3, "image_size": 10})
     assert dm.num_classes == 3
     assert dm.input_shape == (3, 10, 10)
     assert dm.class_names == ["grating_000deg", "grating_060deg", "grating_120deg"]
@@ -113,7 +111,7 @@ def test_procedural_facts_follow_its_settings() -> None:
     ],
 )
 def test_missing_torchvision_data_names_path_and_fixes(tmp_path: Path, dataset: str, folder: str) -> None:
-    dm = ImageClassificationDataModule(dataset, data_dir=str(tmp_path), download=False)
+    dm = ImageClassificationDM(dataset, data_dir=str(tmp_path), download=False)
     with pytest.raises(DataNotFoundError) as caught:
         dm.setup("fit")
     message = str(caught.value)
@@ -136,7 +134,7 @@ def write_image_folder(root: Path, classes: tuple[str, ...] = ("cat", "dog"), pe
 
 def test_image_folder_reads_classes_and_splits_a_tiny_folder(tmp_path: Path) -> None:
     root = write_image_folder(tmp_path / "train")
-    dm = ImageClassificationDataModule(
+    dm = ImageClassificationDM(
         "image_folder",
         image_folder={"train": str(root), "image_size": 8},
         batch_size=2,
@@ -158,7 +156,7 @@ def test_image_folder_reads_classes_and_splits_a_tiny_folder(tmp_path: Path) -> 
 def test_image_folder_uses_a_given_test_folder(tmp_path: Path) -> None:
     train = write_image_folder(tmp_path / "train")
     test = write_image_folder(tmp_path / "test", per_class=2)
-    dm = ImageClassificationDataModule(
+    dm = ImageClassificationDM(
         "image_folder",
         image_folder={"train": str(train), "test": str(test), "image_size": 8},
         val_fraction=0.0,
@@ -169,35 +167,33 @@ def test_image_folder_uses_a_given_test_folder(tmp_path: Path) -> None:
 
 
 def test_image_folder_missing_or_empty_names_the_config_key(tmp_path: Path) -> None:
-    missing = ImageClassificationDataModule("image_folder", image_folder={"train": str(tmp_path / "absent")})
+    missing = ImageClassificationDM("image_folder", image_folder={"train": str(tmp_path / "absent")})
     with pytest.raises(DataNotFoundError, match=r"data\.image_folder\.train"):
         missing.setup("fit")
     (tmp_path / "empty").mkdir()
-    empty = ImageClassificationDataModule("image_folder", image_folder={"train": str(tmp_path / "empty")})
+    empty = ImageClassificationDM("image_folder", image_folder={"train": str(tmp_path / "empty")})
     with pytest.raises(DataNotFoundError, match=r"data\.image_folder\.train"):
         _ = empty.num_classes
     (tmp_path / "no_images" / "cat").mkdir(parents=True)
-    no_images = ImageClassificationDataModule(
-        "image_folder", image_folder={"train": str(tmp_path / "no_images")}
-    )
+    no_images = ImageClassificationDM("image_folder", image_folder={"train": str(tmp_path / "no_images")})
     with pytest.raises(DataNotFoundError, match=r"no images .*data\.image_folder\.train"):
         no_images.setup("fit")
 
 
 def test_config_facts_that_disagree_with_the_dataset_raise() -> None:
     with pytest.raises(ValueError, match=r"data\.num_classes=12 but the dataset has 10"):
-        ImageClassificationDataModule("digits", num_classes=12)
+        ImageClassificationDM("digits", num_classes=12)
     with pytest.raises(ValueError, match=r"data\.input_shape"):
-        ImageClassificationDataModule("mnist", input_shape=[1, 32, 32])
+        ImageClassificationDM("mnist", input_shape=[1, 32, 32])
     with pytest.raises(ValueError, match=r"data\.class_names"):
-        ImageClassificationDataModule("cifar10", class_names=["a"] * 10)
+        ImageClassificationDM("cifar10", class_names=["a"] * 10)
     with pytest.raises(ValueError, match=r"data\.dataset='imagenet'"):
-        ImageClassificationDataModule("imagenet")
+        ImageClassificationDM("imagenet")
 
 
 def test_image_folder_num_classes_is_checked_against_the_folder(tmp_path: Path) -> None:
     root = write_image_folder(tmp_path / "train")
-    dm = ImageClassificationDataModule("image_folder", image_folder={"train": str(root)}, num_classes=5)
+    dm = ImageClassificationDM("image_folder", image_folder={"train": str(root)}, num_classes=5)
     with pytest.raises(ValueError, match=r"data\.num_classes=5"):
         dm.setup("fit")
 

@@ -1,4 +1,4 @@
-"""DesignDataModule: batch layout, device-side image conversion, disjoint splits, seeded resumable order."""
+"""DesignDM: batch layout, device-side image conversion, disjoint splits, seeded resumable order."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from datamodules.design import DesignDataModule
-from datamodules.design.schema import F_CHANNELS, NUM_COLOR_IDS, to_model_image
+from datamodules.design import DesignDM
 from datamodules.loading import ResumableLoader
+from models.design.schema import F_CHANNELS, NUM_COLOR_IDS, to_model_image
 from tests.helpers import compose_config
 from training.toolkit.errors import UserError
 
 
-def _datamodule(**overrides) -> DesignDataModule:
+def _datamodule(**overrides) -> DesignDM:
     options = dict(resolution=32, num_train=12, num_val=6, num_test=4, batch_size=4, storage="memory", seed=3)
-    datamodule = DesignDataModule(**(options | overrides))
+    datamodule = DesignDM(**(options | overrides))
     datamodule.setup("fit")
     return datamodule
 
@@ -55,7 +55,7 @@ def test_splits_are_disjoint_designs() -> None:
 
 
 def test_training_order_is_fixed_by_seed_and_epoch() -> None:
-    def order(datamodule: DesignDataModule, epoch: int) -> list[int]:
+    def order(datamodule: DesignDM, epoch: int) -> list[int]:
         loader = datamodule.train_dataloader()
         loader.sampler.set_epoch(epoch)
         return torch.cat([batch["index"] for batch in loader]).tolist()
@@ -69,7 +69,7 @@ def test_training_order_is_fixed_by_seed_and_epoch() -> None:
 
 
 def test_prepare_data_renders_shards_that_setup_reads(tmp_path) -> None:
-    datamodule = DesignDataModule(
+    datamodule = DesignDM(
         resolution=32, num_train=5, num_val=2, num_test=2, batch_size=2, data_dir=str(tmp_path), seed=1
     )
     datamodule.prepare_data()
@@ -83,14 +83,14 @@ def test_config_file_builds_the_datamodule(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("VISIONCORE_ROOT", str(tmp_path))
     config = compose_config(["data=design", "data.resolution=32", "seed=7"])
     datamodule = instantiate(config.data)
-    assert isinstance(datamodule, DesignDataModule)
+    assert isinstance(datamodule, DesignDM)
     assert datamodule.config.seed == 7 and datamodule.hparams.storage == "shards"
     assert datamodule.hparams.data_dir == f"{tmp_path}/data"
 
 
 def test_bad_storage_is_a_user_error() -> None:
     with pytest.raises(UserError, match="data.storage"):
-        DesignDataModule(storage="disk")
+        DesignDM(storage="disk")
 
 
 def test_training_resumes_mid_epoch_with_the_unseen_batches() -> None:
@@ -104,6 +104,6 @@ def test_training_resumes_mid_epoch_with_the_unseen_batches() -> None:
 
 
 def test_an_empty_validation_split_in_memory_turns_validation_off(tmp_path):
-    data = DesignDataModule(resolution=16, num_train=4, num_val=0, num_test=2, batch_size=2, storage="memory")
+    data = DesignDM(resolution=16, num_train=4, num_val=0, num_test=2, batch_size=2, storage="memory")
     data.setup("fit")
     assert len(data.datasets["val"]) == 0 and data.val_dataloader() == []

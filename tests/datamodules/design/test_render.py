@@ -9,7 +9,8 @@ from PIL import ImageFont
 from datamodules.design.colors import CONTRAST_BANDS, OUTSIDE_RGB, contrast_ratio, make_palette
 from datamodules.design.layout import Panel, design_box
 from datamodules.design.render import decode_structure, render_design, render_layout
-from datamodules.design.schema import (
+from datamodules.design.typography import text_width
+from models.design.schema import (
     COLOR_BACKGROUND,
     COLOR_OUTSIDE,
     F_COLOR,
@@ -19,7 +20,6 @@ from datamodules.design.schema import (
     FORMATS,
     HIERARCHY,
 )
-from datamodules.design.typography import text_width
 from tests.datamodules.design.layouts import BLACK, WHITE, image, layout, line
 
 DESIGNS = [render_design(i, 64, seed=3) for i in range(12)]

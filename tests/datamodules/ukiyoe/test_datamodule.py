@@ -1,4 +1,4 @@
-"""UkiyoeDataModule: procedural and image-folder batches, held-out splits, clear errors, uint8 reference batches."""
+"""UkiyoeDM: procedural and image-folder batches, held-out splits, clear errors, uint8 reference batches."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import torch
 from PIL import Image
 
 from datamodules.loading import ResumableLoader
-from datamodules.ukiyoe import UkiyoeDataModule
+from datamodules.ukiyoe import UkiyoeDM
 from datamodules.ukiyoe.procedural import SCENES, render_print
 from training.toolkit.errors import UserError
 
 SMALL = {"resolution": 16, "num_train": 12, "num_val": 4, "num_test": 8, "batch_size": 4, "seed": 3}
 
 
-def _procedural(tmp_path: Path, **overrides) -> UkiyoeDataModule:
-    data = UkiyoeDataModule(data_dir=str(tmp_path), **{**SMALL, **overrides})
+def _procedural(tmp_path: Path, **overrides) -> UkiyoeDM:
+    data = UkiyoeDM(data_dir=str(tmp_path), **{**SMALL, **overrides})
     data.prepare_data()
     data.setup()
     return data
@@ -75,9 +75,7 @@ def test_a_folder_with_class_sub_folders(tmp_path) -> None:
     _write_images(tmp_path / "test" / "bijin", 3, (30, 30), (255, 0, 0))
     _write_images(tmp_path / "test" / "fuji", 2, (30, 30), (0, 0, 255))
     folder = {"train": str(tmp_path / "train"), "test": str(tmp_path / "test")}
-    data = UkiyoeDataModule(
-        source="image_folder", image_folder=folder, resolution=16, batch_size=4, num_classes=2
-    )
+    data = UkiyoeDM(source="image_folder", image_folder=folder, resolution=16, batch_size=4, num_classes=2)
     data.prepare_data()
     data.setup()
     assert data.class_names == ["bijin", "fuji"]
@@ -93,7 +91,7 @@ def test_a_flat_folder_is_one_class_with_a_fixed_held_out_split(tmp_path) -> Non
     folder = {"train": str(tmp_path / "prints")}
 
     def splits() -> dict[str, list[str]]:
-        data = UkiyoeDataModule(source="image_folder", image_folder=folder, resolution=8, num_classes=1)
+        data = UkiyoeDM(source="image_folder", image_folder=folder, resolution=8, num_classes=1)
         data.setup()
         assert data.class_names == ["prints"]
         return {split: [p for p, _ in data.datasets[split].samples] for split in ("train", "val", "test")}
@@ -105,26 +103,24 @@ def test_a_flat_folder_is_one_class_with_a_fixed_held_out_split(tmp_path) -> Non
 
 def test_a_missing_or_empty_folder_names_the_key_and_the_fix(tmp_path) -> None:
     for root in (None, str(tmp_path / "nowhere")):
-        data = UkiyoeDataModule(source="image_folder", image_folder={"train": root})
+        data = UkiyoeDM(source="image_folder", image_folder={"train": root})
         with pytest.raises(
             UserError, match=r"data\.image_folder\.train=.* is not an existing folder.*sub-folder"
         ):
             data.setup()
     (tmp_path / "empty").mkdir()
-    data = UkiyoeDataModule(source="image_folder", image_folder={"train": str(tmp_path / "empty")})
+    data = UkiyoeDM(source="image_folder", image_folder={"train": str(tmp_path / "empty")})
     with pytest.raises(UserError, match=r"data\.image_folder\.train=.*holds no images"):
         data.setup()
 
 
 def test_a_wrong_num_classes_or_source_is_a_user_error(tmp_path) -> None:
     _write_images(tmp_path / "prints", 10, (8, 8), (0, 0, 0))
-    data = UkiyoeDataModule(
-        source="image_folder", image_folder={"train": str(tmp_path / "prints")}, num_classes=4
-    )
+    data = UkiyoeDM(source="image_folder", image_folder={"train": str(tmp_path / "prints")}, num_classes=4)
     with pytest.raises(UserError, match="set data.num_classes=1"):
         data.setup()
     with pytest.raises(UserError, match="data.source='photos'"):
-        UkiyoeDataModule(source="photos")
+        UkiyoeDM(source="photos")
 
 
 def test_the_config_builds_the_datamodule_with_its_facts() -> None:
@@ -135,4 +131,4 @@ def test_the_config_builds_the_datamodule_with_its_facts() -> None:
     config = compose_config(["data=ukiyoe", "data.resolution=64"])
     assert list(config.data.input_shape) == [3, 64, 64] and config.data.num_classes == len(SCENES)
     data = instantiate(config.data)
-    assert isinstance(data, UkiyoeDataModule) and (data.resolution, data.num_classes) == (64, 4)
+    assert isinstance(data, UkiyoeDM) and (data.resolution, data.num_classes) == (64, 4)

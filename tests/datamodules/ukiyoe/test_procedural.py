@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datamodules.ukiyoe.procedural import PIGMENTS, SCENES, render_print
+from datamodules.ukiyoe.procedural import SCENES, render_print
+from models.ukiyoe.schema import PIGMENTS
 
 PIGMENT_SET = {tuple(colour) for colour in PIGMENTS.values()}
 

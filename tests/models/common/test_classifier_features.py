@@ -1,4 +1,4 @@
-"""ClassifierFeatures: the penultimate activations of a trained ImageClassifier, read from its checkpoint at its
+"""ClassifierFeatures: the penultimate activations of a trained ImageClassifierModel, read from its checkpoint at its
 training resolution and normalisation, without touching the classifier's own outputs."""
 
 from __future__ import annotations
@@ -10,20 +10,25 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.cnn.classifier import ImageClassifier
+from models.cnn.module import ImageClassifierModel
 from models.common.classifier_features import ClassifierFeatures, input_normalisation, last_linear
 from training.toolkit.checkpoints import META_KEY, checkpoint_metadata
 from training.toolkit.errors import UserError
 from training.toolkit.safe_load import trust_checkpoints
 
 NETS = {
-    "small_cnn": {"_target_": "models.cnn.small_cnn.SmallCNN", "num_classes": 4, "channels": [4, 8]},
-    "resnet20": {"_target_": "models.cnn.resnet_cifar.resnet20", "num_classes": 4},
-    "densenet": {"_target_": "models.cnn.densenet.DenseNet3", "depth": 7, "num_classes": 4, "growth_rate": 4},
+    "small_cnn": {"_target_": "models.cnn.nets.small_cnn.SmallCNN", "num_classes": 4, "channels": [4, 8]},
+    "resnet20": {"_target_": "models.cnn.nets.resnet_cifar.resnet20", "num_classes": 4},
+    "densenet": {
+        "_target_": "models.cnn.nets.densenet.DenseNet3",
+        "depth": 7,
+        "num_classes": 4,
+        "growth_rate": 4,
+    },
 }
 FEATURES = {"small_cnn": 8, "resnet20": 64, "densenet": 28}
 UKIYOE_DATA = {
-    "_target_": "datamodules.ukiyoe.UkiyoeDataModule",
+    "_target_": "datamodules.ukiyoe.UkiyoeDM",
     "resolution": 16,
     "input_shape": [3, 16, 16],
 }
@@ -36,7 +41,7 @@ def run_config(net: str, data: dict | None = None) -> dict:
         "seed": 0,
         "data": data or UKIYOE_DATA,
         "model": {
-            "_target_": "models.cnn.classifier.ImageClassifier",
+            "_target_": "models.cnn.module.ImageClassifierModel",
             "num_classes": 4,
             "input_shape": [3, 16, 16],
             "net": NETS[net],
@@ -45,7 +50,7 @@ def run_config(net: str, data: dict | None = None) -> dict:
     }
 
 
-def trained_classifier(net: str) -> ImageClassifier:
+def trained_classifier(net: str) -> ImageClassifierModel:
     """A classifier with non-default weights and BatchNorm statistics, so a checkpoint load is visible."""
     torch.manual_seed(1)
     classifier = hydra.utils.instantiate(run_config(net)["model"])
@@ -55,7 +60,7 @@ def trained_classifier(net: str) -> ImageClassifier:
     return classifier.eval()
 
 
-def write_checkpoint(path: Path, classifier: ImageClassifier, config: dict) -> Path:
+def write_checkpoint(path: Path, classifier: ImageClassifierModel, config: dict) -> Path:
     torch.save({"state_dict": classifier.state_dict(), META_KEY: checkpoint_metadata(config)}, path)
     return path
 
@@ -107,7 +112,7 @@ def test_the_hook_leaves_the_classifiers_logits_and_hooks_as_they_were(tmp_path)
 
 def test_a_cnn_datamodule_run_is_read_with_its_dataset_statistics(tmp_path):
     data = {
-        "_target_": "datamodules.cnn.ImageClassificationDataModule",
+        "_target_": "datamodules.cnn.ImageClassificationDM",
         "dataset": "cifar10",
         "input_shape": [3, 16, 16],
     }
@@ -132,7 +137,7 @@ def test_unsupported_data_and_grayscale_classifiers_are_refused_by_name():
         input_normalisation({"_target_": "datamodules.design.X", "input_shape": [3, 8, 8]}, "ck=p")
     with pytest.raises(UserError, match=r"ck=p: the classifier reads 1-channel images"):
         input_normalisation(
-            {"_target_": "datamodules.cnn.ImageClassificationDataModule", "input_shape": [1, 8, 8]}, "ck=p"
+            {"_target_": "datamodules.cnn.ImageClassificationDM", "input_shape": [1, 8, 8]}, "ck=p"
         )
 
 

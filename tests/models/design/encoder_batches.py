@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from datamodules.design.schema import F_COLOR, F_HIERARCHY, F_IMAGE, F_TEXT, HIERARCHY, NUM_COLOR_IDS
-from models.design.encoder_heads import EncoderOutput
+from models.design.nets.encoder_heads import EncoderOutput
+from models.design.schema import F_COLOR, F_HIERARCHY, F_IMAGE, F_TEXT, HIERARCHY, NUM_COLOR_IDS
 
 COLOR_RGB = torch.linspace(-1.0, 1.0, NUM_COLOR_IDS).unsqueeze(1) * torch.tensor([1.0, -0.5, 0.3])
 IMAGE_COLOR, TEXT_COLOR = 2, 3  # palette entries 0 and 1

@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, StackDataset
 
-from datamodules.design.schema import to_model_image
+from models.design.schema import to_model_image
 from tests.models.design.stage_checkpoints import OPTIMIZER, tiny_encoder_config
 from tests.models.design.tiny_decoder import CONTEXT_DIM, RESOLUTION, perturb, toy_designs
 from training.toolkit.checkpoints import META_KEY, checkpoint_metadata
@@ -22,12 +22,12 @@ from training.toolkit.sample_files import to_uint8_image
 
 JUDGE_RESOLUTION = 32
 DECODER_CONFIG = {
-    "_target_": "models.design.decoder_module.DecoderModule",
+    "_target_": "models.design.decoder.module.DecoderModel",
     "resolution": RESOLUTION,
     "sample_steps": 2,
     "grid_per_pair": 0,
     "net": {
-        "_target_": "models.design.diffusion_unet.ConditionalUNet",
+        "_target_": "models.design.nets.diffusion_unet.ConditionalUNet",
         "channels": 8,
         "channel_mults": [1, 2],
         "attention_levels": [1],
@@ -35,13 +35,13 @@ DECODER_CONFIG = {
         "heads": 2,
         "norm_groups": 4,
     },
-    "meta_tokens": {"_target_": "models.design.meta_tokens.MetaTokens", "dim": CONTEXT_DIM},
+    "meta_tokens": {"_target_": "models.design.nets.meta_tokens.MetaTokens", "dim": CONTEXT_DIM},
     "noise_scheduler": {"_target_": "diffusers.DDPMScheduler", "num_train_timesteps": 1000},
     "optimizer": OPTIMIZER,
 }
 ABSTRACTOR_CONFIG = {
-    "_target_": "models.design.abstractor_module.AbstractorModule",
-    "net": {"_target_": "models.design.abstractor.Abstractor", "head_hidden": 8},
+    "_target_": "models.design.abstractor.module.AbstractorModel",
+    "net": {"_target_": "models.design.nets.abstractor.Abstractor", "head_hidden": 8},
     "optimizer": OPTIMIZER,
 }
 
@@ -72,7 +72,7 @@ def write_stages(folder: Path) -> dict[str, str]:
 
 
 class ToyDesignData(pl.LightningDataModule):
-    """`tiny_decoder.toy_designs` as the DesignDataModule serves designs: uint8 images from the loaders,
+    """`tiny_decoder.toy_designs` as the DesignDM serves designs: uint8 images from the loaders,
     float [-1, 1] once on the device; validation reads the test split, `reference_dataloader` (the
     innovation's FID reference) the training split."""
 

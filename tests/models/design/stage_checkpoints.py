@@ -13,11 +13,11 @@ OPTIMIZER = {"_target_": "torch.optim.Adam", "_partial_": True}
 
 
 def tiny_encoder_config() -> dict:
-    """A 2-level, 4-channel EncoderModule (fully convolutional: inputs divisible by 4)."""
+    """A 2-level, 4-channel EncoderModel (fully convolutional: inputs divisible by 4)."""
     return {
-        "_target_": "models.design.encoder_module.EncoderModule",
+        "_target_": "models.design.encoder.module.EncoderModel",
         "net": {
-            "_target_": "models.design.unet.DesignUNet",
+            "_target_": "models.design.nets.unet.DesignUNet",
             "base_channels": 4,
             "depth": 2,
             "norm_groups": 2,

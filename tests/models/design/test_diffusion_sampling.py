@@ -7,7 +7,7 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from models.design.meta_tokens import MetaTokens
+from models.design.nets.meta_tokens import MetaTokens
 from models.design.sampling import guided_eps, initial_noise, reverse_diffusion, sampling_scheduler
 from tests.models.design.tiny_decoder import CONTEXT_DIM, RESOLUTION, perturb, tiny_decoder, tiny_unet
 

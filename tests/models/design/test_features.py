@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from datamodules.design.schema import to_model_image
 from models.design.features import DesignFeatures
+from models.design.schema import to_model_image
 from tests.models.design.stage_checkpoints import OPTIMIZER, tiny_encoder_config, write_checkpoint
 from training.toolkit.checkpoints import META_KEY
 from training.toolkit.errors import UserError
@@ -17,8 +17,8 @@ from training.toolkit.stage_checkpoint import load_trained_module
 
 RESOLUTION = 16
 ABSTRACTOR_CONFIG = {
-    "_target_": "models.design.abstractor_module.AbstractorModule",
-    "net": {"_target_": "models.design.abstractor.Abstractor", "head_hidden": 8},
+    "_target_": "models.design.abstractor.module.AbstractorModel",
+    "net": {"_target_": "models.design.nets.abstractor.Abstractor", "head_hidden": 8},
     "optimizer": OPTIMIZER,
 }
 
@@ -72,5 +72,5 @@ def test_read_gives_goal_and_format_logits_from_the_same_structure(features):
 
 def test_swapped_checkpoints_name_the_config_key(checkpoints):
     encoder, abstractor = checkpoints
-    with pytest.raises(UserError, match=r"model\.quality\.encoder_checkpoint=.*AbstractorModule"):
+    with pytest.raises(UserError, match=r"model\.quality\.encoder_checkpoint=.*AbstractorModel"):
         DesignFeatures.from_checkpoints(abstractor, encoder)

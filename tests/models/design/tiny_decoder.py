@@ -7,10 +7,10 @@ import functools
 import torch
 from diffusers import DDPMScheduler
 
-from datamodules.design.schema import FORMAT_NAMES, GOALS
-from models.design.decoder_module import DecoderModule
-from models.design.diffusion_unet import ConditionalUNet
-from models.design.meta_tokens import MetaTokens
+from models.design.decoder.module import DecoderModel
+from models.design.nets.diffusion_unet import ConditionalUNet
+from models.design.nets.meta_tokens import MetaTokens
+from models.design.schema import FORMAT_NAMES, GOALS
 
 RESOLUTION = 16
 CONTEXT_DIM = 16
@@ -38,10 +38,10 @@ def perturb(module: torch.nn.Module, seed: int, scale: float = 0.05) -> torch.nn
     return module
 
 
-def tiny_decoder(seed: int = 0, **options) -> DecoderModule:
-    """A DecoderModule around the tiny U-Net with perturbed weights, built under `seed`."""
+def tiny_decoder(seed: int = 0, **options) -> DecoderModel:
+    """A DecoderModel around the tiny U-Net with perturbed weights, built under `seed`."""
     torch.manual_seed(seed)
-    module = DecoderModule(
+    module = DecoderModel(
         net=tiny_unet(),
         meta_tokens=MetaTokens(CONTEXT_DIM),
         noise_scheduler=DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear"),

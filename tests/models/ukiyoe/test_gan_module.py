@@ -16,20 +16,20 @@ from callbacks.curriculum import CurriculumCallback
 from callbacks.nonfinite_guard import NonFiniteGuard
 from models.ukiyoe.augment import DiffAugment
 from models.ukiyoe.balance import BalanceController
-from models.ukiyoe.critic import TransformerCritic
-from models.ukiyoe.discriminator import ResidualDiscriminator
-from models.ukiyoe.gan_module import UkiyoeGAN, mean_pairwise_distance, palette_exact_share
-from models.ukiyoe.generator import UkiyoeGenerator
-from models.ukiyoe.nca import IntegratedNCA
-from models.ukiyoe.palette import GumbelPalette
-from models.ukiyoe.stylegan import StyleGenerator
+from models.ukiyoe.gan_module import UkiyoeGANModel, mean_pairwise_distance, palette_exact_share
+from models.ukiyoe.nets.critic import TransformerCritic
+from models.ukiyoe.nets.discriminator import ResidualDiscriminator
+from models.ukiyoe.nets.generator import UkiyoeGenerator
+from models.ukiyoe.nets.nca import IntegratedNCA
+from models.ukiyoe.nets.palette import GumbelPalette
+from models.ukiyoe.nets.stylegan import StyleGenerator
 from tests.helpers import quiet_trainer
 from training.toolkit.errors import UserError
 
 RESOLUTION = 16
 
 
-def tiny_gan(**options: Any) -> UkiyoeGAN:
+def tiny_gan(**options: Any) -> UkiyoeGANModel:
     torch.manual_seed(0)
     generator = UkiyoeGenerator(
         style=StyleGenerator(
@@ -38,7 +38,7 @@ def tiny_gan(**options: Any) -> UkiyoeGAN:
         nca=IntegratedNCA(state_channels=8, hidden=16, w_dim=8, num_colors=4, steps=2),
         palette=GumbelPalette(num_colors=4),
     )
-    return UkiyoeGAN(
+    return UkiyoeGANModel(
         generator=generator,
         discriminator=ResidualDiscriminator(resolution=RESOLUTION, channels=(8, 16, 16), mbstd_group_size=2),
         critic=TransformerCritic(resolution=RESOLUTION, patch_size=4, dim=16, depth=1, heads=2),
@@ -65,13 +65,13 @@ def optimizer_steps(optimizer: torch.optim.Optimizer) -> int:
 def test_the_discriminator_trains_exactly_on_the_configured_batches(tmp_path, monkeypatch, interval, steps):
     gan = tiny_gan(d_train_interval=interval, d_steps=steps)
     seen: list[int] = []
-    original = UkiyoeGAN.discriminator_step
+    original = UkiyoeGANModel.discriminator_step
 
     def spy(self, real, fake, optimizer):
         seen.append(self.trainer.fit_loop.epoch_loop.batch_idx)
         return original(self, real, fake, optimizer)
 
-    monkeypatch.setattr(UkiyoeGAN, "discriminator_step", spy)
+    monkeypatch.setattr(UkiyoeGANModel, "discriminator_step", spy)
     quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=7, limit_val_batches=0).fit(gan, prints())
     expected = [b for b in range(7) if b % interval == 0 for _ in range(steps)]
     assert seen == expected
@@ -82,7 +82,7 @@ def test_the_discriminator_trains_exactly_on_the_configured_batches(tmp_path, mo
 
 def test_a_non_finite_generator_step_is_skipped_counted_and_training_goes_on(tmp_path, monkeypatch):
     gan = tiny_gan()
-    original = UkiyoeGAN.generator_step
+    original = UkiyoeGANModel.generator_step
 
     def poisoned(self, fake, optimizer):
         if self.trainer.fit_loop.epoch_loop.batch_idx == 2:
@@ -95,7 +95,7 @@ def test_a_non_finite_generator_step_is_skipped_counted_and_training_goes_on(tmp
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
             self.weights[batch_idx] = [p.detach().clone() for p in module.generator.parameters()]
 
-    monkeypatch.setattr(UkiyoeGAN, "generator_step", poisoned)
+    monkeypatch.setattr(UkiyoeGANModel, "generator_step", poisoned)
     guard, snapshot = NonFiniteGuard(max_consecutive=3), Snapshot()
     quiet_trainer(
         tmp_path, max_epochs=1, limit_train_batches=4, limit_val_batches=0, callbacks=[guard, snapshot]

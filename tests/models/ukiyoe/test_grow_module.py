@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from datamodules.ukiyoe.target import load_target
+from datamodules.ukiyoe.target_datamodule import load_target
 from models.ukiyoe.grow_pool import (
     SamplePool,
     circle_masks,
@@ -16,7 +16,7 @@ from models.ukiyoe.grow_pool import (
     rgba_mse,
     seed_state,
 )
-from models.ukiyoe.nca import ALPHA
+from models.ukiyoe.nets.nca import ALPHA
 from tests.helpers import TINY, read_summary, run_dirs, run_main
 from training.toolkit.errors import UserError
 

@@ -48,7 +48,7 @@ class FakeGenerator(nn.Module):
 
 
 class FakeDataModule:
-    """UkiyoeDataModule's FID interface: `datasets` (filled by setup) and `uint8_batches`, over fixed train (40)
+    """UkiyoeDM's FID interface: `datasets` (filled by setup) and `uint8_batches`, over fixed train (40)
     and test (30) sets of band prints."""
 
     resolution = SIZE
@@ -92,14 +92,14 @@ class FakeGAN:
 
 @pytest.fixture(scope="module")
 def features_checkpoint(tmp_path_factory) -> Path:
-    """A small_cnn ImageClassifier checkpoint trained (here: initialised) on 16 x 16 ukiyoe data."""
+    """A small_cnn ImageClassifierModel checkpoint trained (here: initialised) on 16 x 16 ukiyoe data."""
     config = {
         "name": "ukiyoe_features",
-        "data": {"_target_": "datamodules.ukiyoe.UkiyoeDataModule", "input_shape": [3, SIZE, SIZE]},
+        "data": {"_target_": "datamodules.ukiyoe.UkiyoeDM", "input_shape": [3, SIZE, SIZE]},
         "model": {
-            "_target_": "models.cnn.classifier.ImageClassifier",
+            "_target_": "models.cnn.module.ImageClassifierModel",
             "num_classes": 3,
-            "net": {"_target_": "models.cnn.small_cnn.SmallCNN", "num_classes": 3, "channels": [8, 16]},
+            "net": {"_target_": "models.cnn.nets.small_cnn.SmallCNN", "num_classes": 3, "channels": [8, 16]},
             "optimizer": {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1},
         },
     }

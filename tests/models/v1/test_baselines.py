@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from models.v1.baselines import LNModel, NullModel
+from models.v1.nets.baselines import LNNet, NullNet
 from tests.models.v1.tiny_models import HEIGHT, LAGS, SESSIONS, WIDTH, make_batch
 
 
 def test_null_model_predicts_the_mean_rates() -> None:
-    model = NullModel(SESSIONS, output="exp")
+    model = NullNet(SESSIONS, output="exp")
     rates = torch.tensor([0.1, 0.5, 2.0])
     model.init_readout_bias("alpha", rates)
     out = model(make_batch({"alpha": 4, "beta": 2}))
@@ -19,7 +19,7 @@ def test_null_model_predicts_the_mean_rates() -> None:
 
 
 def test_ln_model_is_a_separable_linear_filter_then_the_nonlinearity() -> None:
-    model = LNModel(SESSIONS, num_lags=LAGS, frame_shape=(HEIGHT, WIDTH), rank=2)
+    model = LNNet(SESSIONS, num_lags=LAGS, frame_shape=(HEIGHT, WIDTH), rank=2)
     batch = make_batch({"alpha": 3, "beta": 2})
     out = model(batch)
     assert {name: tuple(r.shape) for name, r in out.items()} == {"alpha": (3, 3), "beta": (2, 5)}

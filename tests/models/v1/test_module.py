@@ -12,14 +12,18 @@ import pytest
 import torch
 from pytorch_lightning.callbacks import Callback
 
+import datamodules.v1.resolvers  # noqa: F401  (v1.dataset_fact, as plugins.v1_data registers it in a run)
 import models.v1.legacy  # noqa: F401  (registers the seed formats, as plugins.v1_migrations does in a run)
 from datamodules.v1 import MultiDatasetDM
 from datamodules.v1.simulator import simulate_tier
 from models.v1.checkpoint_record import SessionMismatchError, check_record, record_of
 from models.v1.module import MultiDatasetModel
 from models.v1.readout_init import EnergySTA
-from tests.helpers import compose_config, quiet_trainer
+from tests.helpers import compose_config, quiet_trainer, read_summary, run_dirs, run_main
 from training.toolkit.legacy import detect, load_weights_strictly
+
+# An old checkout's shipped dataset configs, which old checkpoints' stored configs name.
+STALE = "/home/someone/VisionCore/conf/v1_datasets"
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +183,16 @@ def test_legacy_layout_without_the_experiment_asks_for_it(tiny_t1):
         detect(legacy).apply(legacy, None)
 
 
+def test_legacy_layouts_take_the_session_order_of_a_simulated_dataset_or_a_stale_path():
+    """Today's configs name a simulated dataset (no folder); old ones the former conf/v1_datasets folder."""
+    from datamodules.v1.dataset_configs import load_dataset_configs
+    from models.v1.legacy import _session_names
+
+    expected = load_dataset_configs(dataset="t1_tiny").session_names
+    assert _session_names({"model": {"dataset": "t1_tiny", "dataset_configs_path": None}}, "old") == expected
+    assert _session_names({"model": {"dataset_configs_path": f"{STALE}/t1_tiny"}}, "old") == expected
+
+
 def test_migrate_cli_writes_a_checkpoint_with_the_session_record(tiny_t1, tmp_path):
     from training.migrate import migrate
 
@@ -212,3 +226,35 @@ def test_a_step_without_some_sessions_still_gives_every_parameter_a_gradient(tin
     assert not missing
     assert all(torch.all(p.grad == 0) for p in model.net.readouts[absent].parameters())
     assert any(torch.any(p.grad != 0) for p in model.net.readouts[present].parameters())
+
+
+def test_an_old_checkpoints_conf_v1_datasets_path_still_builds_model_and_data(tiny_t1):
+    """Old checkpoints' stored configs name <checkout>/conf/v1_datasets/<name>, which is no longer shipped:
+    the model and the datamodule read it as the simulated dataset (the same sessions, units and hash)."""
+    model, datamodule = _parts(tiny_t1)
+    old_model, old_data = _parts(tiny_t1, f"data.dataset_configs_path={STALE}/t1_tiny")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not even a changed-hash warning
+        check_record(old_model, record_of(model))
+    assert old_model.configs.dataset == old_data.configs.dataset == "t1_tiny"
+    assert old_data.session_names == datamodule.session_names
+    old_data.prepare_data()  # the sessions are where the simulator put them: nothing to simulate
+    old_data.setup("test")
+
+
+def test_task_test_on_an_old_checkpoint_whose_configs_path_is_gone(tmp_path):
+    """`task=test ckpt_path=OLD` with no other overrides, the checkpoint's stored config naming the former
+    conf/v1_datasets folder (and no `dataset` key, which old configs lack)."""
+    run_main(tmp_path, "experiment=v1_single", "size=tiny", "trainer.max_steps=2", "test_after_fit=false")
+    (run_dir,) = run_dirs(tmp_path, "v1_single")
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    config = checkpoint["visioncore"]["config"]
+    for part in ("data", "model"):
+        assert config[part].pop("dataset") == "t0_tiny" and config[part]["dataset_configs_path"] is None
+        config[part]["dataset_configs_path"] = f"{STALE}/t0_tiny"
+    old = tmp_path / "old.ckpt"
+    torch.save(checkpoint, old)
+    run_main(tmp_path, "task=test", f"ckpt_path={old}")
+    (tested,) = (tmp_path / "logs" / "eval").glob("test_*")
+    summary = read_summary(tested)
+    assert summary["status"] == "finished" and math.isfinite(summary["metrics"]["test/bps"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.v1.network import MultiSessionNet, SessionSpec
-from models.v1.shifter import Shifter
+from models.v1.nets.network import MultiSessionNet, SessionSpec
+from models.v1.nets.shifter import Shifter
 from tests.models.v1.tiny_models import HEIGHT, LAGS, SESSIONS, WIDTH, make_batch, tiny_core, tiny_net
 from training.toolkit.errors import UserError
 from training.toolkit.optim import parameter_groups

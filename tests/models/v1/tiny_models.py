@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from models.v1.core import V1Core
-from models.v1.network import MultiSessionNet, SessionSpec
+from models.v1.nets.core import V1Core
+from models.v1.nets.network import MultiSessionNet, SessionSpec
 
 LAGS, HEIGHT, WIDTH = 4, 16, 16
 SESSIONS = [

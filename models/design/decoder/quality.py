@@ -1,0 +1,181 @@
+"""Test-time sample quality of the design decoder: FID/KID beside their baselines, and conditioning fidelity.
+
+`model.quality` builds a `DecoderQuality`; the `DecoderModel` calls it with itself at the end of testing
+and logs what it returns under `test/`. Every image set has the same size N = min(num_samples, test images),
+so FID's small-sample bias is the same for all of them:
+- reference: N training images;
+- `real_vs_real`: N test images (the floor: how far apart two real samples are);
+- `model`: the decoder's samples for those test images' metadata (goal, format, tone);
+- `untrained`: samples of the same decoder config before training (the run's seed), from the same noise;
+- `noise`: uniform noise images (the ceiling).
+`fid_relative/model` places the model between real (0) and noise (1). Conditioning fidelity is the trained
+abstractor reading goal and format back from the model's samples, beside what it reads from the untrained
+model's (chance) and from the real test images (what the reader itself gets right).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from models.common.feature_extractors import select_feature_extractor
+from models.common.generative_quality import NOISE, REAL_VS_REAL, noise_images, quality_table
+from models.design.decoder.conditioning_fidelity import ConditioningFidelity
+from models.design.features import DesignFeatures
+from models.design.stages import PIPELINE
+from training.toolkit.sample_files import to_uint8_image
+from training.toolkit.stage_checkpoint import untrained_model
+
+log = logging.getLogger(__name__)
+Batch = Mapping[str, torch.Tensor]
+MODEL, UNTRAINED, REAL = "model", "untrained", "real"
+
+
+class DecoderQuality:
+    """FID/KID (design or Inception features) and conditioning fidelity of a trained decoder's samples.
+
+    Cheap to build: the encoder and abstractor checkpoints are read only when it is called.
+    `steps` / `guidance_scale` default to the decoder's own sampling settings; `seed` fixes the samples'
+    noise, KID's subsets and the noise baseline.
+    """
+
+    def __init__(
+        self,
+        encoder_checkpoint: str | None = None,
+        abstractor_checkpoint: str | None = None,
+        feature: str = "design",
+        inception_weights: str | None = None,
+        num_samples: int = 256,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        subset_size: int = 100,
+        subsets: int = 50,
+        seed: int = 0,
+        config_key: str = "model.quality",
+    ) -> None:
+        self.encoder_checkpoint = encoder_checkpoint
+        self.abstractor_checkpoint = abstractor_checkpoint
+        self.feature = feature
+        self.inception_weights = inception_weights
+        self.num_samples = num_samples
+        self.steps = steps
+        self.guidance_scale = guidance_scale
+        self.subset_size = subset_size
+        self.subsets = subsets
+        self.seed = seed
+        self.config_key = config_key
+
+    def __call__(self, module: pl.LightningModule) -> dict[str, float]:
+        """The table for `module` under test: its trainer's datamodule, its run config for the untrained twin.
+        Nothing (and a warning saying how to get it) while the encoder/abstractor checkpoints are not set."""
+        missing = [
+            f"{self.config_key}.{name}"
+            for name in ("encoder_checkpoint", "abstractor_checkpoint")
+            if not getattr(self, name)
+        ]
+        if missing:
+            log.warning(
+                "Sample quality not measured: %s not set. The decoder's samples are read by the trained "
+                "encoder and abstractor; give their checkpoints (%s does), or set %s=null to silence this.",
+                " and ".join(missing),
+                PIPELINE,
+                self.config_key,
+            )
+            return {}
+        untrained = untrained_model(module.trainer, self.config_key, quality=None).to(module.device)
+        return self.evaluate(module, module.trainer.datamodule, untrained)
+
+    def evaluate(
+        self, module: pl.LightningModule, datamodule: pl.LightningDataModule, untrained: pl.LightningModule
+    ) -> dict[str, float]:
+        """`{fid|kid|kid_std/<set>, fid_relative/model, fid_relative/untrained, ...,
+        conditioning/<goal|format>/<model|untrained|real>}` (see the module doc)."""
+        reader = DesignFeatures.from_checkpoints(
+            self.encoder_checkpoint, self.abstractor_checkpoint, self.config_key
+        ).to(module.device)
+        extractor = select_feature_extractor(
+            self.feature,
+            inception_weights=self.inception_weights,
+            trained={"design": lambda: reader},
+            config_key=self.config_key,
+        )
+        datamodule.setup("fit")  # `task=test` opens only the test split; the reference is training images
+        train, test = _in_order(datamodule.train_dataloader()), _in_order(datamodule.test_dataloader())
+        count = min(self.num_samples, len(test.dataset))
+        fidelity = {name: ConditioningFidelity().to(module.device) for name in (MODEL, UNTRAINED, REAL)}
+        shape = (module.hparams.image_channels, module.hparams.resolution, module.hparams.resolution)
+        candidates = {
+            REAL_VS_REAL: _read_back(
+                reader, fidelity[REAL], ((batch["image"], batch) for batch in _first(test, count))
+            ),
+            MODEL: _read_back(reader, fidelity[MODEL], self._samples(module, _first(test, count))),
+            UNTRAINED: _read_back(reader, fidelity[UNTRAINED], self._samples(untrained, _first(test, count))),
+            NOISE: noise_images(count, shape, batch_size=test.batch_size, seed=self.seed),
+        }
+        table = quality_table(
+            extractor,
+            (batch["image"] for batch in _first(train, count)),
+            candidates,
+            subset_size=self.subset_size,
+            subsets=self.subsets,
+            seed=self.seed,
+            device=module.device,
+            config_key=self.config_key,
+        )
+        for name, metric in fidelity.items():
+            table.update(
+                {f"conditioning/{field}/{name}": float(value) for field, value in metric.compute().items()}
+            )
+        return table
+
+    def _samples(
+        self, decoder: pl.LightningModule, batches: Iterable[Batch]
+    ) -> Iterator[tuple[torch.Tensor, Batch]]:
+        """uint8 samples for each batch's metadata, with the batch; the noise comes from one seeded CPU
+        generator, so the trained and the untrained decoder start from the same noise."""
+        generator = torch.Generator().manual_seed(self.seed)
+        for batch in batches:
+            images = decoder.sample(
+                batch["goal"],
+                batch["format"],
+                batch["tone"],
+                num_inference_steps=self.steps,
+                guidance_scale=self.guidance_scale,
+                generator=generator,
+            )
+            yield to_uint8_image(images), batch
+
+
+def _read_back(
+    reader: DesignFeatures, fidelity: ConditioningFidelity, pairs: Iterable[tuple[torch.Tensor, Batch]]
+) -> Iterator[torch.Tensor]:
+    """Yields the images of (images, requested metadata) pairs, updating `fidelity` with the abstractor's
+    reading of each batch on the way, so FID/KID and fidelity share one pass over the samples."""
+    for images, requested in pairs:
+        with torch.no_grad():
+            reading = reader.read(images.to(fidelity.device))
+        fidelity.update(
+            reading, {field: requested[field].to(fidelity.device) for field in ("goal", "format")}
+        )
+        yield images
+
+
+def _in_order(loader: DataLoader) -> DataLoader:
+    """A plain loader over the same dataset in index order: every process reads the same whole sets (the
+    datamodule's loaders may shuffle and shard by rank) and the training loader's resumable state is untouched."""
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, num_workers=loader.num_workers)
+
+
+def _first(loader: Iterable[Batch], count: int) -> Iterator[Batch]:
+    """The loader's batches up to `count` samples in all (the last one cut)."""
+    remaining = count
+    for batch in loader:
+        if remaining <= 0:
+            return
+        size = min(remaining, len(batch["image"]))
+        yield {key: value[:size] for key, value in batch.items()}
+        remaining -= size

@@ -1,0 +1,107 @@
+"""The design pipeline's stage graph, declared once: each stage, its experiment, and the earlier stages whose
+checkpoints it reads, under which config key.
+
+    encoder -> abstractor -> decoder -> finetune -> innovation
+
+The encoder and the abstractor are the judges of every later stage (the decoder's sample quality, the
+phase 3 grammar reward); the fine-tune starts from the decoder, the innovation loop samples with the
+fine-tuned decoder. `experiments/design_pipeline.py` runs the stages in this order and hands each one
+the best checkpoints of the stages it needs; the stages that cannot start without them (the fine-tune,
+the innovation loop) check them with `Stage.require_checkpoints`, and the stages name a checkpoint's key
+in errors with `Stage.key`. No torch here: the pipeline script reads it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.toolkit.errors import UserError
+
+PIPELINE = "experiments/design_pipeline.py"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: a `python -m training.run experiment=<experiment>` run."""
+
+    name: str
+    experiment: str
+    title: str  # how messages name the stage
+    needs: Mapping[str, str]  # config key -> the earlier stage whose best checkpoint arrives under it
+
+    def key(self, argument: str) -> str:
+        """The config key under which the checkpoint argument `argument` (the key's last part, the
+        module's constructor argument, e.g. `decoder_checkpoint`) arrives."""
+        for key in self.needs:
+            if key.rpartition(".")[2] == argument:
+                return key
+        raise KeyError(f"the design {self.name} stage is handed no {argument!r}")
+
+    def example_path(self, key: str) -> str:
+        """Where the checkpoint handed under `key` is found: its source stage's best checkpoint."""
+        return f"logs/{STAGES[self.needs[key]].experiment}/runs/<run>/checkpoints/best-*.ckpt"
+
+    def require_checkpoints(self, given: Mapping[str, Any]) -> None:
+        """UserError naming every config key of this stage's hand-off left unset in `given` (the values by
+        constructor argument, e.g. the module's hparams)."""
+        missing = [key for key in self.needs if not given.get(key.rpartition(".")[2])]
+        if missing:
+            raise UserError(
+                f"The design {self.title} needs the trained earlier stages, but {', '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} not set. Run the stages in order with "
+                f"`python {PIPELINE}` (it passes every checkpoint), or give each one on the command line, "
+                f"e.g. {missing[0]}={self.example_path(missing[0])}."
+            )
+
+
+STAGES: dict[str, Stage] = {
+    stage.name: stage
+    for stage in (
+        Stage("encoder", "design_encoder", "encoder", {}),
+        Stage("abstractor", "design_abstractor", "abstractor", {"model.encoder_checkpoint": "encoder"}),
+        Stage(
+            "decoder",
+            "design_decoder",
+            "decoder",
+            {
+                "model.quality.encoder_checkpoint": "encoder",
+                "model.quality.abstractor_checkpoint": "abstractor",
+            },
+        ),
+        Stage(
+            "finetune",
+            "design_finetune",
+            "fine-tune",
+            {
+                "model.decoder_checkpoint": "decoder",
+                "model.encoder_checkpoint": "encoder",
+                "model.abstractor_checkpoint": "abstractor",
+            },
+        ),
+        Stage(
+            "innovation",
+            "design_innovation",
+            "innovation loop",
+            {
+                "model.decoder_checkpoint": "finetune",
+                "model.encoder_checkpoint": "encoder",
+                "model.abstractor_checkpoint": "abstractor",
+            },
+        ),
+    )
+}
+
+
+def existing_checkpoint(path: str | os.PathLike, key: str) -> Path:
+    """`path` as a Path when it is a file; otherwise a UserError naming `key`."""
+    found = Path(path).expanduser()
+    if not found.is_file():
+        raise UserError(
+            f"{key}={path} does not exist. Point it at that stage's checkpoint "
+            f"(logs/<experiment>/runs/<run>/checkpoints/*.ckpt), or run `python {PIPELINE}`."
+        )
+    return found
