@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.cnn.datasets import (
@@ -20,6 +21,7 @@ from datamodules.cnn.datasets import (
     DataNotFoundError,
     DatasetFacts,
     TransformedSubset,
+    batch_augment,
     build_transforms,
     held_out_test_split,
     load_source,
@@ -27,6 +29,7 @@ from datamodules.cnn.datasets import (
     resolve_facts,
     train_val_split,
 )
+from datamodules.device_batches import DeviceImageBatches, stack_images
 from datamodules.loading import ResumableLoader
 from training.toolkit.errors import ConfigValueError
 
@@ -60,6 +63,7 @@ class ImageClassificationDM(pl.LightningDataModule):
         input_shape: Sequence[int] | None = None,
         class_names: Sequence[str] | None = None,
         shuffle_seed: int | None = None,
+        on_device: bool | None = None,
     ) -> None:
         super().__init__()
         if dataset not in DATASET_NAMES:
@@ -67,9 +71,17 @@ class ImageClassificationDM(pl.LightningDataModule):
                 f"data.dataset={dataset!r} is not one of {', '.join(DATASET_NAMES)}; pick a data config "
                 "(e.g. data=cifar10) or set data.dataset to one of those."
             )
+        if on_device is None:  # small sets live on the device; image folders are read per image
+            on_device = dataset != "image_folder"
+        if on_device and dataset == "image_folder":
+            raise ConfigValueError(
+                "data.on_device=true holds a whole split as one tensor on the training device, but an "
+                "image_folder is read from disk image by image (any size); set data.on_device=false."
+            )
         if not 0.0 <= val_fraction < 1.0:
             raise ConfigValueError(f"data.val_fraction={val_fraction} must be in [0, 1).")
         self.save_hyperparameters(logger=False)
+        self.hparams.on_device = on_device
         self.dataset = dataset
         self.data_dir = str(data_dir)
         self.procedural = dict(procedural or {})
@@ -84,6 +96,7 @@ class ImageClassificationDM(pl.LightningDataModule):
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
+        self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # split -> (images, labels)
         if dataset != "image_folder":  # an image folder is read (and checked) on first use
             _ = self.facts
 
@@ -151,15 +164,27 @@ class ImageClassificationDM(pl.LightningDataModule):
             )
             self.train_set = TransformedSubset(source, train_idx, train_tf)
             self.val_set = TransformedSubset(source, val_idx, eval_tf)
+            self._hold_on_device("train", source, train_idx)
+            self._hold_on_device("val", source, val_idx)
         if stage in (None, "test", "predict") and self.test_set is None:
             if self._has_official_test():
                 official_test = self._load("test")
                 self._check_same_classes(official_test)
                 self.test_set = TransformedSubset(official_test, range(len(official_test)), eval_tf)
+                self._hold_on_device("test", official_test, None)
             else:
                 source = self._train_source()
                 _, test_idx = held_out_test_split(len(source))
                 self.test_set = TransformedSubset(source, test_idx, eval_tf)
+                self._hold_on_device("test", source, test_idx)
+
+    def _hold_on_device(self, split: str, source: Dataset, indices: Sequence[int] | None) -> None:
+        """With `on_device`: the split's images as one tensor on the device the trainer trains on."""
+        if self.hparams.on_device:
+            trainer = getattr(self, "trainer", None)
+            device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+            images, labels = stack_images(source, indices)
+            self._on_device[split] = (images.to(device), labels.to(device))
 
     def _has_official_test(self) -> bool:
         return self.dataset in TORCHVISION_SETS or (
@@ -186,13 +211,28 @@ class ImageClassificationDM(pl.LightningDataModule):
             )
 
     # -------------------------------------------------------------------------- dataloaders
-    def _loader(self, dataset: Dataset | None, train: bool) -> ResumableLoader:
+    def _loader(
+        self, dataset: Dataset | None, train: bool, split: str
+    ) -> ResumableLoader | DeviceImageBatches:
         if dataset is None:
             raise RuntimeError("ImageClassificationDM: call setup() before asking for a dataloader.")
         hp = self.hparams
         shuffle_seed = (
             hp.shuffle_seed if hp.shuffle_seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
         )
+        if split in self._on_device:
+            images, labels = self._on_device[split]
+            return DeviceImageBatches(
+                images,
+                labels,
+                batch_size=hp.batch_size if train else (hp.eval_batch_size or hp.batch_size),
+                shuffle=train,
+                seed=shuffle_seed,
+                drop_last=hp.drop_last if train else False,
+                mean=self.facts.mean,
+                std=self.facts.std,
+                augment=batch_augment(self.dataset, self.facts) if train and hp.augment else None,
+            )
         return ResumableLoader(
             dataset,
             batch_size=hp.batch_size if train else (hp.eval_batch_size or hp.batch_size),
@@ -204,7 +244,7 @@ class ImageClassificationDM(pl.LightningDataModule):
             persistent_workers=hp.persistent_workers and hp.num_workers > 0,
         )
 
-    def train_dataloader(self) -> ResumableLoader:
+    def train_dataloader(self) -> ResumableLoader | DeviceImageBatches:
         hp = self.hparams
         if self.train_set is not None and hp.drop_last and len(self.train_set) < hp.batch_size:
             raise ConfigValueError(
@@ -212,15 +252,15 @@ class ImageClassificationDM(pl.LightningDataModule):
                 f"dataset '{self.dataset}' (what the val/test shares leave), so data.drop_last=true leaves no "
                 "training batch; lower data.batch_size, or add images."
             )
-        return self._loader(self.train_set, train=True)
+        return self._loader(self.train_set, train=True, split="train")
 
-    def val_dataloader(self) -> ResumableLoader | list:
+    def val_dataloader(self) -> ResumableLoader | DeviceImageBatches | list:
         if self.val_set is not None and len(self.val_set) == 0:
             return []  # val_fraction=0: no validation loop
-        return self._loader(self.val_set, train=False)
+        return self._loader(self.val_set, train=False, split="val")
 
-    def test_dataloader(self) -> ResumableLoader:
-        return self._loader(self.test_set, train=False)
+    def test_dataloader(self) -> ResumableLoader | DeviceImageBatches:
+        return self._loader(self.test_set, train=False, split="test")
 
     def predict_dataloader(self) -> DataLoader:
         # A plain loader: Lightning re-creates predict loaders to track batch indices.

@@ -19,6 +19,7 @@ from torchvision.datasets.folder import find_classes
 from torchvision.transforms import v2
 
 from datamodules.cnn.procedural import ProceduralGratings, grating_class_names, procedural_settings
+from datamodules.device_batches import BatchAugment
 from datamodules.image_files import open_rgb
 
 DATASET_NAMES = ("digits", "procedural", "cifar10", "cifar100", "mnist", "fashion_mnist", "image_folder")
@@ -180,6 +181,20 @@ def build_transforms(dataset: str, facts: DatasetFacts, augment: bool) -> tuple[
     train = v2.Compose([v2.ToImage(), *(augmentation if augment else geometry), *to_input])
     evaluate = v2.Compose([v2.ToImage(), *geometry, *to_input])
     return train, evaluate
+
+
+def batch_augment(dataset: str, facts: DatasetFacts) -> BatchAugment:
+    """The training augmentation of `build_transforms` for whole batches on the device (`data.on_device`)."""
+    _, height, _ = facts.input_shape  # type: ignore[misc]
+    if dataset in ("cifar10", "cifar100"):
+        return BatchAugment(padding=4, flip=True)
+    if dataset in ("mnist", "fashion_mnist"):
+        return BatchAugment(padding=2)
+    if dataset == "digits":
+        return BatchAugment(padding=1)  # RandomAffine's integer shift by at most 1 px, zeros shifted in
+    if dataset == "procedural":
+        return BatchAugment(padding=height // 8, pad_mode="reflect")
+    raise ValueError(f"no batched augmentation for dataset {dataset!r}")
 
 
 class TransformedSubset(Dataset):

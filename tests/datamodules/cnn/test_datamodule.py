@@ -13,6 +13,7 @@ from PIL import Image
 from datamodules.cnn import DataNotFoundError, ImageClassificationDM
 from datamodules.cnn.datasets import DATASET_FACTS, DATASET_NAMES
 from datamodules.cnn.procedural import ProceduralGratings
+from datamodules.device_batches import DeviceImageBatches
 from datamodules.loading import ResumableLoader
 
 CONF_DATA = Path(__file__).resolve().parents[3] / "conf" / "data"
@@ -198,10 +199,14 @@ def test_image_folder_num_classes_is_checked_against_the_folder(tmp_path: Path) 
         dm.setup("fit")
 
 
-def test_loaders_are_resumable_with_configured_batches() -> None:
-    dm = digits(eval_batch_size=100, num_workers=0, persistent_workers=True, shuffle_seed=7)
+@pytest.mark.parametrize("on_device", [False, True])
+def test_loaders_are_resumable_with_configured_batches(on_device: bool) -> None:
+    dm = digits(
+        eval_batch_size=100, num_workers=0, persistent_workers=True, shuffle_seed=7, on_device=on_device
+    )
     train, val = dm.train_dataloader(), dm.val_dataloader()
-    assert isinstance(train, ResumableLoader) and isinstance(val, ResumableLoader)
+    kind = DeviceImageBatches if on_device else ResumableLoader
+    assert isinstance(train, kind) and isinstance(val, kind) and callable(train.state_dict)
     assert (train.batch_size, train.drop_last, train.sampler.shuffle, train.sampler.seed) == (
         64,
         True,
@@ -209,7 +214,7 @@ def test_loaders_are_resumable_with_configured_batches() -> None:
         7,
     )
     assert (val.batch_size, val.drop_last, val.sampler.shuffle) == (100, False, False)
-    assert not train.persistent_workers
+    assert on_device or not train.persistent_workers
     assert len(dm.predict_dataloader().dataset) == len(dm.test_set)
 
 
