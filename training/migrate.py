@@ -1,14 +1,17 @@
 """`python -m training.migrate OLD NEW [overrides]`: rewrite an older checkpoint as a current one.
 
 An old file carries no config, so the user names the experiment (or model and data) it was trained
-with; the weights are mapped by the matching `training.toolkit.legacy` migration, loaded strictly into that
-model, and written with the resolved config and `migrated_from` metadata, so that
+with; the weights are mapped by the matching `training.toolkit.legacy` migration, which also says which
+config values the file's shapes fix (e.g. `model.net.stem_channels=24` for a Torch-Playground DenseNet3).
+Those are set before the model is built, the weights are loaded strictly into it, and the result is
+written with the resolved config and `migrated_from` metadata, so that
 `python -m training.run task=test ckpt_path=NEW` needs nothing else.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Mapping, Sequence
@@ -27,15 +30,16 @@ from training.toolkit.checkpoints import (
     META_KEY,
     atomic_torch_save,
     checkpoint_metadata,
-    load_checkpoint_file,
 )
 from training.toolkit.errors import CONF_DIR, UserError, explain, options_of
 from training.toolkit.legacy import (
     ConvertedCheckpoint,
+    LegacyCheckpointError,
     WeightsMismatchError,
     detect,
     known_formats,
     load_weights_strictly,
+    read_legacy_file,
 )
 from training.toolkit.optim import parameter_groups
 from training.toolkit.safe_load import trust_checkpoints
@@ -113,6 +117,7 @@ def current_checkpoint(
         "format": format_name,
         "path": str(source),
         "optimizer": optimizer_note,
+        "config_overrides": dict(converted.get("config_overrides") or {}),
         "notes": converted["notes"],
     }
     checkpoint: dict[str, Any] = {
@@ -156,17 +161,28 @@ def migrate(old: Path, new: Path, overrides: Sequence[str]) -> dict[str, Any]:
     """Convert OLD into a current checkpoint at NEW for the model OVERRIDES compose; returns what was done."""
     if old.resolve() == new.resolve():
         raise UserError(f"NEW must differ from OLD ({old}): keep the old file until the new one is checked.")
-    checkpoint = load_checkpoint_file(old)
+    checkpoint = read_legacy_file(old)
+    cfg = compose_target_config(overrides, new.parent.resolve())  # first: its plugins register migrations
     migration = detect(checkpoint, str(old))
-    cfg = compose_target_config(overrides, new.parent.resolve())
+    try:
+        converted = migration.apply(checkpoint, OmegaConf.to_container(cfg, resolve=True))
+    except LegacyCheckpointError as err:
+        raise LegacyCheckpointError(f"{old}: {err}") from err
+    file_values = dict(converted.get("config_overrides") or {})
+    for key, value in file_values.items():  # what the file's shapes fix, set before the model is built
+        OmegaConf.update(cfg, key, value, merge=False, force_add=True)
     config = OmegaConf.to_container(cfg, resolve=True)
     module: pl.LightningModule = hydra.utils.instantiate(cfg.model)
-    converted = migration.apply(checkpoint, config)
     try:
         load_weights_strictly(module, converted["state_dict"], f"{old} ({migration.name})")
     except WeightsMismatchError as err:
         chosen = " ".join(overrides) or "the default experiment"
         network = OmegaConf.select(cfg, "model.net._target_") or cfg.model._target_
+        if migration.checks_architecture:  # the file's architecture fits this model: the file is damaged
+            raise UserError(
+                f"{err} The file's architecture matches `{chosen}` ({network}), so these tensors are missing "
+                "from or extra in the file itself: it is damaged or edited; migrate an intact copy."
+            ) from err
         found = fitting_configs(converted["state_dict"], overrides, new.parent.resolve())
         hint = (
             f"They fit: {' | '.join(found)}; run python -m training.migrate {old} {new} {found[0]}"
@@ -183,16 +199,28 @@ def migrate(old: Path, new: Path, overrides: Sequence[str]) -> dict[str, Any]:
         "epoch": current["epoch"],
         "global_step": current["global_step"],
         "optimizer": current[META_KEY]["migrated_from"]["optimizer"],
+        "config_overrides": file_values,
         "experiment": config.get("name"),
     }
 
 
+def every_system_format() -> str:
+    """The formats that the plugins of every experiment file register, one per line (for --help: the
+    systems register their own formats). The files' `plugins` entries are read as plain YAML."""
+    for path in sorted((CONF_DIR / "experiment").glob("*.yaml")):
+        with contextlib.suppress(Exception):  # a file that does not load lists nothing
+            load_plugins({"plugins": OmegaConf.to_container(OmegaConf.load(path)).get("plugins") or {}})
+    return known_formats("\n  ")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    wants_help = any(arg in ("-h", "--help") for arg in argv)
     parser = argparse.ArgumentParser(
         prog="python -m training.migrate",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Known formats:\n  " + known_formats("\n  "),
+        epilog=("Known formats:\n  " + every_system_format()) if wants_help else None,
     )
     parser.add_argument("old", type=Path, help="the old checkpoint file")
     parser.add_argument("new", type=Path, help="where to write the current checkpoint")
@@ -216,12 +244,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"training.migrate: {message}", file=sys.stderr)
         return 2
     log.info(
-        "Migrated %s (%s, epoch %d, step %d, experiment %s) -> %s; optimizer state %s.",
+        "Migrated %s (%s, epoch %d, step %d, experiment %s%s) -> %s; optimizer state %s.",
         args.old,
         done["format"],
         done["epoch"],
         done["global_step"],
         done["experiment"],
+        "".join(f", {key}={value} from the file" for key, value in done["config_overrides"].items()),
         done["new"],
         done["optimizer"],
     )

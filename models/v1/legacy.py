@@ -70,7 +70,6 @@ class MultiDatasetPLCoreV0(Migration):
     """The seed's `MultiDatasetPLCore`: `model.` prefix, position-indexed readouts/adapters/shifters, `_orig_mod.`."""
 
     name = "v1_multidataset_plcore_v0"
-    supersedes = ("lightning_v0",)
 
     def matches(self, checkpoint: Mapping[str, Any]) -> bool:
         return any(INDEXED.match(key) for key in _weights(checkpoint))
@@ -97,7 +96,6 @@ class PLCoreVisionModelV0(Migration):
     """The seed's single-session `PLCoreVisionModel`: `model.core.…`, one `model.readout.…` (`adapter`, `shifter`)."""
 
     name = "v1_plcore_vision_model_v0"
-    supersedes = ("lightning_v0",)
 
     def matches(self, checkpoint: Mapping[str, Any]) -> bool:
         keys = list(_weights(checkpoint))

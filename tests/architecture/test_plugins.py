@@ -23,8 +23,10 @@ def test_a_v1_experiment_lists_its_migrations_and_loading_it_registers_them(monk
     assert any(name.startswith("v1_") for name in legacy.MIGRATIONS)
 
 
-def test_the_default_config_lists_no_plugin():
-    assert dict(compose_config([]).plugins) == {}
+def test_every_system_lists_only_its_own_plugins():
+    assert dict(compose_config(["experiment=cnn_digits"]).plugins) == {"cnn_migrations": "models.cnn.legacy"}
+    assert dict(compose_config(["experiment=ukiyoe_gan_nca"]).plugins) == {}  # nothing to register
+    assert set(compose_config(["experiment=v1_multidataset"]).plugins) == {"v1_migrations", "v1_data"}
 
 
 @pytest.mark.parametrize(

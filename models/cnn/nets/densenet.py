@@ -1,7 +1,9 @@
 """DenseNet for CIFAR-sized images (Huang et al., 2017, "Densely Connected Convolutional Networks").
 
 Three dense blocks joined by transition layers; every layer sees the concatenation of all earlier
-feature maps in its block. `bottleneck=True` with `reduction<1` gives DenseNet-BC.
+feature maps in its block. `bottleneck=True` with `reduction<1` gives DenseNet-BC. The stem conv has
+16 channels without bottlenecks and 2k with them, as in the paper, unless `stem_channels` says otherwise
+(Torch-Playground's DenseNet-40 used 2k = 24; `training.migrate` sets it from such a file).
 """
 
 from __future__ import annotations
@@ -76,13 +78,19 @@ class DenseNet3(nn.Module):
         bottleneck: bool = False,
         drop_rate: float = 0.0,
         in_channels: int = 3,
+        stem_channels: int | None = None,
     ) -> None:
         super().__init__()
         layers_per_block = _layers_per_block(depth, bottleneck)
         if not 0.0 < reduction <= 1.0:
             raise ValueError(f"DenseNet3 reduction (compression) must be in (0, 1], got {reduction}.")
+        if stem_channels is not None and (not isinstance(stem_channels, int) or stem_channels < 1):
+            raise ValueError(
+                f"DenseNet3 stem_channels must be a positive integer or null (16, or 2k with bottleneck), "
+                f"got {stem_channels!r}."
+            )
 
-        channels = 2 * growth_rate if bottleneck else 16
+        channels = stem_channels or (2 * growth_rate if bottleneck else 16)
         stages: list[nn.Module] = [nn.Conv2d(in_channels, channels, kernel_size=3, padding=1, bias=False)]
         for block_index in range(3):
             stages.append(DenseBlock(layers_per_block, channels, growth_rate, bottleneck, drop_rate))
