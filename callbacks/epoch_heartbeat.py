@@ -29,15 +29,15 @@ class EpochHeartbeat(Callback):
     `performance` as `final/<label>` (and to the final line).
     """
 
-    def summary_facts(self) -> dict[str, dict[str, float]]:
-        """For the run's summary.json: the fit's throughput totals."""
-        return {"performance": self.performance} if self.performance else {}
-
     def __init__(self, fields: Mapping[str, str] | None = None) -> None:
         self.fields = check_fields(fields, "EpochHeartbeat (callbacks.epoch_heartbeat.fields)")
         self.performance: dict[str, float] = {}
         self._val_start: float | None = None
         self._reset_fit(time.perf_counter(), 0)
+
+    def summary_facts(self) -> dict[str, dict[str, float]]:
+        """For the run's summary.json: the fit's throughput totals."""
+        return {"performance": self.performance} if self.performance else {}
 
     def _reset_fit(self, now: float, global_step: int) -> None:
         self._fit_start = now
