@@ -49,3 +49,23 @@ def test_smoothness_penalty_is_the_squared_laplacian() -> None:
             block.spatial.weight.zero_()
         core.blocks[0].spatial.weight[0, 0, 1, 1] = 1.0  # Laplacian of a delta: -4 and four 1s
     torch.testing.assert_close(core.smoothness_penalty(), torch.tensor(20.0))
+
+
+@pytest.mark.parametrize("kernel", [8, 3, 1])
+def test_the_lag_filter_is_the_conv3d_it_replaces(kernel):
+    """Same weight (state-dict key and shape), same outputs and gradients as Conv3d(k, 1, 1) in float64."""
+    from torch import nn
+
+    from models.v1.nets.core import LagFilter
+
+    torch.manual_seed(0)
+    conv = nn.Conv3d(2, 4, (kernel, 1, 1), bias=False).double()
+    lag = LagFilter(2, 4, kernel).double()
+    lag.load_state_dict(conv.state_dict())
+    x = torch.randn(3, 2, 8, 5, 6, dtype=torch.float64)
+    ours, reference = lag(x.clone().requires_grad_()), conv(x.clone().requires_grad_())
+    assert ours.shape == reference.shape == (3, 4, 9 - kernel, 5, 6)
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1e-12)
+    ours.square().sum().backward()
+    reference.square().sum().backward()
+    torch.testing.assert_close(lag.weight.grad, conv.weight.grad, rtol=1e-12, atol=1e-12)
