@@ -1,7 +1,10 @@
 """Heartbeat: a status line and throughput metrics every N optimizer steps, plus per-rank liveness files.
 
 Timing uses host clocks only; the one device read per interval is the loss (or the chosen `fields`) for
-the status line (rank 0).
+the status line (rank 0). The data-wait share is the main process's time inside the train loader's
+`next()` (VisionCore's loaders count it as `fetch_seconds`); for a loader that does not count it, the
+time between one batch's end and the next one's start, which also holds the loop's own work (other
+callbacks' hooks, logging, learning-rate schedulers).
 On a GPU the per-batch split is approximate (kernels run asynchronously) but interval totals are exact
 because the loss read waits for the interval's work.
 """
@@ -65,6 +68,24 @@ def peak_memory_mb(device: torch.device) -> float:
         return float("nan")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def fetch_seconds(trainer: pl.Trainer) -> float | None:
+    """Seconds the train loaders have spent making batches (their `fetch_seconds`), or None when one of
+    them does not count it."""
+    loaders = trainer.train_dataloader
+    pending, total = [loaders], 0.0
+    while pending:
+        loader = pending.pop()
+        if isinstance(loader, Mapping):
+            pending.extend(loader.values())
+        elif isinstance(loader, (list, tuple)):
+            pending.extend(loader)
+        elif isinstance(getattr(loader, "fetch_seconds", None), float):
+            total += loader.fetch_seconds
+        else:
+            return None
+    return total
 
 
 def read_loss(trainer: pl.Trainer, outputs: Any) -> float:
@@ -172,8 +193,9 @@ class Heartbeat(Callback):
         self._thread = None
 
     # ---------------------------------------------------------------- timing
-    def _start_interval(self, now: float) -> None:
+    def _start_interval(self, now: float, fetched: float | None = None) -> None:
         self._interval_start = now
+        self._fetched_at_start = fetched
         self._last_batch_end: float | None = None
         self._wait = 0.0
         self._excluded = 0.0
@@ -194,7 +216,7 @@ class Heartbeat(Callback):
                     path.unlink(missing_ok=True)
         self._beat(trainer.global_step)
         self._next_report = (trainer.global_step // self.every_n_steps + 1) * self.every_n_steps
-        self._start_interval(time.perf_counter())
+        self._start_interval(time.perf_counter(), fetch_seconds(trainer))
         if trainer.is_global_zero and self.watchdog:
             self._stop.clear()
             self._thread = threading.Thread(target=self._watch, name="heartbeat-watchdog", daemon=True)
@@ -228,7 +250,7 @@ class Heartbeat(Callback):
         if trainer.is_global_zero:
             self.check_liveness(include_self=False)
         self._next_report = (trainer.global_step // self.every_n_steps + 1) * self.every_n_steps
-        self._start_interval(time.perf_counter())
+        self._start_interval(time.perf_counter(), fetch_seconds(trainer))
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
@@ -261,13 +283,17 @@ class Heartbeat(Callback):
     ) -> None:
         elapsed = max(now - self._interval_start - self._excluded, 1e-9)
         batches = max(self._batches, 1)
+        fetched = fetch_seconds(trainer)
+        wait = self._wait  # a reloaded loader restarts its count: fall back to the time between batches
+        if fetched is not None and self._fetched_at_start is not None and fetched >= self._fetched_at_start:
+            wait = fetched - self._fetched_at_start
         self.last_report = {
             "step": float(trainer.global_step),
             **values,
             "ms_per_batch": 1000.0 * elapsed / batches,
             # rank 0's rate times the world size: ranks step together and DistributedSampler evens batches
             "samples_per_s": self._samples * trainer.world_size / elapsed,
-            "data_wait_share": min(self._wait / elapsed, 1.0),
+            "data_wait_share": min(wait / elapsed, 1.0),
             "peak_mem_mb": peak_memory_mb(pl_module.device),
         }
         if not trainer.is_global_zero:

@@ -2,17 +2,22 @@
 
 Lightning saves the `state_dict()` of stateful train loaders in every checkpoint and restores it
 before iterating, so a run killed mid-epoch continues with exactly the batches it had not seen.
+Every VisionCore train loader counts `fetch_seconds`, the main process's time spent waiting for its
+batches, which the Heartbeat reports as the data-wait share.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator, Mapping, Sized
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+_END = object()  # next()'s default: a batch may be anything, even None
 
 
 def _rank_and_world() -> tuple[int, int]:
@@ -103,6 +108,7 @@ class ResumableLoader(DataLoader):
         )
         self._own_batch_sampler = batch_sampler is not None
         self._consumed = 0
+        self.fetch_seconds = 0.0  # main-process time spent waiting for batches (the Heartbeat's data wait)
         self._pending: dict[str, Any] | None = None
 
     @property
@@ -124,7 +130,13 @@ class ResumableLoader(DataLoader):
                 if "sampler" in self._pending:
                     positioned.load_state_dict(self._pending["sampler"])
         self._pending = None
-        for batch in super().__iter__():
+        batches = super().__iter__()
+        while True:
+            started = time.perf_counter()
+            batch = next(batches, _END)
+            if batch is _END:
+                return
+            self.fetch_seconds += time.perf_counter() - started
             self._consumed += 1
             yield batch
 

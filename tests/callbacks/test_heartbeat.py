@@ -15,7 +15,14 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import CSVLogger
 
 from callbacks.heartbeat import Heartbeat, batch_size_of, read_fields
-from tests.callbacks.conftest import TinyRegressor, ValidatedRegressor, make_loader, read_metrics_csv
+from datamodules.loading import ResumableLoader
+from tests.callbacks.conftest import (
+    RandomRegression,
+    TinyRegressor,
+    ValidatedRegressor,
+    make_loader,
+    read_metrics_csv,
+)
 
 LINE = re.compile(
     r"heartbeat step=(\d+) loss=(\S+) ms/batch=(\S+) samples/s=(\S+) data-wait=(\S+)% peak_mem=(\S+)MB"
@@ -62,6 +69,35 @@ def test_data_wait_share_is_high_when_loading_is_slow(make_trainer) -> None:
             assert heartbeat.last_report["ms_per_batch"] >= 40.0
     assert shares[0.01] > 0.7
     assert shares[0.01] > shares[0.0]
+
+
+class _SlowBatchEnd(pl.Callback):
+    """Loop work between batches that is not data loading: 20 ms in every on_train_batch_end."""
+
+    def on_train_batch_end(self, *args: object) -> None:
+        time.sleep(0.02)
+
+
+def test_data_wait_counts_the_loaders_fetch_not_the_loops_other_work(make_trainer) -> None:
+    """With a loader that counts its `fetch_seconds` (every VisionCore loader), hooks that run between
+    batches are not data wait; a plain DataLoader falls back to the time between batches."""
+    shares = {}
+    for kind in ("resumable", "plain"):
+        heartbeat = Heartbeat(every_n_steps=4, watchdog=False)
+        loader = (
+            ResumableLoader(RandomRegression(n=32), batch_size=4)
+            if kind == "resumable"
+            else make_loader(n=32, batch_size=4)
+        )
+        make_trainer(callbacks=[heartbeat, _SlowBatchEnd()]).fit(TinyRegressor(), loader)
+        shares[kind] = heartbeat.last_report["data_wait_share"]
+    assert shares["plain"] > 0.5  # the 20 ms of hooks between batches
+    assert shares["resumable"] < 0.1
+
+    heartbeat = Heartbeat(every_n_steps=4, watchdog=False)  # a slow loader still shows as waiting
+    slow = ResumableLoader(RandomRegression(n=32, sleep_s=0.01), batch_size=4)
+    make_trainer(callbacks=[heartbeat]).fit(TinyRegressor(), slow)
+    assert heartbeat.last_report["data_wait_share"] > 0.7
 
 
 def test_liveness_file_per_rank(make_trainer, tmp_path) -> None:
