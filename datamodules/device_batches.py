@@ -6,14 +6,16 @@ is one tensor (uint8 where the source is) on the device the model trains on; a b
 gather, a random crop from the zero- or reflect-padded batch, a flip, and the normalisation, all
 batched, as the fastest CIFAR trainers do (airbench, hlb-CIFAR10).
 
-Order and sharding come from `EpochSampler` (seed, epoch, rank), and each batch's augmentation from a
-generator seeded by (seed, epoch, batch index), so a run resumed mid-epoch sees exactly the batches and
-augmentations it would have seen (`state_dict`: epoch and batches consumed, as `ResumableLoader`).
+Order and sharding come from `EpochSampler` (seed, epoch, rank). Batches are made up to 16 at a time
+(`batches_per_chunk`), and each chunk's augmentation draws from a generator seeded by (seed, epoch, chunk
+index), so a run resumed mid-epoch sees exactly the batches and augmentations it would have seen
+(`state_dict`: epoch and batches consumed, as `ResumableLoader`).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +91,7 @@ class DeviceImageBatches:
         self.batch_sampler = None  # Lightning inspects DataLoader-like objects for both
         self._consumed = 0
         self._pending: dict[str, int] | None = None
+        self.fetch_seconds = 0.0  # time spent making batches (the Heartbeat's data wait)
 
     def __len__(self) -> int:
         per_rank = len(self.sampler)
@@ -103,21 +106,42 @@ class DeviceImageBatches:
         self._pending = None
         order = torch.tensor(list(iter(self.sampler)), dtype=torch.long, device=self.images.device)
         self._consumed = start
-        for index in range(start, len(self)):
-            take = order[index * self.batch_size : (index + 1) * self.batch_size]
+        per_chunk = self.batches_per_chunk
+        for chunk in range(start // per_chunk, math.ceil(len(self) / per_chunk)):
+            started = time.perf_counter()
+            first, last = chunk * per_chunk, min((chunk + 1) * per_chunk, len(self))
+            take = order[first * self.batch_size : last * self.batch_size]
             images = self.images[take]
             if self.augment is not None:
                 generator = torch.Generator(device=self.images.device)
-                generator.manual_seed((self.seed * 1_000_003 + epoch) * 1_000_003 + index)
+                generator.manual_seed((self.seed * 1_000_003 + epoch) * 1_000_003 + chunk)
                 images = self.augment(images, generator)
-            self._consumed = index + 1
-            yield (images.float() * self.scale - self.mean) / self.std, self.labels[take]
+            images, labels = (images.float() * self.scale - self.mean) / self.std, self.labels[take]
+            for index in range(max(first, start), last):
+                rows = slice((index - first) * self.batch_size, (index - first + 1) * self.batch_size)
+                self.fetch_seconds += time.perf_counter() - started  # host time; a GPU runs kernels later
+                self._consumed = index + 1
+                yield images[rows], labels[rows]
+                started = time.perf_counter()
+
+    @property
+    def batches_per_chunk(self) -> int:
+        """Batches made in one go: on small images each op's launch costs more than its work, so up to
+        16 batches share one gather, augmentation and normalisation (at most 2^24 floats at a time)."""
+        per_batch = self.batch_size * self.images[0].numel()
+        return max(1, min(16, 2**24 // max(per_batch, 1)))
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.sampler.epoch, "batches": self._consumed}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._pending = {"epoch": int(state["epoch"]), "batches": int(state["batches"])}
+
+
+def training_device(datamodule: Any) -> torch.device:
+    """The device the datamodule's trainer trains on (CPU before a trainer is attached)."""
+    trainer = getattr(datamodule, "trainer", None)
+    return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
 
 
 def stack_images(source: Any, indices: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:

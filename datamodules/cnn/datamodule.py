@@ -29,7 +29,7 @@ from datamodules.cnn.datasets import (
     resolve_facts,
     train_val_split,
 )
-from datamodules.device_batches import DeviceImageBatches, stack_images
+from datamodules.device_batches import DeviceImageBatches, stack_images, training_device
 from datamodules.loading import ResumableLoader
 from training.toolkit.errors import ConfigValueError
 
@@ -181,8 +181,7 @@ class ImageClassificationDM(pl.LightningDataModule):
     def _hold_on_device(self, split: str, source: Dataset, indices: Sequence[int] | None) -> None:
         """With `on_device`: the split's images as one tensor on the device the trainer trains on."""
         if self.hparams.on_device:
-            trainer = getattr(self, "trainer", None)
-            device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+            device = training_device(self)
             images, labels = stack_images(source, indices)
             self._on_device[split] = (images.to(device), labels.to(device))
 

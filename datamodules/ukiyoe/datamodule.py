@@ -3,7 +3,9 @@
 `source: procedural` writes the print set once (prepare_data, rank 0; cached on disk, see store.py) and
 reads its ImageFolder layout; `source: image_folder` reads `image_folder.train` (class sub-folders or a
 flat folder = one class) and `image_folder.test`, or holds out fixed shares of train for val/test.
-Batches are (float32 (B, 3, R, R) in [-1, 1], int64 labels (B,)); the train loader is a ResumableLoader.
+Batches are (float32 (B, 3, R, R) in [-1, 1], int64 labels (B,)). With `on_device` (the default) the
+training split is one uint8 tensor on the training device and batches are cut and flipped there
+(datamodules/device_batches.py); otherwise, and for val/test, a ResumableLoader reads the files.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from datamodules.device_batches import BatchAugment, DeviceImageBatches, training_device
 from datamodules.loading import ResumableLoader, split_loader
 from datamodules.ukiyoe.dataset import PrintImages, folder_samples
 from datamodules.ukiyoe.procedural import SCENES, SPLITS, scene_of
@@ -53,6 +56,7 @@ class UkiyoeDM(pl.LightningDataModule):
         generate_workers: int = 1,
         num_classes: int | None = None,
         input_shape: Any = None,
+        on_device: bool = True,
     ) -> None:
         super().__init__()
         if source not in SOURCES:
@@ -65,6 +69,7 @@ class UkiyoeDM(pl.LightningDataModule):
         self.image_folder = {**IMAGE_FOLDER_DEFAULTS, **dict(image_folder or {})}
         self.config = PrintSetConfig(resolution, seed, num_train, num_val, num_test)
         self.datasets: dict[str, PrintImages] = {}
+        self._train_on_device: tuple[torch.Tensor, torch.Tensor] | None = None  # (uint8 images, labels)
         self._splits: dict[str, list[tuple[str, int]]] | None = None
         self._class_names: list[str] | None = list(SCENES) if source == "procedural" else None
         if input_shape is not None and [int(v) for v in input_shape] != [3, resolution, resolution]:
@@ -154,15 +159,33 @@ class UkiyoeDM(pl.LightningDataModule):
     def _loader(self, split: str) -> ResumableLoader:
         return split_loader(self._dataset(split), split == "train", self.hparams)
 
-    def train_dataloader(self) -> ResumableLoader:
-        train, batch_size = len(self._dataset("train")), self.hparams.batch_size
-        if self.hparams.drop_last and train < batch_size:
+    def train_dataloader(self) -> ResumableLoader | DeviceImageBatches:
+        hp = self.hparams
+        train = len(self._dataset("train"))
+        if hp.drop_last and train < hp.batch_size:
             source = "data.num_train" if self.source == "procedural" else "data.image_folder.train"
             raise UserError(
-                f"data.batch_size={batch_size} is more than the {train} training images ({source}), so "
+                f"data.batch_size={hp.batch_size} is more than the {train} training images ({source}), so "
                 "data.drop_last=true leaves no training batch; lower data.batch_size, or add images."
             )
-        return self._loader("train")
+        if not hp.on_device:
+            return self._loader("train")
+        if self._train_on_device is None:  # read once; the same pixels PrintImages gives, before flips
+            dataset, device = self._dataset("train"), training_device(self)
+            images = torch.stack([dataset.uint8(i) for i in range(len(dataset))])
+            labels = torch.tensor([label for _, label in dataset.samples], dtype=torch.long)
+            self._train_on_device = images.to(device), labels.to(device)
+        mean, std = self.pixel_normalisation(hp)
+        return DeviceImageBatches(
+            *self._train_on_device,
+            batch_size=hp.batch_size,
+            shuffle=True,
+            seed=hp.seed,
+            drop_last=hp.drop_last,
+            mean=mean,
+            std=std,
+            augment=BatchAugment(flip=True) if hp.augment else None,
+        )
 
     def val_dataloader(self) -> ResumableLoader | list:
         return self._loader("val") if len(self._dataset("val")) else []

@@ -1,5 +1,5 @@
 """Image sets held on the device: batched augmentation equals its per-image definition, the order and
-augmentation depend only on (seed, epoch, batch), resume is exact, and the cnn DataModule serves the same
+augmentation depend only on (seed, epoch, batch index), resume is exact, and the cnn DataModule serves the same
 evaluation data either way."""
 
 import pytest
@@ -67,20 +67,41 @@ def test_batches_depend_on_seed_epoch_and_index_only_and_are_normalised():
     assert pixels.min() >= (0 - 0.5) / 0.25 and pixels.max() <= (1 - 0.5) / 0.25
 
 
-def test_resume_mid_epoch_yields_exactly_the_unseen_batches():
+@pytest.mark.parametrize("per_chunk", [16, 2, 1])
+@pytest.mark.parametrize("seen", [1, 2, 3])
+def test_resume_mid_epoch_yields_exactly_the_unseen_batches(monkeypatch, per_chunk, seen):
+    """Batches are made `batches_per_chunk` at a time: resuming inside or at the edge of a chunk makes
+    that chunk again and yields exactly the batches not seen yet."""
+    monkeypatch.setattr(DeviceImageBatches, "batches_per_chunk", per_chunk)
     full = _epoch(_loader(), 2)
     interrupted = _loader()
     interrupted.sampler.set_epoch(2)
     iterator = iter(interrupted)
-    next(iterator), next(iterator)
+    for _ in range(seen):
+        next(iterator)
     state = interrupted.state_dict()
-    assert state == {"epoch": 2, "batches": 2}
+    assert state == {"epoch": 2, "batches": seen}
     resumed = _loader()
     resumed.load_state_dict(state)
     rest = _epoch(resumed, 2)
-    assert len(rest) == 3
-    for (x, y), (x2, y2) in zip(rest, full[2:], strict=True):
+    assert len(rest) == 5 - seen
+    for (x, y), (x2, y2) in zip(rest, full[seen:], strict=True):
         assert torch.equal(x, x2) and torch.equal(y, y2)
+
+
+def test_batches_are_made_in_chunks_bounded_in_memory():
+    assert _loader().batches_per_chunk == 16  # 4 tiny images per batch
+    big = DeviceImageBatches(
+        torch.zeros(8, 3, 512, 512, dtype=torch.uint8),
+        torch.zeros(8, dtype=torch.long),
+        batch_size=8,
+        shuffle=False,
+        seed=0,
+        drop_last=False,
+        mean=(0.0,) * 3,
+        std=(1.0,) * 3,
+    )
+    assert big.batches_per_chunk == 2  # 8 x 3 x 512 x 512 floats per batch, 2^24 at a time
 
 
 def test_ranks_share_the_set_between_them(monkeypatch):

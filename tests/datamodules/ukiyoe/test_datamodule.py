@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from datamodules.device_batches import DeviceImageBatches
 from datamodules.loading import ResumableLoader
 from datamodules.ukiyoe import UkiyoeDM
 from datamodules.ukiyoe.procedural import SCENES, render_print
@@ -25,7 +26,7 @@ def _procedural(tmp_path: Path, **overrides) -> UkiyoeDM:
 
 
 def test_procedural_batches_are_prints_in_minus_one_to_one_with_scene_labels(tmp_path) -> None:
-    data = _procedural(tmp_path, augment=True)
+    data = _procedural(tmp_path, augment=True, on_device=False)
     assert (data.num_classes, data.class_names, data.resolution) == (4, list(SCENES), 16)
     loader = data.train_dataloader()
     assert isinstance(loader, ResumableLoader)
@@ -40,6 +41,26 @@ def test_procedural_batches_are_prints_in_minus_one_to_one_with_scene_labels(tmp
     expected, label = render_print(0, 16, seed=3, split="test")
     assert torch.allclose(test_images[0], torch.from_numpy(expected).permute(2, 0, 1) / 127.5 - 1)
     assert test_labels[0] == label
+
+
+def test_training_split_on_the_device_gives_the_file_loaders_batches(tmp_path) -> None:
+    """on_device (the default): the same batches, in the same order, as reading the files, and the flips
+    are whole-image mirror images drawn per batch."""
+    host = list(_procedural(tmp_path, on_device=False).train_dataloader())
+    loader = _procedural(tmp_path).train_dataloader()
+    assert isinstance(loader, DeviceImageBatches)
+    device = list(loader)
+    assert len(device) == len(host) == 3
+    for (images, labels), (expected, expected_labels) in zip(device, host, strict=True):
+        torch.testing.assert_close(images, expected, atol=1e-6, rtol=0)
+        assert torch.equal(labels, expected_labels)
+
+    flipped = list(_procedural(tmp_path, augment=True).train_dataloader())
+    for (images, _), (plain, _) in zip(flipped, device, strict=True):
+        same = [torch.equal(a, b) for a, b in zip(images, plain, strict=True)]
+        mirrored = [torch.equal(a, b.flip(-1)) for a, b in zip(images, plain, strict=True)]
+        assert all(s or m for s, m in zip(same, mirrored, strict=True))
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(flipped, device, strict=True))
 
 
 def test_augment_flips_training_images_only(tmp_path) -> None:
