@@ -12,8 +12,11 @@ setup("fit"), the batch transfer (`on_before_batch_transfer`, `transfer_batch_to
 automatic optimisation (training_step + backward + clipping + optimizer step + zero_grad) and manual
 optimisation alike (the ukiyoe GAN's training_step: G forward, one D step, one G step, EMA update).
 
-The one instrument is a Lightning `Profiler` (`StepProbe`): Lightning already calls it around every
-fetch, transfer and step, so it adds two clock reads per action. Steps run in this order:
+The one instrument is a Lightning `Profiler` (`StepProbe`, benchmarks/step_probe.py): Lightning already
+calls it around every fetch, transfer and step, so it adds two clock reads per action. On a CUDA device it
+synchronises around each step, measures the reference matmul on the device in the trainer's precision
+(bf16 for bf16-mixed), ranks CUDA kernels, and `--sync-check` runs the timed steps under
+`torch.cuda.set_sync_debug_mode("error")` (benchmarks/gpu_check.py uses it). Steps run in this order:
 `--warmup` steps (not measured), `--steps` timed steps, one step under `FlopCounterMode`,
 `--profile-steps` steps under `torch.profiler`; then the probe stops the fit.
 
@@ -71,9 +74,8 @@ import hydra  # noqa: E402
 import pytorch_lightning as pl  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
-from pytorch_lightning.profilers import Profiler  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from benchmarks.step_probe import StepProbe, top_operators  # noqa: E402
 from benchmarks.throughput import CLASSIFIER, data_overrides  # noqa: E402
 from tests.helpers import compose_config  # noqa: E402
 from training.plugins import load_plugins  # noqa: E402
@@ -89,109 +91,9 @@ DEFAULT_EXPERIMENTS = (
     "ukiyoe_gan_nca",
 )
 LIMIT_BELOW = 0.40  # MFU under which the `limit` column names the top operator
-STEP = "run_training_batch"
-FETCH = "train_dataloader_next"
 
 
 # ------------------------------------------------------------------------------------------ measuring
-class StepProbe(Profiler):
-    """Lightning's profiler hook points, used as a clock: time of every fetch + transfer and every step;
-    FlopCounterMode around one step and torch.profiler around a few; stops the fit when done."""
-
-    def __init__(self, warmup: int, timed: int, profiled: int, matmul_size: int = 2048) -> None:
-        super().__init__()
-        self.warmup, self.timed, self.profiled = warmup, timed, profiled
-        self.matmul_size = matmul_size
-        self.peak: float | None = None  # FLOP/s of the reference matmul, measured just before the timed steps
-        self.trainer: pl.Trainer | None = None
-        self.steps = 0  # training steps started
-        self.step_ms: list[float] = []  # the timed steps
-        self.data_ms: list[float] = []  # getting each timed step's batch
-        self.profiled_s = 0.0  # wall time of the profiled steps
-        self.flops: int | None = None
-        self.torch_profile: torch.profiler.profile | None = None
-        self._pending_data = 0.0  # fetch + transfer seconds since the last step
-        self._started: dict[str, float] = {}
-        self._flop_counter: FlopCounterMode | None = None
-
-    @property
-    def total(self) -> int:
-        return self.warmup + self.timed + 1 + self.profiled
-
-    def _phase(self, index: int) -> str:
-        if index < self.warmup:
-            return "warmup"
-        if index < self.warmup + self.timed:
-            return "timed"
-        if index == self.warmup + self.timed:
-            return "flops"
-        return "profile"
-
-    @staticmethod
-    def _is_data(action: str) -> bool:
-        """The fetch and the transfer hooks Lightning runs between two steps (nested hooks not again)."""
-        return (
-            action.endswith(FETCH)
-            or action.endswith(".on_before_batch_transfer")
-            or (action.startswith("[Strategy]") and action.endswith(".batch_to_device"))
-        )
-
-    def start(self, action_name: str) -> None:
-        if action_name == STEP:
-            phase = self._phase(self.steps)
-            if phase == "timed" and self.peak is None:
-                self.peak = matmul_peak(self.matmul_size)  # the machine's speed of the moment, not the step's
-            if phase == "flops":
-                self._flop_counter = FlopCounterMode(display=False)
-                self._flop_counter.__enter__()
-            elif phase == "profile" and self.torch_profile is None:
-                self.torch_profile = torch.profiler.profile(
-                    activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True
-                )
-                self.torch_profile.__enter__()
-            self._started[action_name] = time.perf_counter()
-        elif self._is_data(action_name):
-            self._started[action_name] = time.perf_counter()
-
-    def stop(self, action_name: str) -> None:
-        started = self._started.pop(action_name, None)
-        if started is None:
-            return
-        elapsed = time.perf_counter() - started
-        if action_name != STEP:
-            self._pending_data += elapsed
-            return
-        phase = self._phase(self.steps)
-        if phase == "timed":
-            self.step_ms.append(1000.0 * elapsed)
-            self.data_ms.append(1000.0 * self._pending_data)
-        elif phase == "flops" and self._flop_counter is not None:
-            self._flop_counter.__exit__(None, None, None)
-            self.flops = self._flop_counter.get_total_flops()
-            self._flop_counter = None
-        elif phase == "profile":
-            self.profiled_s += elapsed
-        self._pending_data = 0.0
-        self.steps += 1
-        if self.steps == self.total:
-            if self.torch_profile is not None:
-                self.torch_profile.__exit__(None, None, None)
-            if self.trainer is not None:
-                self.trainer.should_stop = True  # min_epochs=0: the fit ends after this batch
-
-    def close(self) -> None:
-        """Leave FlopCounterMode and torch.profiler if a step failed inside them."""
-        if self._flop_counter is not None:
-            self._flop_counter.__exit__(None, None, None)
-            self._flop_counter = None
-        if self.torch_profile is not None and self.steps < self.total:
-            self.torch_profile.__exit__(None, None, None)
-            self.torch_profile = None
-
-    def summary(self) -> str:
-        return ""  # Lightning prints a profiler's summary at the end of fit: nothing to print
-
-
 @dataclass
 class Row:
     experiment: str
@@ -206,6 +108,7 @@ class Row:
     top_detail: str = ""
     in_ops: float | None = None  # share of the profiled steps' wall time inside operators
     peak: float | None = None  # FLOP/s of the reference matmul
+    device: str = "cpu"  # where the step ran, with the reference matmul's dtype when not fp32
     steps: int = 0
     error: str | None = None
 
@@ -228,50 +131,6 @@ class Row:
         if self.in_ops is not None and 1.0 - self.in_ops > share:
             return f"host overhead ({1.0 - self.in_ops:.0%} outside ops)"
         return name
-
-
-def matmul_peak(size: int = 2048, repeats: int = 3) -> float:
-    """FLOP/s of a fp32 `size`^3 `torch.mm` at the current thread count (the best of `repeats`)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)  # warm-up: allocation, kernel choice
-    seconds = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        torch.mm(a, b)
-        seconds.append(time.perf_counter() - started)
-    return 2.0 * size**3 / min(seconds)
-
-
-def _short(name: str) -> str:
-    return name.removeprefix("aten::")
-
-
-def top_operators(
-    prof: torch.profiler.profile, wall_s: float, count: int = 3
-) -> tuple[list[tuple[str, float]], str, float]:
-    """The `count` operators with the most self CPU time, as shares of `wall_s`, the top one's input
-    shapes (its group with the most self time), and the share of `wall_s` spent in any operator.
-    Autograd-engine wrappers and annotations (`Optimizer.step#...`: Python under them) are not operators."""
-
-    def is_operator(name: str) -> bool:
-        return "::" in name and not name.startswith(("autograd::", "profiler::"))
-
-    events = [e for e in prof.key_averages() if is_operator(e.key)]
-    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
-    wall_us = max(wall_s, 1e-9) * 1e6
-    top = [(_short(e.key), e.self_cpu_time_total / wall_us) for e in events[:count]]
-    in_ops = math.fsum(e.self_cpu_time_total for e in events) / wall_us
-    detail = ""
-    if events:
-        groups = [e for e in prof.key_averages(group_by_input_shape=True) if e.key == events[0].key]
-        if groups:
-            group = max(groups, key=lambda e: e.self_cpu_time_total)
-            shapes = [shape for shape in group.input_shapes if shape]
-            detail = (
-                f"{_short(group.key)} {shapes} ({group.count} calls, "
-                f"{group.self_cpu_time_total / wall_us:.0%} of the profiled steps)"
-            )
-    return top, detail, in_ops
 
 
 # ------------------------------------------------------------------------------------ building a run
@@ -331,6 +190,20 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
 
 
+def _where(error: BaseException) -> str:
+    """` (at file:line)` of the innermost traceback frame in this repository's code (not a library's):
+    where a sync-checked step synchronised."""
+    frames = []
+    traceback = error.__traceback__
+    while traceback is not None:
+        frames.append(traceback.tb_frame.f_code.co_filename + f":{traceback.tb_lineno}")
+        traceback = traceback.tb_next
+    ours = [
+        f for f in frames if f.startswith(str(REPO)) and "site-packages" not in f and "/benchmarks/" not in f
+    ]
+    return f" (at {Path(ours[-1]).relative_to(REPO)})" if ours else ""
+
+
 def _describe_step(model: pl.LightningModule, cfg: DictConfig) -> str:
     if not model.automatic_optimization:
         if hasattr(model, "discriminator_step"):
@@ -351,7 +224,7 @@ def measure(experiment: str, args: argparse.Namespace, tmp: Path) -> Row:
     row = Row(experiment)
     run_dir = tmp / "runs" / experiment
     data_dir = (args.data_dir or tmp / "data").resolve()
-    probe = StepProbe(args.warmup, args.steps, args.profile_steps, args.matmul_size)
+    probe = StepProbe(args.warmup, args.steps, args.profile_steps, args.matmul_size, args.sync_check)
     try:
         cfg, row.data = compose(experiment, data_dir, run_dir, probe.total, args.overrides)
     except Exception as error:  # an unknown experiment, a config that does not compose
@@ -380,12 +253,14 @@ def measure(experiment: str, args: argparse.Namespace, tmp: Path) -> Row:
         with contextlib.redirect_stdout(io.StringIO()):  # any table a hook prints before the first step
             trainer.fit(model, datamodule=datamodule)
     except Exception as error:
-        row.error = f"fit failed at step {probe.steps}: {_first_line(error)}"
+        row.error = f"fit failed at step {probe.steps}: {_first_line(error)}{_where(error)}"
         return row
     finally:
         probe.close()
     row.batch = _batch_label(cfg, datamodule)
-    row.steps, row.peak = len(probe.step_ms), probe.peak
+    row.steps, row.peak, row.device = len(probe.step_ms), probe.peak, str(probe.device)
+    if probe.peak_dtype != torch.float32:
+        row.device += f" {str(probe.peak_dtype).removeprefix('torch.')}"
     if probe.steps < probe.total:
         row.error = f"the fit ended after {probe.steps} of {probe.total} steps"
         return row
@@ -394,7 +269,9 @@ def measure(experiment: str, args: argparse.Namespace, tmp: Path) -> Row:
     data, step = math.fsum(probe.data_ms), math.fsum(probe.step_ms)
     row.data_wait = data / (data + step)
     if probe.torch_profile is not None:
-        row.top_ops, row.top_detail, row.in_ops = top_operators(probe.torch_profile, probe.profiled_s)
+        row.top_ops, row.top_detail, row.in_ops = top_operators(
+            probe.torch_profile, probe.profiled_s, device=probe.on_cuda
+        )
     return row
 
 
@@ -418,7 +295,8 @@ def _cells(row: Row) -> list[str]:
         _fmt(None if row.flops is None else row.flops / 1e9, ".3f"),
         _fmt(row.step_ms, ".1f"),
         _fmt(row.gflops_per_s, ".2f"),
-        _fmt(None if row.peak is None else row.peak / 1e9, ".1f"),
+        _fmt(None if row.peak is None else row.peak / 1e9, ".1f")
+        + ("" if row.device == "cpu" else f" ({row.device})"),
         _pct(row.mfu),
         _pct(row.data_wait),
         _pct(row.in_ops, ".0f"),
@@ -440,7 +318,7 @@ HEADER = [
     "MFU",
     "data wait",
     "in ops",
-    "top self-CPU ops (share of step)",
+    "top ops by self time (share of step)",
     "limit",
 ]
 NUMERIC = {"GFLOP/step", "ms/step", "GFLOP/s", "mm GFLOP/s", "MFU", "data wait", "in ops"}
@@ -493,6 +371,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where data is read and generated data is cached (default: a temp folder, generated afresh)",
     )
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    parser.add_argument(
+        "--sync-check",
+        action="store_true",
+        help="on CUDA: run the timed steps under torch.cuda.set_sync_debug_mode('error'); a host-device "
+        "sync inside a training step fails the row at the line that made it",
+    )
     parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every experiment")
     args = parser.parse_args(argv)
     if min(args.steps, args.warmup, args.profile_steps, args.threads) < 1:
