@@ -36,9 +36,11 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: install  ## loop overhead vs plain PyTorch, throughput per experiment, v1 data paths
+bench: install  ## loop overhead vs plain PyTorch, throughput and efficiency per experiment, DDP, v1 data paths
 	$(PY) benchmarks/loop_overhead.py
 	$(PY) benchmarks/throughput.py
+	$(PY) benchmarks/efficiency.py
+	$(PY) benchmarks/ddp.py
 	$(PY) benchmarks/v1_data.py
 
 lock:  ## re-resolve the lock from pyproject.toml ranges (run on Linux x86-64, Python 3.11)

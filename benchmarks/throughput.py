@@ -1,25 +1,28 @@
-"""Training throughput of every cnn experiment, through the real entry point (`python -m training.run`).
+"""Training throughput of every system's experiments, through the real entry point (`python -m training.run`).
 
-For each experiment (default: every `conf/experiment/` whose model is the cnn `ImageClassifierModel`; or
-`--experiments a,b`) this runs one short fit in a subprocess, with `VISIONCORE_ROOT` in a temp dir:
+For each experiment (default: every cnn experiment, i.e. every `conf/experiment/` whose model is the cnn
+`ImageClassifierModel`, and `SYSTEM_EXPERIMENTS` of v1, design and ukiyoe; or `--experiments a,b`) this
+runs one short fit in a subprocess, with `VISIONCORE_ROOT` in a temp dir:
 
     python -m training.run experiment=NAME trainer.max_epochs=1 trainer.limit_train_batches=N
         trainer.limit_val_batches=2 callbacks.heartbeat.every_n_steps=1 test_after_fit=false ...
 
-The experiment's own dataset is used when its files are under `--data-dir` (default
+A cnn experiment uses its own dataset when the files are under `--data-dir` (default
 `$VISIONCORE_ROOT/data`, else `./data`; digits ship with scikit-learn); otherwise procedural gratings
-with the experiment's input shape, class count and batch size stand in (no download). Loader settings
-(workers, pinning) stay the experiment's.
+with the experiment's input shape, class count and batch size stand in (no download). The other systems
+generate their data (simulated V1 sessions, rendered designs, procedural prints) into the temp root once,
+shared by all runs. Loader settings (workers, pinning, on_device) stay the experiment's.
 
 It prints one row per experiment:
   params          `params` of summary.json
   samples/s       `performance.samples_per_s` of summary.json (EpochHeartbeat: all N batches, first included)
   steady ms/batch median of the Heartbeat's `perf/ms_per_batch` in metrics.csv, first interval skipped
-  steady samples/s batch size / steady ms/batch
-  data wait       mean `perf/data_wait_share` (Heartbeat: time between batches / interval time), first skipped
-  wall s          the subprocess, start-up and validation included
+  steady samples/s median of the Heartbeat's `perf/samples_per_s` (v1: windows over all sessions)
+  data wait       mean `perf/data_wait_share` (Heartbeat: the main process's time inside the train loader's
+                  `next()` / interval time), first interval skipped
+  wall s          the subprocess, start-up, data generation and validation included
 
-    .venv/bin/python benchmarks/throughput.py                     # all cnn experiments, ~5 min on 2 cores
+    .venv/bin/python benchmarks/throughput.py                     # every system, ~8 min on 2 cores
     .venv/bin/python benchmarks/throughput.py --experiments cifar10_resnet20,cnn_digits --batches 20
 """
 
@@ -48,6 +51,16 @@ from tests.helpers import CONF_DIR, cli_env, compose_config, read_summary  # noq
 
 CLASSIFIER = "models.cnn.module.ImageClassifierModel"
 RUN_NAME = "throughput"
+# The other systems' trainable experiments at their CPU size (the ones that need no earlier stage's
+# checkpoint); their data is generated on first use.
+SYSTEM_EXPERIMENTS = (
+    "v1_single",
+    "v1_multidataset",
+    "design_encoder",
+    "design_decoder",
+    "ukiyoe_gan_nca",
+    "ukiyoe_nca_grow",
+)
 
 
 @dataclass
@@ -63,9 +76,8 @@ class Row:
     wall_s: float | None = None
     error: str | None = None
 
-    @property
-    def steady_samples_per_s(self) -> float | None:
-        return 1000.0 * self.batch_size / self.steady_ms if self.steady_ms else None
+    steady_samples_per_s: float | None = None
+    peak_mem_mb: float | None = None
 
 
 def cnn_experiments() -> list[str]:
@@ -98,7 +110,13 @@ def real_data_present(cfg: DictConfig, data_dir: Path) -> bool:
 
 
 def data_overrides(cfg: DictConfig, data_dir: Path, batches: int) -> tuple[list[str], str]:
-    """Overrides that point the run at the real data, or at procedural data shaped like it."""
+    """Overrides that point a cnn dataset run at the real data, or at procedural data shaped like it; the
+    other systems' data (and a classifier on it, e.g. ukiyoe_features) is generated: no overrides."""
+    if cfg.model.get("_target_") != CLASSIFIER or "dataset" not in cfg.data:
+        data = cfg.data
+        label = data.get("dataset") or data.get("source") or "generated"
+        size = data.get("resolution") or data.get("image_size")
+        return [], f"{label} {size}x{size}" if size else str(label)
     loader = [
         f"data.batch_size={cfg.data.batch_size}",
         f"data.num_workers={cfg.data.num_workers}",
@@ -135,10 +153,11 @@ def heartbeat_rows(metrics_csv: Path) -> list[dict[str, float]]:
 
 
 def run_experiment(experiment: str, args: argparse.Namespace, root: Path) -> Row:
-    cfg = compose_config([f"experiment={experiment}"])
-    model = str(cfg.model.net.get("_target_", "?")).rsplit(".", 1)[-1]
+    cfg = compose_config([f"experiment={experiment}", *args.overrides])
+    net = cfg.model.get("net") or {}
+    model = str(net.get("_target_") or cfg.model.get("_target_", "?")).rsplit(".", 1)[-1]
     data, source = data_overrides(cfg, args.data_dir, args.batches)
-    row = Row(experiment, model, source, int(cfg.data.batch_size))
+    row = Row(experiment, model, source, int(cfg.data.get("batch_size") or 0))
     command = [
         sys.executable,
         "-m",
@@ -181,6 +200,8 @@ def run_experiment(experiment: str, args: argparse.Namespace, root: Path) -> Row
     steady = beats[1:] or beats  # the first interval holds the first batch (kernel selection, allocation)
     if steady:
         row.steady_ms = statistics.median(beat["perf/ms_per_batch"] for beat in steady)
+        row.steady_samples_per_s = statistics.median(beat["perf/samples_per_s"] for beat in steady)
+        row.peak_mem_mb = max(beat.get("perf/peak_mem_mb", math.nan) for beat in beats)
         row.data_wait = statistics.fmean(beat["perf/data_wait_share"] for beat in steady)
     return row
 
@@ -200,10 +221,16 @@ def print_table(rows: list[Row]) -> None:
         if row.error:
             print(f"{row.experiment:<22} {row.model:<12} {row.data:<22} FAILED: {row.error}")
             continue
-        params = f"{row.params / 1e6:.2f}M" if row.params else "-"
+        params = (
+            "-"
+            if not row.params
+            else f"{row.params / 1e6:.2f}M"
+            if row.params >= 1e5
+            else f"{row.params / 1e3:.1f}K"
+        )
         wait = f"{100 * row.data_wait:.1f}%" if row.data_wait is not None else "-"
         print(
-            f"{row.experiment:<22} {row.model:<12} {row.data:<22} {row.batch_size:>5} {params:>9} "
+            f"{row.experiment:<22} {row.model:<12} {row.data:<22} {row.batch_size or '-':>5} {params:>9} "
             f"{_fmt(row.samples_per_s, '.1f'):>10} {_fmt(row.steady_ms, '.1f'):>15} "
             f"{_fmt(row.steady_samples_per_s, '.1f'):>16} {wait:>9} {_fmt(row.wall_s, '.0f'):>7}"
         )
@@ -211,7 +238,11 @@ def print_table(rows: list[Row]) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--experiments", default=None, help="comma-separated names (default: every cnn one)")
+    parser.add_argument(
+        "--experiments",
+        default=None,
+        help="comma-separated names (default: every cnn one, then " + ",".join(SYSTEM_EXPERIMENTS) + ")",
+    )
     parser.add_argument("--batches", type=int, default=5, help="training batches per run (default: 5)")
     parser.add_argument(
         "--threads",
@@ -237,7 +268,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    experiments = args.experiments.split(",") if args.experiments else cnn_experiments()
+    experiments = (
+        args.experiments.split(",") if args.experiments else cnn_experiments() + list(SYSTEM_EXPERIMENTS)
+    )
     print(
         f"{len(experiments)} experiments, {args.batches} training batches each, "
         f"torch threads={args.threads or os.cpu_count()}, cpu cores={os.cpu_count()}",
