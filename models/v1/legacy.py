@@ -1,116 +1,197 @@
-"""The seed's v1 checkpoint layouts (`PLCoreVisionModel`, `MultiDatasetPLCore`), migrated to `MultiDatasetModel`.
+"""Checkpoints of the Yates-Lab VisionCore (the predecessor of `v1`), migrated to `MultiDatasetModel` with the
+network the file's own model config describes (`models.v1.nets.visioncore.VisionCoreNet`).
 
-Both were Lightning checkpoints without VisionCore metadata whose network lived under `model.`;
-compiled models added `_orig_mod.` after it. `MultiDatasetPLCore` indexed its per-session modules
-by position (`model.readouts.3.…`, also `adapters`/`shifters`), `PLCoreVisionModel` had a single
-`model.readout.…`. Positions become session names in the order of the target config's dataset
-configs (`python -m training.migrate OLD NEW experiment=…` supplies it), and the file's readout
-sizes are checked against those sessions' unit lists, so a file can only land on its own sessions.
+The layouts it wrote (github.com/Yates-Lab/VisionCore), all Lightning checkpoints with the network under `model.`:
+
+- `training/pl_modules/multidataset_model.py` `MultiDatasetModel` (2025-10-08 onward): per-session
+  `adapters.{i}` / `readouts.{i}`; since 2025-10-22 (fc9080f) the model config is stored as
+  `hyper_parameters['model_config_dict']`, before only its path (`model_cfg`). Session names are not in the
+  file: position i is `sessions[i]` of the dataset config `hyper_parameters['cfg_dir']` names (read when
+  that file is at hand).
+- the same with `torch.compile` on the whole network (91c47f9 … 037ab3a): keys `model._orig_mod.…`.
+- the older `models/lightning/` modules (91c47f9 and before): `MultiDatasetPLCore` stores `model_config` and the
+  list of per-session `dataset_configs` (their `session` names, position = readout index);
+  `PLCoreVisionModel` stores `model_config` and has one `adapter` / `readout`. Both pickled
+  `model_class=build_model`, a function of a package that VisionCore's own `models` shadows: read as an
+  inert placeholder (training.toolkit.safe_load), never imported.
+
+The network's code changed three times while these were written; the key names tell which (see
+`network_era`). The code of 2025-10-20 onward (era C: 5-D temporal conv, `cells.{l}.*_gate` ConvGRU,
+parametrized weights) is ported; an older file is refused with its era named.
+
+Readouts keep where they came from: the session name the file or its dataset config records, else
+`position_{i}`. The migrated model holds only those readouts (`model.net.new_readouts=false`);
+fit or evaluate it on other sessions with `model.net.session_map={vc_session: stored_name}` (unit counts
+checked) or `model.net.new_readouts=true` for fresh readouts. Nothing is matched by position.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from training.toolkit.checkpoints import META_KEY
 from training.toolkit.legacy import ConvertedCheckpoint, LegacyCheckpointError, Migration, register
 
 COMPILED = "_orig_mod."
-PER_SESSION = ("readouts", "adapters", "shifters")
-INDEXED = re.compile(rf"^model\.(?:{re.escape(COMPILED)})?(?:{'|'.join(PER_SESSION)})\.(\d+)\.")
-SINGLE_READOUT = re.compile(rf"^model\.(?:{re.escape(COMPILED)})?readout\.")
-SINGULAR = {"readout": "readouts", "adapter": "adapters", "shifter": "shifters"}
+INDEXED = re.compile(r"^(adapters|readouts)\.(\d+)\.")
+SINGULAR = re.compile(r"^(adapter|readout)\.")
+SHARED = ("frontend.", "convnet.", "modulator.", "recurrent.")
+NETWORK = "models.v1.nets.visioncore.VisionCoreNet"
+# Key patterns of the older code (key -> era, what changed), checked in this order.
+OLDER_ERAS = (
+    (re.compile(r"^frontend\.temporal_conv\.weight$"), "A (2025-10-08 … 10-13)"),
+    (re.compile(r"\.shortcut\.0\.weight$"), "A/B (before 2025-10-14, 5e693f2)"),
+    (re.compile(r"\.cell\.conv_[xh]\."), "A/B (ConvGRU cell.conv_x/conv_h, before 2025-10-20)"),
+    (re.compile(r"\.parametrizations\.weight\.original[01]$"), "B (torch weight_norm, 2025-10-13 … 10-20)"),
+)
 
 
-def _weights(checkpoint: Mapping[str, Any]) -> Mapping[str, Any]:
-    weights = checkpoint.get("state_dict")
-    return weights if isinstance(weights, Mapping) and META_KEY not in checkpoint else {}
-
-
-def _session_names(config: Mapping[str, Any] | None, old_format: str) -> list[str]:
-    """Session order of the target config (the old file stored positions, not names)."""
-    model = (config or {}).get("model") or {}
-    if not (model.get("dataset_configs_path") or model.get("dataset")):
-        raise LegacyCheckpointError(
-            f"A {old_format} checkpoint indexes its readouts by position; name the experiment it was "
-            "trained with so positions map to sessions: python -m training.migrate OLD NEW experiment=v1_..."
-        )
-    from datamodules.v1.dataset_configs import load_dataset_configs
-
-    configs = load_dataset_configs(
-        model.get("dataset_configs_path"),
-        model.get("max_datasets"),
-        model.get("sessions"),
-        dataset=model.get("dataset"),
-    )
-    return configs.session_names
-
-
-def _convert(checkpoint: Mapping[str, Any], rename: Any, old_format: str) -> ConvertedCheckpoint:
+def _weights(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """The network's tensors with `model.` (and `_orig_mod.`) removed."""
+    state = checkpoint.get("state_dict")
+    if not isinstance(state, Mapping) or META_KEY in checkpoint:
+        return {}
     weights = {}
-    for key, value in _weights(checkpoint).items():
-        if not key.startswith("model."):
-            continue  # old metric buffers and the like; the current module has its own
-        key = key[len("model.") :].replace(COMPILED, "")
-        weights["net." + rename(key)] = value
-    optimizer_states = checkpoint.get("optimizer_states") or []
-    return ConvertedCheckpoint(
-        state_dict=weights,
-        epoch=int(checkpoint.get("epoch", 0)),
-        global_step=int(checkpoint.get("global_step", 0)),
-        optimizer_state=optimizer_states[0] if len(optimizer_states) == 1 else None,
-        notes=[f"{old_format} layout, Lightning {checkpoint.get('pytorch-lightning_version', '?')}"],
-    )
+    for key, value in state.items():
+        if isinstance(key, str) and key.startswith("model."):
+            key = key[len("model.") :]
+            weights[key[len(COMPILED) :] if key.startswith(COMPILED) else key] = value
+    return weights
+
+
+def network_era(weights: Mapping[str, Any]) -> str | None:
+    """None for the ported code (2025-10-20 onward), else the older era the key names belong to."""
+    for key, value in weights.items():
+        if key == "frontend.temporal_conv.conv.weight" and getattr(value, "ndim", 5) == 3:
+            return "B (1-D temporal conv, 2025-10-14 … 10-20)"
+        for pattern, era in OLDER_ERAS:
+            if pattern.search(key):
+                return era
+    return None
+
+
+def _dataset_config_sessions(hparams: Mapping[str, Any]) -> list[str] | None:
+    """`sessions[:max_ds]` of the parent dataset config the file names (`cfg_dir`), when it is readable here."""
+    path = hparams.get("cfg_dir")
+    if not isinstance(path, str) or not Path(path).is_file():
+        return None
+    parent = yaml.safe_load(Path(path).read_text()) or {}
+    sessions = parent.get("sessions")
+    if not isinstance(sessions, list):
+        return None
+    return [str(s) for s in sessions[: hparams.get("max_ds") or None]]
+
+
+def _recorded_sessions(hparams: Mapping[str, Any]) -> list[str] | None:
+    """Session names in readout order, where the file or its dataset config records them."""
+    configs = hparams.get("dataset_configs")
+    if isinstance(configs, list) and configs:
+        names = []
+        for config in configs:
+            config = config if isinstance(config, Mapping) else {}
+            source = config.get("_config_path")
+            names.append(str(config.get("session") or (Path(source).stem if source else "")))
+        return names if all(names) else None
+    return _dataset_config_sessions(hparams)
 
 
 @register
-class MultiDatasetPLCoreV0(Migration):
-    """The seed's `MultiDatasetPLCore`: `model.` prefix, position-indexed readouts/adapters/shifters, `_orig_mod.`."""
+class YatesVisionCore(Migration):
+    """Yates-Lab VisionCore: MultiDatasetModel (also torch.compile'd: `model._orig_mod.`), MultiDatasetPLCore, PLCoreVisionModel."""
 
-    name = "v1_multidataset_plcore_v0"
-
-    def matches(self, checkpoint: Mapping[str, Any]) -> bool:
-        return any(INDEXED.match(key) for key in _weights(checkpoint))
-
-    def apply(self, checkpoint: Mapping[str, Any], config: Mapping[str, Any] | None) -> ConvertedCheckpoint:
-        names = _session_names(config, "MultiDatasetPLCore")
-        positions = {int(m.group(1)) for key in _weights(checkpoint) if (m := INDEXED.match(key))}
-        if max(positions) >= len(names):
-            raise LegacyCheckpointError(
-                f"The MultiDatasetPLCore checkpoint has readouts for {max(positions) + 1} sessions but the "
-                f"target config lists {len(names)} ({names}); set model.max_datasets / the dataset configs "
-                "it was trained with."
-            )
-        pattern = re.compile(rf"^({'|'.join(PER_SESSION)})\.(\d+)\.")
-
-        def rename(key: str) -> str:
-            return pattern.sub(lambda m: f"{m.group(1)}.{names[int(m.group(2))]}.", key)
-
-        return _convert(checkpoint, rename, "MultiDatasetPLCore")
-
-
-@register
-class PLCoreVisionModelV0(Migration):
-    """The seed's single-session `PLCoreVisionModel`: `model.core.…`, one `model.readout.…` (`adapter`, `shifter`)."""
-
-    name = "v1_plcore_vision_model_v0"
+    name = "yates_visioncore_v1"
+    checks_architecture = True
 
     def matches(self, checkpoint: Mapping[str, Any]) -> bool:
         keys = list(_weights(checkpoint))
-        return any(SINGLE_READOUT.match(key) for key in keys) and not any(INDEXED.match(key) for key in keys)
+        return any(INDEXED.match(k) or SINGULAR.match(k) for k in keys) and any(
+            k.startswith(SHARED) for k in keys
+        )
 
     def apply(self, checkpoint: Mapping[str, Any], config: Mapping[str, Any] | None) -> ConvertedCheckpoint:
-        names = _session_names(config, "PLCoreVisionModel")
-        if len(names) != 1:
+        hparams = checkpoint.get("hyper_parameters") or {}
+        weights = _weights(checkpoint)
+        era = network_era(weights)
+        if era is not None:
             raise LegacyCheckpointError(
-                f"A PLCoreVisionModel checkpoint has one readout, but the target config lists {len(names)} "
-                "sessions; migrate it with a single-session experiment (e.g. experiment=v1_single)."
+                f"This Yates-Lab VisionCore checkpoint was written by the network code of era {era}; only the "
+                "code of 2025-10-20 onward (era C, the code of its learned_resnet_* configs) is ported so far."
             )
+        model_config = hparams.get("model_config_dict") or hparams.get("model_config")
+        if not isinstance(model_config, Mapping):
+            target = ((config or {}).get("model") or {}).get("net") or {}
+            model_config = target.get("config") if target.get("_target_") == NETWORK else None
+        if not isinstance(model_config, Mapping):
+            raise LegacyCheckpointError(
+                f"The file stores only the path of its model config ({hparams.get('model_cfg')!r}), not the config. "
+                "Migrate it with model=v1_visioncore, whose model.net.config must then be that YAML's content "
+                "(conf/model/v1_visioncore.yaml holds learned_resnet_none_convgru_gaussian; override what differs, "
+                "e.g. model.net.config.recurrent.type=none)."
+            )
+        units = self._units(weights)
+        names = _recorded_sessions(hparams)
+        if names is None or len(names) != len(units):
+            names = [f"position_{i}" for i in range(len(units))]
+        renamed = {}
+        for key, value in weights.items():
+            if key.startswith(SHARED):
+                key = "core." + key
+            elif match := INDEXED.match(key):
+                key = f"{match.group(1)}.{names[int(match.group(2))]}.{key[match.end() :]}"
+            elif match := SINGULAR.match(key):
+                key = f"{match.group(1)}s.{names[0]}.{key[match.end() :]}"
+            else:
+                continue  # baselines / spike-history heads of configs not ported: the strict load names them
+            renamed["net." + key] = value
+        net = {
+            "_target_": NETWORK,
+            "_partial_": True,
+            "config": _plain(model_config),
+            "stored_sessions": [{"name": n, "num_units": u} for n, u in zip(names, units, strict=True)],
+            "session_map": {},
+            "new_readouts": False,
+        }
+        return ConvertedCheckpoint(
+            state_dict=renamed,
+            epoch=int(checkpoint.get("epoch", 0)),
+            global_step=int(checkpoint.get("global_step", 0)),
+            optimizer_state=None,  # the seed ordered its parameters differently: positions would mismatch
+            notes=[
+                f"Yates-Lab VisionCore, Lightning {checkpoint.get('pytorch-lightning_version', '?')}; readouts: "
+                + ", ".join(names)
+            ],
+            config_overrides={
+                "model.net": net,
+                "model.regularization": {"readout_l1": 0.0, "core_smoothness": 0.0, "shifter": 0.0},
+            },
+        )
 
-        def rename(key: str) -> str:
-            head, _, rest = key.partition(".")
-            return f"{SINGULAR[head]}.{names[0]}.{rest}" if head in SINGULAR else key
+    @staticmethod
+    def _units(weights: Mapping[str, Any]) -> list[int]:
+        """Units per stored readout, in position order (`readouts.{i}` or the single `readout`)."""
+        counts: dict[int, int] = {}
+        for key, value in weights.items():
+            match = INDEXED.match(key)
+            if match and match.group(1) == "readouts" and key.endswith(".bias"):
+                counts[int(match.group(2))] = int(value.shape[0])
+            elif key == "readout.bias":
+                counts[0] = int(value.shape[0])
+        if sorted(counts) != list(range(len(counts))):
+            raise LegacyCheckpointError(
+                f"The file's readouts are numbered {sorted(counts)}; some are missing."
+            )
+        return [counts[i] for i in range(len(counts))]
 
-        return _convert(checkpoint, rename, "PLCoreVisionModel")
+
+def _plain(value: Any) -> Any:
+    """A config of plain dicts and lists (the file may hold OmegaConf-free but nested tuples)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -247,4 +247,4 @@ def test_help_lists_the_formats_every_system_registers(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     listed = capsys.readouterr().out.split("Known formats:", 1)[1]
-    assert "torch_playground_densenet3_v0" in listed and "v1_plcore_vision_model_v0" in listed
+    assert "torch_playground_densenet3_v0" in listed and "yates_visioncore_v1" in listed

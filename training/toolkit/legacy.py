@@ -226,8 +226,8 @@ def read_legacy_file(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def known_formats(separator: str = "; ") -> str:
-    """`name: what it converts` for every registered migration."""
-    return separator.join(f"{name}: {migration.summary()}" for name, migration in MIGRATIONS.items())
+    """`name: what it converts` for every registered migration, by name (not by which plugin loaded first)."""
+    return separator.join(f"{name}: {MIGRATIONS[name].summary()}" for name in sorted(MIGRATIONS))
 
 
 def detect(checkpoint: Mapping[str, Any], source: str = "the checkpoint") -> Migration:

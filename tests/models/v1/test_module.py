@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from models.v1.checkpoint_record import SessionMismatchError, check_record, reco
 from models.v1.module import MultiDatasetModel
 from models.v1.readout_init import EnergySTA
 from tests.helpers import compose_config, quiet_trainer, read_summary, run_dirs, run_main
-from training.toolkit.legacy import detect, load_weights_strictly
 
 # An old checkout's shipped dataset configs, which old checkpoints' stored configs name.
 STALE = "/home/someone/VisionCore/conf/v1_datasets"
@@ -142,74 +140,13 @@ def test_freeze_vision_without_a_pretrained_checkpoint_is_an_error(tiny_t1):
         _parts(tiny_t1, "model.freeze_vision=true")
 
 
-def _legacy_state(model: MultiDatasetModel, single: bool) -> dict:
-    """The model's weights in the seed's layouts: `model.` prefix, `_orig_mod.` core, indexed readouts."""
-    names = model.session_names
-    state = {}
-    for key, value in model.state_dict().items():
-        if not key.startswith("net."):
-            continue
-        key = key[len("net.") :]
-        key = key.replace("core.", "_orig_mod.core.", 1) if key.startswith("core.") else key
-        for index, name in enumerate(names):
-            key = re.sub(rf"^(readouts|adapters)\.{re.escape(name)}\.", rf"\g<1>.{index}.", key)
-        if single:
-            key = re.sub(r"^(readout|adapter)s\.0\.", r"\g<1>.", key)
-        state["model." + key] = value
-    return {"state_dict": state, "epoch": 3, "global_step": 120, "pytorch-lightning_version": "2.1.0"}
-
-
-@pytest.mark.parametrize("single", [False, True], ids=["MultiDatasetPLCore", "PLCoreVisionModel"])
-def test_legacy_layouts_migrate_to_the_same_weights(tiny_t1, single):
-    model, _ = _parts(tiny_t1, *(["data.max_datasets=1"] if single else []))
-    legacy = _legacy_state(model, single)
-    migration = detect(legacy)  # the v1 formats supersede the generic lightning_v0
-    assert migration.name == ("v1_plcore_vision_model_v0" if single else "v1_multidataset_plcore_v0")
-    config = {
-        "model": {"dataset_configs_path": str(model.configs.path), "max_datasets": 1 if single else None}
-    }
-    converted = migration.apply(legacy, config)
-    fresh, _ = _parts(tiny_t1, *(["data.max_datasets=1"] if single else []))
-    load_weights_strictly(fresh, {**fresh.state_dict(), **converted["state_dict"]}, "legacy")
-    for key, value in model.state_dict().items():
-        assert torch.equal(fresh.state_dict()[key], value), key
-    assert converted["epoch"] == 3 and converted["global_step"] == 120
-
-
-def test_legacy_layout_without_the_experiment_asks_for_it(tiny_t1):
-    model, _ = _parts(tiny_t1)
-    legacy = _legacy_state(model, single=False)
-    with pytest.raises(Exception, match="experiment="):
-        detect(legacy).apply(legacy, None)
-
-
-def test_legacy_layouts_take_the_session_order_of_a_simulated_dataset_or_a_stale_path():
+def test_old_configs_take_the_session_order_of_a_simulated_dataset_or_a_stale_path():
     """Today's configs name a simulated dataset (no folder); old ones the former conf/v1_datasets folder."""
     from datamodules.v1.dataset_configs import load_dataset_configs
-    from models.v1.legacy import _session_names
 
     expected = load_dataset_configs(dataset="t1_tiny").session_names
-    assert _session_names({"model": {"dataset": "t1_tiny", "dataset_configs_path": None}}, "old") == expected
-    assert _session_names({"model": {"dataset_configs_path": f"{STALE}/t1_tiny"}}, "old") == expected
-
-
-def test_migrate_cli_writes_a_checkpoint_with_the_session_record(tiny_t1, tmp_path):
-    from training.migrate import migrate
-
-    model, _ = _parts(tiny_t1)
-    old = tmp_path / "old.ckpt"
-    torch.save(_legacy_state(model, single=False), old)
-    configs, data_dir = tiny_t1
-    overrides = [
-        "experiment=v1_multidataset",
-        f"data.dataset_configs_path={configs}",
-        f"data.data_dir={data_dir}",
-    ]
-    done = migrate(old, tmp_path / "new.ckpt", overrides)
-    assert done["format"] == "v1_multidataset_plcore_v0" and done["global_step"] == 120
-    new = torch.load(tmp_path / "new.ckpt", weights_only=True)
-    check_record(model, new["v1"])
-    assert all(torch.equal(new["state_dict"][k], v) for k, v in model.state_dict().items())
+    assert load_dataset_configs(None, dataset="t1_tiny").session_names == expected
+    assert load_dataset_configs(f"{STALE}/t1_tiny").session_names == expected
 
 
 def test_a_step_without_some_sessions_still_gives_every_parameter_a_gradient(tiny_t1):

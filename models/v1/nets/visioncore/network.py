@@ -1,0 +1,212 @@
+"""`VisionCoreNet`: the Yates-Lab VisionCore multi-session network (`MultiDatasetV1Model`, code of
+2025-10-21 onward) built from that project's own model config (its YAML, or the `model_config_dict` its
+checkpoints store), so its trained weights load with their own names.
+
+Per session: an `AffineAdapter` and a `GaussianReadout`; shared: the temporal front end, the ResNet, an
+optional behaviour modulator (`concat`) and an optional ConvGRU. rate = softplus(readout), or exp(readout)
+for `output_activation: none` (the seed's log-rate models).
+
+Readouts are named. Those a migrated file brought (`stored_sessions`: name and unit count, from the file)
+keep their names; a session of the data uses the readout of the same name, or the one `session_map`
+assigns it (`{data session: stored readout}`, unit counts checked), and any other session gets a new
+readout (`new_readouts`, the default; a migrated model sets it false, so a session it has no readout for
+is an error naming both ways out). Nothing is matched by position.
+
+The seed's stimulus is (B, 1, L, H, W) with lag 0 (the current frame) first; VisionCore's windows put the
+current frame last, so `forward` reverses the lag axis. The seed normalised frames as (x - 127) / 255.
+
+Ported: adapter `adapter` (scale) | `none`; frontend `learnable_temporal`; convnet `resnet` (standard
+convolutions, rms/grn norms, silu/gelu/relu/softplus/splitrelu, max/avg pools); modulator `none` |
+`concat`; recurrent `none` | `convgru`; readout `gaussian`. A config with any other part is refused by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.v1.nets.network import Batch, SessionSpec, check_session_names, unknown_sessions
+from models.v1.nets.output import inverse_output, output_activation
+from models.v1.nets.visioncore.frontend import AffineAdapter, LearnableTemporalConv
+from models.v1.nets.visioncore.layers import ResNet
+from models.v1.nets.visioncore.readout import GaussianReadout
+from models.v1.nets.visioncore.recurrence import ConcatModulator, ConvGRU
+from training.toolkit.errors import UserError
+
+PORTED = {
+    "adapter": ("adapter", "none"),
+    "frontend": ("learnable_temporal",),
+    "convnet": ("resnet",),
+    "modulator": ("concat", "none"),
+    "recurrent": ("convgru", "none"),
+    "readout": ("gaussian",),
+}
+OUTPUTS = {"softplus": "softplus", "none": "exp"}  # the seed's name -> VisionCore's
+
+
+def _part(config: Mapping[str, Any], name: str) -> tuple[str, dict[str, Any]]:
+    part = config.get(name) or {"type": "none"}
+    kind = str(part.get("type", "none"))
+    if kind not in PORTED[name]:
+        raise UserError(
+            f"model.net.config.{name}.type={kind!r} is not ported from the Yates-Lab VisionCore yet (ported: "
+            f"{', '.join(PORTED[name])}); the shipped learned_resnet_*_gaussian configs use only ported parts."
+        )
+    return kind, dict(part.get("params") or {})
+
+
+class SharedCore(nn.Module):
+    """What every session shares: `frontend`, `convnet`, optional `modulator` and `recurrent`."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__()
+        _, frontend = _part(config, "frontend")
+        _, convnet = _part(config, "convnet")
+        modulator_kind, modulator = _part(config, "modulator")
+        recurrent_kind, recurrent = _part(config, "recurrent")
+        self.frontend = LearnableTemporalConv(
+            in_channels=int(config.get("initial_input_channels", 1)), **frontend
+        )
+        self.convnet = ResNet(self.frontend.out_channels, **convnet)
+        channels = self.convnet.out_channels
+        self.modulator = None
+        if modulator_kind == "concat":
+            self.modulator = ConcatModulator(**modulator)
+            channels += self.modulator.out_dim
+        self.recurrent = None
+        if recurrent_kind == "convgru":
+            self.recurrent = ConvGRU(channels, **recurrent)
+            channels = self.recurrent.out_channels
+        self.out_channels = channels
+
+    def forward(self, stim: torch.Tensor, behavior: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, L, H, W) adapted stimulus, lag 0 first -> the features the readouts read."""
+        features = self.convnet(self.frontend(stim))
+        if self.modulator is not None:
+            if behavior is None:
+                raise UserError(
+                    "model.net.config.modulator is concat but the batch has no 'behavior'; use sessions "
+                    "with behaviour (the seed's 42-dim eye-velocity basis + eye position)."
+                )
+            features = self.modulator(features, behavior)
+        if self.recurrent is not None:
+            features = self.recurrent(features)
+        return features
+
+
+class VisionCoreNet(nn.Module):
+    def __init__(
+        self,
+        sessions: Sequence[SessionSpec],
+        config: Mapping[str, Any],
+        stored_sessions: Sequence[Mapping[str, Any]] | None = None,
+        session_map: Mapping[str, str] | None = None,
+        new_readouts: bool = True,
+    ) -> None:
+        super().__init__()
+        if sessions:  # none: only the stored readouts (a migrated file read on its own)
+            check_session_names(sessions)
+        if config.get("model_type", "v1multi") != "v1multi":
+            raise UserError(
+                f"model.net.config.model_type={config.get('model_type')!r}: only v1multi is ported."
+            )
+        output = str(config.get("output_activation", "none"))
+        if output not in OUTPUTS:
+            raise UserError(f"model.net.config.output_activation={output!r}: choose softplus or none (exp).")
+        self.output = OUTPUTS[output]
+        self.activation = output_activation(self.output)
+        self.sessions = {spec.name: spec for spec in sessions}
+        self.stored = {str(s["name"]): int(s["num_units"]) for s in stored_sessions or []}
+        self.session_map = dict(session_map or {})
+        self.new_readouts = new_readouts
+        self.readout_of = self._route()
+
+        adapter_kind, adapter = _part(config, "adapter")
+        _, readout = _part(config, "readout")
+        self.core = SharedCore(config)
+        readout.pop("n_units", None)  # each session's own unit count
+        units = {
+            **self.stored,
+            **{key: self.sessions[name].num_units for name, key in self.readout_of.items()},
+        }
+        self.adapters = (
+            nn.ModuleDict({key: AffineAdapter(**adapter) for key in units})
+            if adapter_kind == "adapter"
+            else None
+        )
+        self.readouts = nn.ModuleDict(
+            {key: GaussianReadout(self.core.out_channels, count, **readout) for key, count in units.items()}
+        )
+
+    def _route(self) -> dict[str, str]:
+        """Data session -> readout name: its own name, or `session_map`'s, checked against stored unit counts."""
+        unknown = sorted(set(self.session_map) - set(self.sessions))
+        if unknown:
+            raise UserError(f"model.net.session_map names sessions the data does not have: {unknown}.")
+        routes = {}
+        for name, spec in self.sessions.items():
+            key = self.session_map.get(name, name)
+            if key in self.stored and self.stored[key] != spec.num_units:
+                raise UserError(
+                    f"Session {name!r} has {spec.num_units} units but the stored readout {key!r} reads "
+                    f"{self.stored[key]}; map it to a readout of its own units (model.net.session_map) or "
+                    "leave it unmapped for a new readout."
+                )
+            if name in self.session_map and key not in self.stored:
+                raise UserError(
+                    f"model.net.session_map maps {name!r} to {key!r}, which is not a stored readout "
+                    f"({', '.join(self.stored) or 'none'})."
+                )
+            if key in self.stored or self.new_readouts:
+                routes[name] = key
+        return routes
+
+    @property
+    def session_names(self) -> list[str]:
+        return list(self.sessions)
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """`{session: (B, N) expected spikes per bin}`; the core runs once on every session's stimulus."""
+        unknown_sessions(batch, self.sessions)
+        names = list(batch)
+        unread = [name for name in names if name not in self.readout_of]
+        if unread:
+            raise UserError(
+                f"No readout reads session(s) {unread}: the stored readouts are {', '.join(self.stored)}. Map "
+                "each to one of its own units (model.net.session_map={session: stored_name}) or fit new "
+                "readouts (model.net.new_readouts=true)."
+            )
+        stims = []
+        for name in names:
+            x = batch[name]["stim"].flip(1).unsqueeze(1)  # (B, 1, L, H, W), lag 0 first
+            if self.adapters is not None:
+                x = self.adapters[self.readout_of[name]](x)
+            stims.append(x)
+        behavior = None
+        if self.core.modulator is not None and all("behavior" in batch[name] for name in names):
+            behavior = torch.cat([batch[name]["behavior"] for name in names])
+        features = self.core(torch.cat(stims), behavior)
+        sizes = [s.shape[0] for s in stims]
+        return {
+            name: self.activation(self.readouts[self.readout_of[name]](part))
+            for name, part in zip(names, features.split(sizes), strict=True)
+        }
+
+    @torch.no_grad()
+    def init_readout_bias(self, session: str, mean_rates: torch.Tensor) -> None:
+        """A new readout starts at the session's mean rates; a stored (trained) readout is left as it is."""
+        key = self.readout_of.get(session)
+        if key is not None and key not in self.stored:
+            bias = self.readouts[key].bias
+            bias.copy_(inverse_output(self.output, mean_rates.to(bias.device)))
+
+    def no_weight_decay(self) -> set[str]:
+        """Readout positions, widths, angles and biases, the adapters, and the norms' scales and shifts."""
+        names = {f"readouts.{k}.{p}" for k in self.readouts for p in ("bias", "mean", "std", "theta")}
+        if self.adapters is not None:
+            names |= {f"adapters.{k}.{p}" for k in self.adapters for p in ("log_sigma", "log_scale")}
+        names |= {name for name, _ in self.named_parameters() if name.endswith((".gamma", ".beta"))}
+        return names

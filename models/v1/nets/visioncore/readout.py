@@ -1,0 +1,52 @@
+"""The Yates-Lab VisionCore Gaussian readout (`DynamicGaussianReadout`, `models/modules/readout.py`), with the
+names its checkpoints use: `features.weight` (N, C, 1, 1), `bias`, `mean` (N, 2) as (y, x), `std` (N, 2),
+`theta` (N,)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class GaussianReadout(nn.Module):
+    """Each unit weights the last time step's features by a normalised, rotated 2-D Gaussian mask whose
+    centre `mean` (y, x) and widths `std` are in pixels of the feature map measured from its centre
+    (no grid_sample), then sums them with its own feature weights: `Σ_hw (W·f)_n(h, w) m_n(h, w) + b_n`."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        n_units: int,
+        bias: bool = True,
+        initial_std: float = 1.0,
+        initial_mean_scale: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.features = nn.Conv2d(in_channels, n_units, 1, bias=False)
+        self.bias = nn.Parameter(torch.zeros(n_units)) if bias else None
+        self.mean = nn.Parameter(torch.randn(n_units, 2) * initial_mean_scale)
+        self.std = nn.Parameter(torch.full((n_units, 2), float(initial_std)))
+        self.theta = nn.Parameter(torch.zeros(n_units))
+
+    def masks(self, height: int, width: int) -> torch.Tensor:
+        """(N, H, W) normalised Gaussian masks on the centred pixel grid."""
+        dtype, device = self.mean.dtype, self.mean.device
+        ys = torch.linspace(-(height - 1) / 2, (height - 1) / 2, height, dtype=dtype, device=device)
+        xs = torch.linspace(-(width - 1) / 2, (width - 1) / 2, width, dtype=dtype, device=device)
+        grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1)  # (H, W, 2) as (y, x)
+        offset = grid[None] - self.mean[:, None, None, :]
+        cos, sin = torch.cos(self.theta), torch.sin(self.theta)
+        along = offset[..., 0] * cos[:, None, None] + offset[..., 1] * sin[:, None, None]
+        across = -offset[..., 0] * sin[:, None, None] + offset[..., 1] * cos[:, None, None]
+        std = self.std.clamp(min=1e-3)
+        mask = torch.exp(
+            -0.5 * ((along / std[:, 0, None, None]) ** 2 + (across / std[:, 1, None, None]) ** 2)
+        )
+        return mask / (mask.sum(dim=(-1, -2), keepdim=True) + 1e-8)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if features.ndim == 5:
+            features = features[:, :, -1]
+        weighted = self.features(features)  # (B, N, H, W)
+        out = (weighted * self.masks(*features.shape[-2:])).sum(dim=(-2, -1))
+        return out + self.bias if self.bias is not None else out
