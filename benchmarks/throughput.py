@@ -56,7 +56,11 @@ RUN_NAME = "throughput"
 SYSTEM_EXPERIMENTS = (
     "v1_single",
     "v1_multidataset",
+    "v1_realistic",
+    "v1_cones",
+    "v1_pretrain",
     "design_encoder",
+    "design_abstractor",
     "design_decoder",
     "ukiyoe_gan_nca",
     "ukiyoe_nca_grow",
