@@ -16,8 +16,9 @@ The layouts it wrote (github.com/Yates-Lab/VisionCore), all Lightning checkpoint
   inert placeholder (training.toolkit.safe_load), never imported.
 
 The network's code changed three times while these were written; the key names tell which (see
-`network_era`). The code of 2025-10-20 onward (era C: 5-D temporal conv, `cells.{l}.*_gate` ConvGRU,
-parametrized weights) is ported; an older file is refused with its era named.
+`network_era`). Era A (2025-10-08 … 10-13, the `learned_res_small*` configs and the `models/lightning/`
+modules' time) and era C (2025-10-20 onward, the `learned_resnet_*` configs) are ported; an era-B file
+(10-13 … 10-20) is refused with its era named.
 
 Readouts keep where they came from: the session name the file or its dataset config records, else
 `position_{i}`. The migrated model holds only those readouts (`model.net.new_readouts=false`);
@@ -42,13 +43,8 @@ INDEXED = re.compile(r"^(adapters|readouts)\.(\d+)\.")
 SINGULAR = re.compile(r"^(adapter|readout)\.")
 SHARED = ("frontend.", "convnet.", "modulator.", "recurrent.")
 NETWORK = "models.v1.nets.visioncore.VisionCoreNet"
-# Key patterns of the older code (key -> era, what changed), checked in this order.
-OLDER_ERAS = (
-    (re.compile(r"^frontend\.temporal_conv\.weight$"), "A (2025-10-08 … 10-13)"),
-    (re.compile(r"\.shortcut\.0\.weight$"), "A/B (before 2025-10-14, 5e693f2)"),
-    (re.compile(r"\.cell\.conv_[xh]\."), "A/B (ConvGRU cell.conv_x/conv_h, before 2025-10-20)"),
-    (re.compile(r"\.parametrizations\.weight\.original[01]$"), "B (torch weight_norm, 2025-10-13 … 10-20)"),
-)
+ERA_A = re.compile(r"^frontend\.temporal_conv\.weight$|\.shortcut\.0\.weight$|\.cell\.conv_[xh]\.")
+ERA_B = re.compile(r"\.parametrizations\.weight\.original[01]$|\.cell\.layer_norm\.|(^|\.)h0$")
 
 
 def _weights(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,15 +60,17 @@ def _weights(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
     return weights
 
 
-def network_era(weights: Mapping[str, Any]) -> str | None:
-    """None for the ported code (2025-10-20 onward), else the older era the key names belong to."""
-    for key, value in weights.items():
-        if key == "frontend.temporal_conv.conv.weight" and getattr(value, "ndim", 5) == 3:
-            return "B (1-D temporal conv, 2025-10-14 … 10-20)"
-        for pattern, era in OLDER_ERAS:
-            if pattern.search(key):
-                return era
-    return None
+def network_era(weights: Mapping[str, Any]) -> str:
+    """Which of the seed's network codes wrote these keys: "A" (2025-10-08 … 10-13: a Conv1d front end,
+    `shortcut.0`, `cell.conv_x`, RMS norms without parameters), "B" (10-13 … 10-20: norms with γ/β,
+    torch's weight norm, a 1-D `temporal_conv.conv`, GRU layer norms) or "C" (10-20 onward)."""
+    keys = list(weights)
+    one_d_conv = getattr(weights.get("frontend.temporal_conv.conv.weight"), "ndim", 5) == 3
+    if one_d_conv or any(ERA_B.search(k) for k in keys):
+        return "B"
+    if any(ERA_A.search(k) for k in keys):
+        return "B" if any(k.endswith("components.norm.gamma") for k in keys) else "A"
+    return "C"
 
 
 def _dataset_config_sessions(hparams: Mapping[str, Any]) -> list[str] | None:
@@ -117,10 +115,11 @@ class YatesVisionCore(Migration):
         hparams = checkpoint.get("hyper_parameters") or {}
         weights = _weights(checkpoint)
         era = network_era(weights)
-        if era is not None:
+        if era == "B":
             raise LegacyCheckpointError(
-                f"This Yates-Lab VisionCore checkpoint was written by the network code of era {era}; only the "
-                "code of 2025-10-20 onward (era C, the code of its learned_resnet_* configs) is ported so far."
+                "This Yates-Lab VisionCore checkpoint was written by its network code of 2025-10-13 … 10-20 (era B: "
+                "norms with γ/β, torch weight norm, a 1-D temporal_conv.conv); the code before (era A, "
+                "learned_res_small*) and after (era C, learned_resnet_*) is ported, this one not yet."
             )
         model_config = hparams.get("model_config_dict") or hparams.get("model_config")
         if not isinstance(model_config, Mapping):
@@ -155,6 +154,7 @@ class YatesVisionCore(Migration):
             "stored_sessions": [{"name": n, "num_units": u} for n, u in zip(names, units, strict=True)],
             "session_map": {},
             "new_readouts": False,
+            "era": era,
         }
         return ConvertedCheckpoint(
             state_dict=renamed,

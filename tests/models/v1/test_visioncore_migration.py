@@ -19,20 +19,23 @@ from models.v1.nets.network import SessionSpec
 from models.v1.nets.visioncore import VisionCoreNet
 from models.v1.transfer import load_pretrained_core
 from tests.helpers import compose_config
-from tests.models.v1.test_visioncore_net import _reference, seed_config
+from tests.models.v1.test_visioncore_net import _reference, _reference_a, seed_config, seed_config_a
 from training.migrate import migrate
 from training.toolkit.checkpoints import META_KEY
 from training.toolkit.legacy import LegacyCheckpointError, detect, read_legacy_file
 
 CONFIG = seed_config(channels=(6, 8), stem=3, kernel=6, hidden=5, grid=31)
+CONFIG_A = seed_config_a(modulator=True)  # learned_res_small_gru, small
 UNITS = {"Allen_2022-02-16": 5, "Logan_2020-03-06": 3}
 
 
-def _seed_network() -> VisionCoreNet:
+def _seed_network(config: dict | None = None, era: str = "C") -> VisionCoreNet:
     """A stand-in for a trained seed network: the ported module with perturbed (trained-looking) weights."""
     torch.manual_seed(3)
     specs = [SessionSpec(name, n, list(range(n)), behavior_dim=42) for name, n in UNITS.items()]
-    net = VisionCoreNet(specs, CONFIG)  # float32, as the seed trained (bf16-mixed keeps fp32 weights)
+    net = VisionCoreNet(
+        specs, config or CONFIG, era=era
+    )  # float32, as the seed trained (bf16-mixed keeps fp32 weights)
     with torch.no_grad():
         for name, value in net.named_parameters():
             if value.requires_grad and not name.endswith(".0.g"):
@@ -103,10 +106,14 @@ def _outputs(new_path, stim, behavior) -> dict[str, torch.Tensor]:
     new = torch.load(new_path, weights_only=True)
     net_config = new[META_KEY]["config"]["model"]["net"]
     net = VisionCoreNet(
-        [], net_config["config"], stored_sessions=net_config["stored_sessions"], new_readouts=False
+        [],
+        net_config["config"],
+        stored_sessions=net_config["stored_sessions"],
+        new_readouts=False,
+        era=net_config["era"],
     )
     weights = {k.removeprefix("net."): v for k, v in new["state_dict"].items() if k.startswith("net.")}
-    net.double().load_state_dict(weights, strict=True)
+    net.double().eval().load_state_dict(weights, strict=True)
     out = {}
     with torch.no_grad():
         for key in net.readouts:
@@ -115,13 +122,13 @@ def _outputs(new_path, stim, behavior) -> dict[str, torch.Tensor]:
     return out
 
 
-def _check_outputs(net, new_path, names) -> None:
+def _check_outputs(net, new_path, names, reference=_reference) -> None:
     stim = torch.randn(2, 12, 24, 26, dtype=torch.float64)
     behavior = torch.randn(2, 42, dtype=torch.float64)
     got = _outputs(new_path, stim, behavior)
     assert list(got) == names
     for name, original in zip(names, UNITS, strict=False):
-        expected = _reference(copy.deepcopy(net).double(), stim, behavior, original)  # same values, float64
+        expected = reference(copy.deepcopy(net).double(), stim, behavior, original)  # same values, float64
         torch.testing.assert_close(got[name], expected, rtol=0, atol=1e-10)
 
 
@@ -187,13 +194,13 @@ def test_multidataset_plcore_names_readouts_by_its_dataset_configs_and_never_imp
 ) -> None:
     """models/lightning/multidataset.py: `model_config`, the per-session `dataset_configs` and a pickled
     `model_class=build_model` of a package VisionCore's own `models` shadows."""
-    net = _seed_network()
+    net = _seed_network(CONFIG_A, era="A")  # these modules predate 2025-10-13: the era-A network code
     checkpoint = {
         "epoch": 12,
         "global_step": 480,
         "state_dict": _seed_keys(net),
         "hyper_parameters": {
-            "model_config": CONFIG,
+            "model_config": CONFIG_A,
             "dataset_configs": [{"session": name, "cids": list(range(n))} for name, n in UNITS.items()],
         },
     }
@@ -201,8 +208,9 @@ def test_multidataset_plcore_names_readouts_by_its_dataset_configs_and_never_imp
     _save_with_seed_global(checkpoint, old, "models.build", monkeypatch)
     loaded = read_legacy_file(old)  # inert: the reference is a placeholder, nothing imported
     assert "build_model" in repr(loaded["hyper_parameters"]["model_class"])
-    migrate(old, tmp_path / "new.ckpt", ["experiment=v1_multidataset"])
-    _check_outputs(net, tmp_path / "new.ckpt", list(UNITS))
+    done = migrate(old, tmp_path / "new.ckpt", ["experiment=v1_multidataset"])
+    assert done["config_overrides"]["model.net"]["era"] == "A"
+    _check_outputs(net, tmp_path / "new.ckpt", list(UNITS), _reference_a)
 
 
 def test_plcore_vision_model_has_one_readout(tmp_path) -> None:
@@ -221,22 +229,32 @@ def test_plcore_vision_model_has_one_readout(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "shape", "era"),
+    "keys",
     [
-        ("model.frontend.temporal_conv.weight", (4, 1, 16), "era A"),
-        ("model.frontend.temporal_conv.conv.weight", (4, 1, 16), "era B"),
-        ("model.convnet.layers.0.shortcut.0.weight", (8, 4, 1, 1, 1), "era A/B"),
-        ("model.recurrent.cell.conv_x.weight", (384, 128, 3, 3), "era A/B"),
+        {"model.frontend.temporal_conv.conv.weight": (4, 1, 16)},  # the 1-D StandardConv
+        {
+            "model.convnet.layers.0.shortcut.0.weight": (8, 4, 1, 1, 1),
+            "model.convnet.layers.0.main_block.components.norm.gamma": (8,),
+        },
+        {
+            "model.convnet.layers.0.main_block.components.conv.conv.parametrizations.weight.original0": (
+                8,
+                1,
+                1,
+                1,
+                1,
+            )
+        },
+        {"model.recurrent.cell.layer_norm.weight": (384,)},
     ],
+    ids=["1d-conv", "norm-gamma-with-old-shortcut", "torch-weight-norm", "gru-layer-norm"],
 )
-def test_older_network_code_is_refused_with_its_era(key, shape, era) -> None:
-    checkpoint = {
-        "state_dict": {key: torch.zeros(shape), "model.readouts.0.bias": torch.zeros(3)},
-        "hyper_parameters": {},
-    }
+def test_the_code_between_the_ported_eras_is_refused_by_name(keys) -> None:
+    state = {key: torch.zeros(shape) for key, shape in keys.items()}
+    checkpoint = {"state_dict": {**state, "model.readouts.0.bias": torch.zeros(3)}, "hyper_parameters": {}}
     migration = detect(checkpoint)
     assert migration.name == "yates_visioncore_v1"
-    with pytest.raises(LegacyCheckpointError, match=f"{era}.*only the code of 2025-10-20 onward"):
+    with pytest.raises(LegacyCheckpointError, match=r"2025-10-13 … 10-20 \(era B"):
         migration.apply(checkpoint, None)
 
 

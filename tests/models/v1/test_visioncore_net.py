@@ -209,7 +209,9 @@ def _adapter(frames, log_sigma, log_scale, grid):
     x = F.conv2d(x, g.view(1, 1, -1, 1), padding=(k // 2, 0))
     x = F.conv2d(x, g.view(1, 1, 1, -1), padding=(0, k // 2))
     assert x.shape[-2:] == (h - 1, w - 1)
-    line = torch.linspace(-1, 1, grid, dtype=torch.float64)
+    line = torch.linspace(
+        -1, 1, grid
+    ).double()  # the seed's grid is a float32 buffer, whatever the model's dtype
     gy, gx = torch.meshgrid(line, line, indexing="ij")
     coords = torch.stack([gx * scale[0], gy * scale[1]], -1)
     x = F.grid_sample(
@@ -329,3 +331,211 @@ def test_unported_parts_are_refused_by_name() -> None:
     config["convnet"]["type"] = "densenet"
     with pytest.raises(UserError, match=r"model.net.config.convnet.type='densenet' is not ported"):
         VisionCoreNet(SESSIONS, config)
+
+
+# ------------------------------------------------------------------- era A (2025-10-08 … 10-13): learned_res_small*
+def seed_config_a(modulator: bool = False, recurrent: bool = False) -> dict:
+    """learned_res_small.yaml (and its _gru / _none_gru siblings), with small widths."""
+
+    def block(kernel, padding, dropout, pool, **conv):
+        return {
+            "conv_params": {"type": "standard", "kernel_size": kernel, "padding": padding, **conv},
+            "norm_type": "rms",
+            "act_type": "silu",
+            "dropout": dropout,
+            "pool_params": pool,
+        }
+
+    return {
+        "model_type": "v1multi",
+        "sampling_rate": 240,
+        "initial_input_channels": 1,
+        "adapter": {"type": "adapter", "params": {"grid_size": 31, "init_sigma": 1, "transform": "scale"}},
+        "frontend": {
+            "type": "learnable_temporal",
+            "params": {
+                "kernel_size": 6,
+                "num_channels": 4,
+                "init_type": "gaussian_derivatives",
+                "causal": True,
+                "bias": False,
+            },
+        },
+        "convnet": {
+            "type": "resnet",
+            "params": {
+                "final_activation": "softplus",
+                "channels": [4, 16, 8],
+                "dim": 3,
+                "checkpointing": False,
+                "block_configs": [
+                    block([3, 5, 5], [1, 3, 3], 0.0, None, stride=2),
+                    block(
+                        [3, 5, 5],
+                        [1, 3, 3],
+                        0.1,
+                        {"type": "aablur", "stride": 2, "r": 8, "use_soft": True},
+                        stride=1,
+                    ),
+                    block(
+                        [3, 3, 3],
+                        [2, 2, 2],
+                        0.2,
+                        {"type": "aablur", "stride": 1, "r": 4, "use_soft": True},
+                        dilation=2,
+                    ),
+                ],
+            },
+        },
+        "modulator": {
+            "type": "convgru",
+            "params": {
+                "behavior_dim": 42,
+                "feature_dim": 8,
+                "hidden_dim": 6,
+                "beh_emb_dim": 5,
+                "kernel_size": 3,
+            },
+        }
+        if modulator
+        else {"type": "none"},
+        "recurrent": {"type": "convgru", "params": {"hidden_dim": 6, "kernel_size": 3}}
+        if recurrent
+        else {"type": "none"},
+        "readout": {
+            "type": "gaussian",
+            "params": {"n_units": 8, "bias": True, "initial_std": 5.0, "initial_mean_scale": 0.1},
+        },
+        "output_activation": "none",
+    }
+
+
+def _aa_kernel(w: torch.Tensor) -> torch.Tensor:
+    """Hann (zeros at both ends), a 32-point FFT low-pass (1 to 0.45 cycles/sample, raised cosine to 0.5), Hann."""
+    taps = w.shape[-1]
+    hann = torch.tensor(
+        [0.5 - 0.5 * math.cos(2 * math.pi * i / (taps - 1)) for i in range(taps)], dtype=w.dtype
+    )
+    size = 1
+    while size < 2 * taps:
+        size *= 2
+    gains = []
+    for k in range(size // 2 + 1):
+        f = k / size
+        gains.append(
+            1.0 if f <= 0.45 else 0.0 if f >= 0.5 else 0.5 * (1 + math.cos(math.pi * (f - 0.45) / 0.05))
+        )
+    spectrum = torch.fft.rfft(w * hann, n=size) * torch.tensor(gains, dtype=w.dtype)
+    return torch.fft.irfft(spectrum, n=size)[..., :taps] * hann
+
+
+def _rms_plain(x):
+    return x / torch.sqrt(x.pow(2).mean(1, keepdim=True) + 1e-5)
+
+
+def _block_a(x, p, prefix, kernel_t, hw_pad, dilation, stride, pool):
+    x = F.pad(x, (hw_pad, hw_pad, hw_pad, hw_pad, dilation * (kernel_t - 1), 0), mode="replicate")
+    x = F.conv3d(x, p[prefix + "components.conv.conv.weight"], stride=stride, dilation=dilation)
+    x = F.silu(_rms_plain(x))
+    if pool is None:
+        return x
+    b, c, t, h, w = x.shape
+    frames = x.transpose(1, 2).reshape(-1, 1, h, w)
+    blur = (
+        torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]], dtype=x.dtype).view(1, 1, 3, 3) / 16
+    )
+    frames = F.conv2d(frames, blur, padding=1)
+    e = frames.exp()
+    pooled = F.avg_pool2d(frames * e, 2, pool) / (F.avg_pool2d(e, 2, pool) + 1e-6)
+    pooled = pooled.reshape(b, t, c, *pooled.shape[-2:]).transpose(1, 2)
+    squeezed = pooled.mean(dim=(3, 4), keepdim=True)
+    hidden = F.silu(
+        F.conv3d(squeezed, p[prefix + "components.pool.se.1.weight"], p[prefix + "components.pool.se.1.bias"])
+    )
+    gate = torch.sigmoid(
+        F.conv3d(hidden, p[prefix + "components.pool.se.3.weight"], p[prefix + "components.pool.se.3.bias"])
+    )
+    return pooled * gate
+
+
+def _gru_a(x, p, prefix):
+    hidden = p[prefix + "conv_h.weight"].shape[1]
+    h = torch.zeros(x.shape[0], hidden, *x.shape[3:], dtype=x.dtype)
+    for t in range(x.shape[2]):
+        g = F.conv2d(x[:, :, t], p[prefix + "conv_x.weight"], p[prefix + "conv_x.bias"], padding=1)
+        g = g + F.conv2d(h, p[prefix + "conv_h.weight"], padding=1)
+        z, _, n = g.chunk(3, 1)
+        h = (1 - torch.sigmoid(z)) * h + torch.sigmoid(z) * torch.tanh(n)
+    return h
+
+
+def _reference_a(net, stim, behavior, session):
+    p = {k: v.detach() for k, v in net.state_dict().items()}
+    x = stim.flip(1).unsqueeze(1)
+    x = _adapter(x, p[f"adapters.{session}.log_sigma"], p[f"adapters.{session}.log_scale"], 31)
+    w = _aa_kernel(p["core.frontend.temporal_conv.weight"])  # (4, 1, K)
+    x = torch.stack([F.conv3d(x, w[k].view(1, 1, -1, 1, 1)) for k in range(4)], 1).squeeze(2)
+    layers = (
+        ([3, 3, 1, 2], None),
+        ([3, 3, 1, 1], 2),
+        ([3, 2, 2, 1], 1),
+    )  # (kT, hw pad, dilation, stride), pool
+    for j, ((kt, pad, dil, stride), pool) in enumerate(layers):
+        pre = f"core.convnet.layers.{j}."
+        main = _block_a(x, p, pre + "main_block.", kt, pad, dil, stride, pool)
+        total = stride * (pool or 1)
+        short = F.conv3d(x, p[pre + "shortcut.0.weight"], stride=total)
+        t, h, w_ = (min(a, b) for a, b in zip(main.shape[2:], short.shape[2:], strict=True))
+
+        def crop(y, t=t, h=h, w_=w_):
+            top, left = (y.shape[3] - h) // 2, (y.shape[4] - w_) // 2
+            return y[:, :, y.shape[2] - t :, top : top + h, left : left + w_]
+
+        x = crop(main) + crop(short)
+    x = F.softplus(x)
+    if "core.modulator.beh_emb.weight" in p:
+        code = behavior @ p["core.modulator.beh_emb.weight"].T + p["core.modulator.beh_emb.bias"]
+        x = torch.cat([x, code[:, :, None, None, None].expand(-1, -1, *x.shape[2:])], 1)
+        h = _gru_a(x, p, "core.modulator.gru.cell.")
+        features = F.conv2d(h, p["core.modulator.output_proj.weight"], p["core.modulator.output_proj.bias"])
+    elif "core.recurrent.cell.conv_x.weight" in p:
+        features = _gru_a(x, p, "core.recurrent.cell.")
+    else:
+        features = x[:, :, -1]
+    ro = f"readouts.{session}."
+    feats = torch.einsum("bchw,nc->bnhw", features, p[ro + "features.weight"][:, :, 0, 0])
+    height, width = feats.shape[-2:]
+    ys = torch.arange(height, dtype=feats.dtype) - (height - 1) / 2
+    xs = torch.arange(width, dtype=feats.dtype) - (width - 1) / 2
+    dy = ys[None, :, None] - p[ro + "mean"][:, 0, None, None]
+    dx = xs[None, None, :] - p[ro + "mean"][:, 1, None, None]
+    cos, sin = torch.cos(p[ro + "theta"])[:, None, None], torch.sin(p[ro + "theta"])[:, None, None]
+    std = p[ro + "std"].clamp_min(1e-3)
+    mask = torch.exp(
+        -0.5
+        * (
+            ((dy * cos + dx * sin) / std[:, 0, None, None]) ** 2
+            + ((-dy * sin + dx * cos) / std[:, 1, None, None]) ** 2
+        )
+    )
+    mask = mask / (mask.sum((-1, -2), keepdim=True) + 1e-8)
+    return torch.exp((feats * mask).sum((-2, -1)) + p[ro + "bias"])  # output_activation none: a log-rate
+
+
+@pytest.mark.parametrize(
+    ("modulator", "recurrent"),
+    [(False, False), (True, False), (False, True)],
+    ids=["plain", "gru", "none_gru"],
+)
+def test_the_era_a_forward_equals_a_plain_computation_of_learned_res_small(modulator, recurrent) -> None:
+    torch.manual_seed(1)
+    net = VisionCoreNet(SESSIONS, seed_config_a(modulator, recurrent), era="A").double().eval()
+    with torch.no_grad():
+        for value in net.parameters():
+            value.add_(0.2 * torch.randn_like(value))
+        net.readouts["a"].std.abs_().add_(0.5)
+    stim = torch.randn(2, 12, 30, 28, dtype=torch.float64)
+    behavior = torch.randn(2, 42, dtype=torch.float64)
+    with torch.no_grad():
+        got = net({"a": {"stim": stim, "behavior": behavior}})["a"]
+    torch.testing.assert_close(got, _reference_a(net, stim, behavior, "a"), rtol=0, atol=1e-10)

@@ -63,7 +63,8 @@ class AffineAdapter(nn.Module):
         sigma = self.sigma()
         if sigma >= 1e-3:
             x = self.blur(x, sigma)
-        line = torch.linspace(-1, 1, self.grid_size, dtype=x.dtype, device=x.device)
+        # float32 as in the seed (a buffer built at the default dtype), whatever the model's dtype
+        line = torch.linspace(-1, 1, self.grid_size, dtype=torch.float32, device=x.device).to(x.dtype)
         grid_y, grid_x = torch.meshgrid(line, line, indexing="ij")
         grid = torch.stack((grid_x, grid_y), dim=-1) * F.softplus(self.log_scale).to(x.dtype)
         x = F.grid_sample(

@@ -30,6 +30,7 @@ from torch import nn
 
 from models.v1.nets.network import Batch, SessionSpec, check_session_names, unknown_sessions
 from models.v1.nets.output import inverse_output, output_activation
+from models.v1.nets.visioncore.era_a import ConvGRUA, ConvGRUModulatorA, ResNetA, TemporalConvA
 from models.v1.nets.visioncore.frontend import AffineAdapter, LearnableTemporalConv
 from models.v1.nets.visioncore.layers import ResNet
 from models.v1.nets.visioncore.readout import GaussianReadout
@@ -47,36 +48,59 @@ PORTED = {
 OUTPUTS = {"softplus": "softplus", "none": "exp"}  # the seed's name -> VisionCore's
 
 
-def _part(config: Mapping[str, Any], name: str) -> tuple[str, dict[str, Any]]:
+def _part(
+    config: Mapping[str, Any], name: str, ported: Mapping[str, tuple[str, ...]] = PORTED
+) -> tuple[str, dict[str, Any]]:
     part = config.get(name) or {"type": "none"}
     kind = str(part.get("type", "none"))
-    if kind not in PORTED[name]:
+    if kind not in ported.get(name, PORTED[name]):
         raise UserError(
             f"model.net.config.{name}.type={kind!r} is not ported from the Yates-Lab VisionCore yet (ported: "
-            f"{', '.join(PORTED[name])}); the shipped learned_resnet_*_gaussian configs use only ported parts."
+            f"{', '.join(ported.get(name, PORTED[name]))}); the learned_resnet_*_gaussian configs (era C) and "
+            "learned_res_small* (era A) use only ported parts."
         )
     return kind, dict(part.get("params") or {})
 
 
-class SharedCore(nn.Module):
-    """What every session shares: `frontend`, `convnet`, optional `modulator` and `recurrent`."""
+ERAS = ("C", "A")  # the seed's network code of 2025-10-20 onward, and of 2025-10-08 … 10-13 (era_a.py)
+PORTED_A = {"modulator": ("convgru", "none"), "recurrent": ("convgru", "none")}
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+
+class SharedCore(nn.Module):
+    """What every session shares: `frontend`, `convnet`, optional `modulator` and `recurrent`, in the
+    seed's code of `era` C (2025-10-20 onward) or A (2025-10-08 … 10-13)."""
+
+    def __init__(self, config: Mapping[str, Any], era: str = "C") -> None:
         super().__init__()
+        if era not in ERAS:
+            raise UserError(
+                f"model.net.era={era!r}: the ported eras of the seed's code are {', '.join(ERAS)}."
+            )
         _, frontend = _part(config, "frontend")
         _, convnet = _part(config, "convnet")
-        modulator_kind, modulator = _part(config, "modulator")
-        recurrent_kind, recurrent = _part(config, "recurrent")
-        self.frontend = LearnableTemporalConv(
-            in_channels=int(config.get("initial_input_channels", 1)), **frontend
-        )
+        modulator_kind, modulator = _part(config, "modulator", PORTED_A if era == "A" else PORTED)
+        recurrent_kind, recurrent = _part(config, "recurrent", PORTED_A if era == "A" else PORTED)
+        in_channels = int(config.get("initial_input_channels", 1))
+        self.modulator = self.recurrent = None
+        if era == "A":
+            self.frontend = TemporalConvA(in_channels=in_channels, **frontend)
+            self.convnet = ResNetA(self.frontend.out_channels, **convnet)
+            channels = self.convnet.out_channels
+            if modulator_kind == "convgru":
+                modulator.pop("feature_dim", None)  # the seed overwrote it with the convnet's channels
+                self.modulator = ConvGRUModulatorA(feature_dim=channels, **modulator)
+                channels = self.modulator.out_dim
+            if recurrent_kind == "convgru":
+                self.recurrent = ConvGRUA(channels, **recurrent)
+                channels = self.recurrent.out_channels
+            self.out_channels = channels
+            return
+        self.frontend = LearnableTemporalConv(in_channels=in_channels, **frontend)
         self.convnet = ResNet(self.frontend.out_channels, **convnet)
         channels = self.convnet.out_channels
-        self.modulator = None
         if modulator_kind == "concat":
             self.modulator = ConcatModulator(**modulator)
             channels += self.modulator.out_dim
-        self.recurrent = None
         if recurrent_kind == "convgru":
             self.recurrent = ConvGRU(channels, **recurrent)
             channels = self.recurrent.out_channels
@@ -105,6 +129,7 @@ class VisionCoreNet(nn.Module):
         stored_sessions: Sequence[Mapping[str, Any]] | None = None,
         session_map: Mapping[str, str] | None = None,
         new_readouts: bool = True,
+        era: str = "C",
     ) -> None:
         super().__init__()
         if sessions:  # none: only the stored readouts (a migrated file read on its own)
@@ -126,7 +151,7 @@ class VisionCoreNet(nn.Module):
 
         adapter_kind, adapter = _part(config, "adapter")
         _, readout = _part(config, "readout")
-        self.core = SharedCore(config)
+        self.core = SharedCore(config, era)
         readout.pop("n_units", None)  # each session's own unit count
         units = {
             **self.stored,

@@ -1,0 +1,300 @@
+"""The Yates-Lab VisionCore's network code of 2025-10-08 … 10-13 ("era A", commit e482ece), which its
+`learned_res_small*` configs ran on, with the names its checkpoints use.
+
+What differs from the later code (layers.py, frontend.py, recurrence.py): the temporal front end is a
+`Conv1d` whose weight is anti-aliased at every forward (a Hann window, an FFT low-pass, the window again);
+convolutions are plain; RMSNorm has no scale or shift; the pool is a blur + soft-pool + squeeze-excitation
+(`aablur`); a residual block crops both paths to the smaller and its projection shortcut is a
+`Sequential(Conv3d, Identity)`; the ConvGRU is one `cell` with `conv_x` (bias) and `conv_h` (no bias)
+whose reset gate is computed but unused, and it returns only its final state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.v1.nets.visioncore.layers import ACTIVATIONS, RMSNorm, _triple
+from training.toolkit.errors import UserError
+
+
+def antialiased_kernel(weight: torch.Tensor, cutoff: float = 0.45, transition: float = 0.05) -> torch.Tensor:
+    """`hann ⊙ irfft(rfft(hann ⊙ w, n) ⊙ lowpass, n)[:K]` along the last axis, n = 2^ceil(log2(2K)), the
+    low-pass a raised cosine from `cutoff` to `cutoff + transition` cycles per sample."""
+    taps = weight.shape[-1]
+    n = torch.arange(taps, dtype=weight.dtype, device=weight.device)
+    hann = 0.5 - 0.5 * torch.cos(2 * math.pi * n / (taps - 1))
+    size = 2 ** math.ceil(math.log2(taps * 2))
+    freqs = torch.fft.rfftfreq(size, dtype=weight.dtype, device=weight.device)
+    lowpass = torch.where(
+        freqs <= cutoff,
+        torch.ones_like(freqs),
+        torch.where(
+            freqs >= cutoff + transition,
+            torch.zeros_like(freqs),
+            0.5 * (1 + torch.cos(math.pi * (freqs - cutoff) / transition)),
+        ),
+    )
+    filtered = torch.fft.irfft(torch.fft.rfft(weight * hann, n=size) * lowpass, n=size)[..., :taps]
+    return filtered * hann
+
+
+class TemporalConvA(nn.Module):
+    """`temporal_conv`: a Conv1d of `num_channels` filters along the lag axis at every pixel (valid: L - K + 1
+    lags out; output channel c · num_channels + k), its weight anti-aliased when `anti_aliasing`."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        kernel_size: int = 16,
+        num_channels: int = 4,
+        bias: bool = False,
+        anti_aliasing: bool = True,
+        **unused: Any,
+    ) -> None:
+        super().__init__()
+        self.temporal_conv = nn.Conv1d(1, num_channels, kernel_size, bias=bias)
+        self.anti_aliasing = anti_aliasing
+        self.kernel_size = int(kernel_size)
+        self.out_channels = in_channels * int(num_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, frames, height, width = x.shape
+        if frames < self.kernel_size:
+            raise UserError(
+                f"The stimulus has {frames} lags but the temporal filters span {self.kernel_size}."
+            )
+        weight = self.temporal_conv.weight
+        if self.anti_aliasing:
+            weight = antialiased_kernel(weight)
+        series = x.permute(0, 1, 3, 4, 2).reshape(-1, 1, frames)
+        out = F.conv1d(series, weight, self.temporal_conv.bias)  # (B·C·H·W, K', T')
+        out = out.reshape(batch, channels, height, width, -1, out.shape[-1])
+        return out.permute(0, 1, 4, 5, 2, 3).reshape(batch, -1, out.shape[-1], height, width)
+
+
+class BlurSoftPoolSE(nn.Module):
+    """`aablur`: each frame blurred by [1,2,1]⊗[1,2,1]/16 (zero padding 1), soft-pooled (2×2,
+    `avgpool(x·eˣ) / (avgpool(eˣ) + 1e-6)`, `stride`), then gated by squeeze-excitation (mean over space per
+    frame, 1×1×1 conv to C/r, SiLU, conv back, sigmoid)."""
+
+    def __init__(
+        self, channels: int, stride: int = 2, r: int = 8, use_soft: bool = True, **unused: Any
+    ) -> None:
+        super().__init__()
+        if not use_soft:
+            raise UserError(
+                "pool_params.use_soft=false is not ported (the learned_res_small configs use true)."
+            )
+        self.stride = int(stride)
+        kernel = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("blur", (kernel[:, None] * kernel[None, :] / 16).view(1, 1, 3, 3))
+        self.se = nn.Sequential(
+            nn.AdaptiveAvgPool3d((None, 1, 1)),
+            nn.Conv3d(channels, channels // r, 1),
+            nn.SiLU(),
+            nn.Conv3d(channels // r, channels, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, frames, height, width = x.shape
+        frames_2d = x.transpose(1, 2).reshape(-1, 1, height, width)
+        frames_2d = F.conv2d(frames_2d, self.blur.to(x.dtype), padding=1)
+        weights = frames_2d.exp()
+        pooled = F.avg_pool2d(frames_2d * weights, 2, self.stride) / (
+            F.avg_pool2d(weights, 2, self.stride) + 1e-6
+        )
+        pooled = pooled.reshape(batch, frames, channels, *pooled.shape[-2:]).transpose(1, 2)
+        return pooled * self.se(pooled)
+
+
+class ConvBlockA(nn.Module):
+    """pad (replicate; time causal by dilation · (kT − 1), space by `padding`) → conv → norm → act → dropout →
+    pool, the parts under `components.*`; integer strides and dilations act on time too."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        conv_params: Mapping[str, Any],
+        norm_type: str | None = None,
+        act_type: str | None = None,
+        dropout: float = 0.0,
+        pool_params: Mapping[str, Any] | None = None,
+        causal: bool = True,
+        norm_params: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        params = dict(conv_params)
+        if params.pop("type", "standard") != "standard":
+            raise UserError(
+                f"conv_params.type={conv_params.get('type')!r}: only 'standard' convolutions are ported."
+            )
+        kernel, padding = _triple(params["kernel_size"]), _triple(params.get("padding", 0))
+        stride, dilation = _triple(params.get("stride", 1)), _triple(params.get("dilation", 1))
+        time_pad = dilation[0] * (kernel[0] - 1) if causal else padding[0]
+        self.pad = (padding[2], padding[2], padding[1], padding[1], time_pad, 0)
+        bias = bool(params.get("bias", norm_type in (None, "none")))
+        self.components = nn.ModuleDict()
+        self.components["conv"] = nn.Module()
+        self.components["conv"].conv = nn.Conv3d(
+            in_channels, out_channels, kernel, stride, 0, dilation, bias=bias
+        )
+        if norm_type == "rms":
+            self.components["norm"] = RMSNorm(
+                out_channels, eps=(norm_params or {}).get("eps", 1e-5), affine=False
+            )
+        elif norm_type not in (None, "none"):
+            raise UserError(f"norm_type={norm_type!r}: the ported norms of this code are rms and none.")
+        if act_type not in (None, "none"):
+            if act_type not in ACTIVATIONS or act_type == "splitrelu":
+                raise UserError(f"act_type={act_type!r} is not ported for this code.")
+            self.components["act"] = ACTIVATIONS[act_type]()
+        if dropout:
+            self.components["dropout"] = nn.Dropout(dropout)
+        pool_stride = 1
+        if pool_params:
+            params_pool = dict(pool_params)
+            if params_pool.pop("type", None) != "aablur":
+                raise UserError(
+                    f"pool_params.type={pool_params.get('type')!r}: only aablur is ported for this code."
+                )
+            self.components["pool"] = BlurSoftPoolSE(out_channels, **params_pool)
+            pool_stride = int(pool_params.get("stride", 2))
+        self.out_channels = out_channels
+        self.stride = tuple(s * pool_stride for s in stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if any(self.pad):
+            x = F.pad(x, self.pad, mode="replicate")
+        x = self.components["conv"].conv(x)
+        for part in ("norm", "act", "dropout", "pool"):
+            if part in self.components:
+                x = self.components[part](x)
+        return x
+
+
+class ResBlockA(nn.Module):
+    """`main_block(x) + shortcut(x)`, both cut to the shorter time (last frames) and the smaller centre;
+    the projection shortcut is `Sequential(Conv3d(1×1×1, stride), Identity)`."""
+
+    def __init__(self, in_channels: int, out_channels: int, block: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.main_block = ConvBlockA(in_channels, out_channels, **block)
+        stride = self.main_block.stride
+        if in_channels != out_channels or any(s > 1 for s in stride):
+            self.shortcut = nn.Sequential(
+                nn.Conv3d(in_channels, out_channels, 1, stride=stride, bias=False), nn.Identity()
+            )
+        else:
+            self.shortcut = nn.Identity()
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        main, short = self.main_block(x), self.shortcut(x)
+        frames = min(main.shape[2], short.shape[2])
+        height, width = min(main.shape[3], short.shape[3]), min(main.shape[4], short.shape[4])
+        return _crop(main, (frames, height, width)) + _crop(short, (frames, height, width))
+
+
+def _crop(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    frames, height, width = shape
+    top, left = (x.shape[3] - height) // 2, (x.shape[4] - width) // 2
+    return x[:, :, x.shape[2] - frames :, top : top + height, left : left + width]
+
+
+class ResNetA(nn.Module):
+    """One `ResBlockA` per `channels[j]` under `layers.{j}`, then `final_activation`."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: Sequence[int],
+        block_configs: Sequence[Mapping[str, Any]],
+        final_activation: str | None = None,
+        dim: int = 3,
+        checkpointing: bool = False,
+        stem_config: Any = None,
+    ) -> None:
+        super().__init__()
+        if stem_config:
+            raise UserError(
+                "convnet.params.stem_config is not ported for this code (learned_res_small has none)."
+            )
+        self.layers = nn.ModuleList()
+        width = in_channels
+        for out_channels, block in zip(channels, block_configs, strict=True):
+            self.layers.append(ResBlockA(width, int(out_channels), block))
+            width = int(out_channels)
+        self.final = (
+            ACTIVATIONS[final_activation]() if final_activation not in (None, "none") else nn.Identity()
+        )
+        self.out_channels = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return self.final(x)
+
+
+class GRUCellA(nn.Module):
+    """`conv_x` (bias) and `conv_h` (no bias), 'same' k×k; gates [z | r | n] of their sum; r unused."""
+
+    def __init__(self, in_channels: int, hidden: int, kernel_size: int) -> None:
+        super().__init__()
+        self.conv_x = nn.Conv2d(in_channels, 3 * hidden, kernel_size, padding=kernel_size // 2)
+        self.conv_h = nn.Conv2d(hidden, 3 * hidden, kernel_size, padding=kernel_size // 2, bias=False)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        update, _, new = (self.conv_x(x) + self.conv_h(h)).chunk(3, dim=1)
+        update = torch.sigmoid(update)
+        return (1 - update) * h + update * torch.tanh(new)
+
+
+class ConvGRUA(nn.Module):
+    """`cell` run along the lag axis from index 0; h starts at 0; returns the final h (B, H, h, w)."""
+
+    def __init__(self, in_channels: int, hidden_dim: int = 128, kernel_size: int = 3, **unused: Any) -> None:
+        super().__init__()
+        self.cell = GRUCellA(in_channels, hidden_dim, kernel_size)
+        self.hidden_dim = self.out_channels = hidden_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.new_zeros(x.shape[0], self.hidden_dim, *x.shape[3:])
+        for t in range(x.shape[2]):
+            h = self.cell(x[:, :, t], h)
+        return h
+
+
+class ConvGRUModulatorA(nn.Module):
+    """`convgru` modulator: behaviour → `beh_emb` (Linear), broadcast and appended to the features, a
+    `gru`, a 1×1 `output_proj`; returns (B, H, 1, h, w)."""
+
+    def __init__(
+        self,
+        behavior_dim: int,
+        feature_dim: int,
+        hidden_dim: int = 128,
+        beh_emb_dim: int = 32,
+        kernel_size: int = 3,
+        **unused: Any,
+    ) -> None:
+        super().__init__()
+        self.beh_emb = nn.Linear(behavior_dim, beh_emb_dim)
+        self.gru = ConvGRUA(feature_dim + beh_emb_dim, hidden_dim, kernel_size)
+        self.output_proj = nn.Conv2d(hidden_dim, hidden_dim, 1)
+        self.out_dim = hidden_dim
+
+    def forward(self, features: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
+        batch, _, frames, height, width = features.shape
+        code = self.beh_emb(behavior.to(features.dtype))
+        joined = torch.cat(
+            [features, code[:, :, None, None, None].expand(batch, -1, frames, height, width)], dim=1
+        )
+        return self.output_proj(self.gru(joined)).unsqueeze(2)
