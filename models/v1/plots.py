@@ -136,7 +136,7 @@ def report_test_plots(module: Any, report: Mapping[str, Any], sessions: Mapping[
         report_figure(
             module, plot_receptive_fields(net, sessions), "test/receptive_fields", "receptive_fields.png"
         )
-    if hasattr(net, "core") and hasattr(net.core, "frontend"):
+    if hasattr(net, "core") and hasattr(net.core, "frontend") and hasattr(net.core, "blocks"):  # V1Core
         report_figure(module, plot_core_filters(net.core), "test/core_filters", "core_filters.png")
     shifters = getattr(net, "shifters", None)
     if shifters:

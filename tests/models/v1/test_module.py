@@ -195,3 +195,25 @@ def test_task_test_on_an_old_checkpoint_whose_configs_path_is_gone(tmp_path):
     (tested,) = (tmp_path / "logs" / "eval").glob("test_*")
     summary = read_summary(tested)
     assert summary["status"] == "finished" and math.isfinite(summary["metrics"]["test/bps"])
+
+
+SMALL_SEED_NET = [
+    "model=v1_visioncore",
+    "model.net.config.frontend.params.kernel_size=4",
+    "model.net.config.convnet.params.channels=[6,8]",
+    "model.net.config.convnet.params.stem_config.out_channels=3",
+    "model.net.config.recurrent.params.hidden_dim=5",
+    "model.net.config.adapter.params.grid_size=31",
+]
+
+
+def test_the_seeds_network_trains_and_tests_on_visioncore_sessions(tiny_t1, tmp_path):
+    """model=v1_visioncore (the Yates-Lab network, its front end shortened to the tiny sessions' 8 lags):
+    new readouts by the data's session names, a fit, and the test metrics of every session."""
+    model, datamodule = _parts(tiny_t1, *SMALL_SEED_NET)
+    assert set(model.net.readouts) == set(datamodule.session_names)
+    before = {k: v.clone() for k, v in model.net.core.state_dict().items()}
+    _fit(model, datamodule, tmp_path)
+    assert any(not torch.equal(v, before[k]) for k, v in model.net.core.state_dict().items())
+    (metrics,) = quiet_trainer(tmp_path, limit_test_batches=2).test(model, datamodule=datamodule)
+    assert all(math.isfinite(metrics[f"test/bps/{name}"]) for name in datamodule.session_names)
