@@ -162,23 +162,23 @@ def test_the_paper_model_has_the_seeds_parameter_names_and_shapes() -> None:
 
 # ----------------------------------------------------------------------------- a plain forward, from the description
 def _window(taps: int, power: float) -> torch.Tensor:
+    """Hann to `power` over its maximum, in float32 as the seed builds its masks."""
     if taps < 5:
-        return torch.ones(taps, dtype=torch.float64)
-    n = torch.arange(taps, dtype=torch.float64)
-    hann = (0.5 - 0.5 * torch.cos(2 * math.pi * n / (taps - 1))).pow(power)
+        return torch.ones(taps)
+    hann = torch.signal.windows.hann(taps, sym=True, dtype=torch.float32).pow(power)
     return hann / hann.max()
+
+
+def _mask(kt: int, kh: int, kw: int, power: float) -> torch.Tensor:
+    """The separable mask as the seed forms it: a float32 product over the axes, used in float64."""
+    mask = _window(kt, power).view(-1, 1, 1) * _window(kh, power).view(1, -1, 1)
+    return (mask * _window(kw, power).view(1, 1, -1)).double()
 
 
 def _effective(conv: dict, prefix: str, power: float) -> torch.Tensor:
     v = conv[prefix + "0.v"]
     w = v / v.flatten(1).norm(dim=1).view(-1, 1, 1, 1, 1) * conv[prefix + "0.g"].view(-1, 1, 1, 1, 1)
-    kt, kh, kw = w.shape[2:]
-    return (
-        w
-        * _window(kt, power).view(1, 1, -1, 1, 1)
-        * _window(kh, power).view(1, 1, 1, -1, 1)
-        * _window(kw, power).view(1, 1, 1, 1, -1)
-    )
+    return w * _mask(*w.shape[2:], power)
 
 
 def _split_relu(x):
@@ -230,7 +230,7 @@ def _reference(net: VisionCoreNet, stim: torch.Tensor, behavior: torch.Tensor, s
         net.adapters[session].grid_size,
     )
     w = p["core.frontend.temporal_conv.conv.parametrizations.weight.original"]
-    x = F.conv3d(x, w * _window(w.shape[2], 0.25).view(1, 1, -1, 1, 1))
+    x = F.conv3d(x, w * _window(w.shape[2], 0.25).double().view(1, 1, -1, 1, 1))
     pre = "core.convnet."
     wn = "components.conv.conv.parametrizations.weight."
     x = F.conv3d(x, _effective(p, pre + "stem." + wn, 1.0))  # kT = 1: no padding

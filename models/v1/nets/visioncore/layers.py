@@ -46,19 +46,20 @@ class WeightNorm(nn.Module):
 
 class SeparableWindow(nn.Module):
     """Multiplies a kernel by a window on each spatial/temporal axis of length >= 5: the `window` function
-    (symmetric) to the power `power`, divided by its maximum. Not saved: computed in float64 and cached per
-    dtype and device, so a float64 model gets the exact window."""
+    (symmetric) to the power `power`, divided by its maximum. Not saved; built in float32 as the seed built
+    it (whatever the model's dtype, so a float64 model reproduces the seed's numbers), cast per dtype and
+    device."""
 
     def __init__(self, kernel_shape: Sequence[int], window: str = "hann", power: float = 1.0) -> None:
         super().__init__()
         if window not in WINDOWS:
             raise UserError(f"aa_window={window!r} is not one of {', '.join(WINDOWS)}.")
-        mask = torch.ones((), dtype=torch.float64)
+        mask = torch.ones((), dtype=torch.float32)
         for axis, taps in enumerate(kernel_shape):
             shape = [1] * len(kernel_shape)
             shape[axis] = taps
             if taps >= MIN_WINDOWED_TAPS:
-                values = getattr(torch.signal.windows, window)(taps, sym=True, dtype=torch.float64).pow(power)
+                values = getattr(torch.signal.windows, window)(taps, sym=True, dtype=torch.float32).pow(power)
                 mask = mask * (values / values.max()).view(shape)
         self.mask = mask
         self._cast: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
