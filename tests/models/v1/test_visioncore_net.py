@@ -328,8 +328,8 @@ def test_readouts_are_matched_by_name_or_by_the_users_map_never_by_position() ->
 
 def test_unported_parts_are_refused_by_name() -> None:
     config = seed_config()
-    config["convnet"]["type"] = "densenet"
-    with pytest.raises(UserError, match=r"model.net.config.convnet.type='densenet' is not ported"):
+    config["convnet"]["type"] = "vanilla"
+    with pytest.raises(UserError, match=r"model.net.config.convnet.type='vanilla' is not ported"):
         VisionCoreNet(SESSIONS, config)
 
 
@@ -539,3 +539,94 @@ def test_the_era_a_forward_equals_a_plain_computation_of_learned_res_small(modul
     with torch.no_grad():
         got = net({"a": {"stim": stim, "behavior": behavior}})["a"]
     torch.testing.assert_close(got, _reference_a(net, stim, behavior, "a"), rtol=0, atol=1e-10)
+
+
+# ------------------------------------------------------------ DenseNet and the behaviour-only model (HEAD configs)
+def dense_config(channels=(16, 32), stem=8, kernel=16, hidden=128, grid=51) -> dict:
+    """learned_dense_concat_convgru_gaussian.yaml: a GRN stem, DenseNet blocks, a biased front end."""
+    config = seed_config(channels=channels, stem=stem, kernel=kernel, hidden=hidden, grid=grid)
+    config["convnet"]["type"] = "densenet"
+    config["convnet"]["params"]["stem_config"]["norm_type"] = "grn"
+    config["frontend"]["params"]["bias"] = True
+    config["readout"]["params"]["initial_std"] = 5.0
+    return config
+
+
+def test_the_dense_model_has_the_seeds_names_and_shapes() -> None:
+    net = VisionCoreNet(SESSIONS, dense_config())
+    shapes = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    wn = "components.conv.conv.parametrizations.weight"
+    assert shapes["core.frontend.temporal_conv.conv.bias"] == (4,)
+    assert shapes[f"core.convnet.stem.{wn}.0.v"] == (8, 4, 1, 7, 7)
+    assert shapes["core.convnet.stem.components.norm.gamma"] == (1, 8, 1, 1, 1)
+    assert shapes[f"core.convnet.layers.0.{wn}.0.v"] == (16, 16, 3, 9, 9)
+    assert shapes[f"core.convnet.layers.1.{wn}.original"] == (32, 48, 3, 5, 5)
+    assert shapes["core.recurrent.cells.0.update_gate.weight"] == (128, 304, 3, 3)
+    assert not any(".shortcut." in k or "main_block" in k for k in shapes)
+    assert len(shapes) == 44  # the seed's 44 keys for two sessions
+    x = net.core.convnet(net.core.frontend(torch.randn(1, 1, 33, 51, 51)))
+    assert x.shape == (1, 112, 9, 14, 14)
+
+
+def test_the_densenet_concatenates_the_cropped_features_so_far_before_each_block() -> None:
+    torch.manual_seed(2)
+    net = (
+        VisionCoreNet(SESSIONS, dense_config(channels=(3, 4), stem=2, kernel=5, hidden=3, grid=31))
+        .double()
+        .eval()
+    )
+    dense = net.core.convnet
+    p = {k: v.detach() for k, v in dense.state_dict().items()}
+    wn = "components.conv.conv.parametrizations.weight."
+    x = torch.randn(2, 4, 6, 31, 31, dtype=torch.float64)
+    stem = F.conv3d(x, _effective(p, "stem." + wn, 1.0))
+    features = _split_relu(_grn(stem, p["stem.components.norm.gamma"], p["stem.components.norm.beta"]))
+    for j, pool in ((0, True), (1, False)):
+        w = _effective(p, f"layers.{j}." + wn, 1.0)
+        out = F.conv3d(F.pad(features, (0, 0, 0, 0, 2, 0), mode="replicate"), w)
+        out = _split_relu(
+            _grn(out, p[f"layers.{j}.components.norm.gamma"], p[f"layers.{j}.components.norm.beta"])
+        )
+        out = F.max_pool3d(out, 2, 2) if pool else out
+        t, h, w_ = out.shape[2:]
+        top, left = (features.shape[3] - h) // 2, (features.shape[4] - w_) // 2
+        features = torch.cat(
+            [features[:, :, features.shape[2] - t :, top : top + h, left : left + w_], out], 1
+        )
+    with torch.no_grad():
+        torch.testing.assert_close(dense(x), features, rtol=0, atol=1e-12)
+
+
+def test_the_behaviour_only_model_reads_behaviour_through_the_gru_and_a_linear_readout() -> None:
+    """modulator_only_convgru: ones (B,1,1,1,1) + the behaviour code -> one GRU step from h = 0 -> fc; a log-rate."""
+    config = {
+        "model_type": "v1multi",
+        "adapter": {"type": "none"},
+        "frontend": {"type": "none"},
+        "convnet": {"type": "none"},
+        "modulator": {"type": "concat", "params": {"behavior_dim": 42, "feature_dim": 32}},
+        "recurrent": {"type": "convgru", "params": {"n_layers": 1, "hidden_dim": 6, "kernel_size": 3}},
+        "readout": {"type": "linear", "params": {"n_units": 8, "bias": True}},
+        "output_activation": "none",
+    }
+    torch.manual_seed(4)
+    net = VisionCoreNet(SESSIONS, config).double().eval()
+    assert sorted(k for k in net.state_dict() if k.startswith("readouts.a.")) == [
+        "readouts.a.bias",  # the seed's duplicate of fc.bias, one tensor
+        "readouts.a.fc.bias",
+        "readouts.a.fc.weight",
+    ]
+    assert net.core.recurrent.cells[0].update_gate.weight.shape == (6, 1 + 64 + 6, 3, 3)
+    behavior = torch.randn(3, 42, dtype=torch.float64)
+    with torch.no_grad():
+        got = net({"a": {"stim": torch.zeros(3, 4, 5, 5), "behavior": behavior}})["a"]
+        p = {k: v for k, v in net.state_dict().items()}
+        m = "core.modulator.encoder.mlp."
+        code = F.gelu(behavior @ p[m + "0.linear.weight"].T + p[m + "0.linear.bias"]) @ p[m + "1.weight"].T
+        inputs = torch.cat([torch.ones(3, 1, dtype=torch.float64), code + p[m + "1.bias"]], 1)  # (B, 65)
+        cell = "core.recurrent.cells.0."
+        centre = {g: p[f"{cell}{g}.weight"][:, :65, 1, 1] for g in ("update_gate", "out_gate")}
+        z = torch.sigmoid(inputs @ centre["update_gate"].T + p[cell + "update_gate.bias"])
+        n = torch.tanh(inputs @ centre["out_gate"].T + p[cell + "out_gate.bias"])
+        expected = torch.exp((z * n) @ p["readouts.a.fc.weight"].T + p["readouts.a.fc.bias"])
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)

@@ -327,3 +327,44 @@ class ResNet(nn.Module):
         for layer in self.layers:
             x = layer(x)
         return x
+
+
+class DenseNet(nn.Module):
+    """Optional `stem`, then ConvBlocks under `layers.{j}`, each fed everything so far: after each block the
+    features so far, cut to its output (last frames, centre), are concatenated before its output."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: Sequence[int],
+        block_configs: Sequence[Mapping[str, Any]],
+        stem_config: Mapping[str, Any] | None = None,
+        final_activation: str | None = None,
+        checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        if len(block_configs) != len(channels):
+            raise UserError(f"convnet: {len(channels)} channels but {len(block_configs)} block_configs.")
+        if final_activation not in (None, "none"):
+            raise UserError(
+                f"convnet.final_activation={final_activation!r}: not ported (the HEAD configs use none)."
+            )
+        self.stem = None
+        width = in_channels
+        if stem_config:
+            stem = dict(stem_config)
+            self.stem = ConvBlock(width, int(stem.pop("out_channels")), **stem)
+            width = self.stem.out_channels
+        self.layers = nn.ModuleList()
+        for out_channels, block in zip(channels, block_configs, strict=True):
+            self.layers.append(ConvBlock(width, int(out_channels), **block))
+            width += self.layers[-1].out_channels
+        self.out_channels = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stem is not None:
+            x = self.stem(x)
+        for layer in self.layers:
+            out = layer(x)
+            x = torch.cat([crop_like(x, out), out], dim=1)
+        return x

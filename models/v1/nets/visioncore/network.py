@@ -15,9 +15,12 @@ is an error naming both ways out). Nothing is matched by position.
 The seed's stimulus is (B, 1, L, H, W) with lag 0 (the current frame) first; VisionCore's windows put the
 current frame last, so `forward` reverses the lag axis. The seed normalised frames as (x - 127) / 255.
 
-Ported: adapter `adapter` (scale) | `none`; frontend `learnable_temporal`; convnet `resnet` (standard
-convolutions, rms/grn norms, silu/gelu/relu/softplus/splitrelu, max/avg pools); modulator `none` |
-`concat`; recurrent `none` | `convgru`; readout `gaussian`. A config with any other part is refused by name.
+Ported (the code of 2025-10-20 onward): adapter `adapter` (scale) | `none`; frontend `learnable_temporal` |
+`none`; convnet `resnet` | `densenet` | `none` (standard convolutions, rms/grn norms,
+silu/gelu/relu/softplus/splitrelu, max/avg pools); modulator `none` | `concat`; recurrent `none` | `convgru`;
+readout `gaussian` | `linear`; with adapter, frontend and convnet all `none` the model reads behaviour only
+(modulator_only_convgru). The code of 2025-10-08 … 10-13 (`era="A"`, era_a.py): learned_res_small*. A
+config with any other part is refused by name.
 """
 
 from __future__ import annotations
@@ -32,18 +35,18 @@ from models.v1.nets.network import Batch, SessionSpec, check_session_names, unkn
 from models.v1.nets.output import inverse_output, output_activation
 from models.v1.nets.visioncore.era_a import ConvGRUA, ConvGRUModulatorA, ResNetA, TemporalConvA
 from models.v1.nets.visioncore.frontend import AffineAdapter, LearnableTemporalConv
-from models.v1.nets.visioncore.layers import ResNet
-from models.v1.nets.visioncore.readout import GaussianReadout
+from models.v1.nets.visioncore.layers import DenseNet, ResNet
+from models.v1.nets.visioncore.readout import GaussianReadout, LinearReadout
 from models.v1.nets.visioncore.recurrence import ConcatModulator, ConvGRU
 from training.toolkit.errors import UserError
 
 PORTED = {
     "adapter": ("adapter", "none"),
-    "frontend": ("learnable_temporal",),
-    "convnet": ("resnet",),
+    "frontend": ("learnable_temporal", "none"),
+    "convnet": ("resnet", "densenet", "none"),
     "modulator": ("concat", "none"),
     "recurrent": ("convgru", "none"),
-    "readout": ("gaussian",),
+    "readout": ("gaussian", "linear"),
 }
 OUTPUTS = {"softplus": "softplus", "none": "exp"}  # the seed's name -> VisionCore's
 
@@ -76,13 +79,21 @@ class SharedCore(nn.Module):
             raise UserError(
                 f"model.net.era={era!r}: the ported eras of the seed's code are {', '.join(ERAS)}."
             )
-        _, frontend = _part(config, "frontend")
-        _, convnet = _part(config, "convnet")
+        frontend_kind, frontend = _part(config, "frontend")
+        convnet_kind, convnet = _part(config, "convnet")
+        adapter_kind, _ = _part(config, "adapter")
+        # no stimulus path at all: the seed fed the modulator a (B, 1, 1, 1, 1) tensor of ones
+        self.behaviour_only = (adapter_kind, frontend_kind, convnet_kind) == ("none", "none", "none")
         modulator_kind, modulator = _part(config, "modulator", PORTED_A if era == "A" else PORTED)
         recurrent_kind, recurrent = _part(config, "recurrent", PORTED_A if era == "A" else PORTED)
         in_channels = int(config.get("initial_input_channels", 1))
         self.modulator = self.recurrent = None
         if era == "A":
+            if (frontend_kind, convnet_kind) != ("learnable_temporal", "resnet"):
+                raise UserError(
+                    f"model.net.era=A ports the learnable_temporal front end and the resnet convnet (learned_res_small*); "
+                    f"this config has {frontend_kind} and {convnet_kind}."
+                )
             self.frontend = TemporalConvA(in_channels=in_channels, **frontend)
             self.convnet = ResNetA(self.frontend.out_channels, **convnet)
             channels = self.convnet.out_channels
@@ -95,9 +106,15 @@ class SharedCore(nn.Module):
                 channels = self.recurrent.out_channels
             self.out_channels = channels
             return
-        self.frontend = LearnableTemporalConv(in_channels=in_channels, **frontend)
-        self.convnet = ResNet(self.frontend.out_channels, **convnet)
-        channels = self.convnet.out_channels
+        self.frontend = (
+            LearnableTemporalConv(in_channels=in_channels, **frontend)
+            if frontend_kind != "none"
+            else nn.Identity()
+        )
+        channels = getattr(self.frontend, "out_channels", in_channels)
+        nets = {"resnet": ResNet, "densenet": DenseNet}
+        self.convnet = nets[convnet_kind](channels, **convnet) if convnet_kind != "none" else nn.Identity()
+        channels = getattr(self.convnet, "out_channels", channels)
         if modulator_kind == "concat":
             self.modulator = ConcatModulator(**modulator)
             channels += self.modulator.out_dim
@@ -150,7 +167,7 @@ class VisionCoreNet(nn.Module):
         self.readout_of = self._route()
 
         adapter_kind, adapter = _part(config, "adapter")
-        _, readout = _part(config, "readout")
+        readout_kind, readout = _part(config, "readout")
         self.core = SharedCore(config, era)
         readout.pop("n_units", None)  # each session's own unit count
         units = {
@@ -162,8 +179,9 @@ class VisionCoreNet(nn.Module):
             if adapter_kind == "adapter"
             else None
         )
+        reader = GaussianReadout if readout_kind == "gaussian" else LinearReadout
         self.readouts = nn.ModuleDict(
-            {key: GaussianReadout(self.core.out_channels, count, **readout) for key, count in units.items()}
+            {key: reader(self.core.out_channels, count, **readout) for key, count in units.items()}
         )
 
     def _route(self) -> dict[str, str]:
@@ -204,15 +222,23 @@ class VisionCoreNet(nn.Module):
                 "each to one of its own units (model.net.session_map={session: stored_name}) or fit new "
                 "readouts (model.net.new_readouts=true)."
             )
+        behavior = None
+        if self.core.modulator is not None and all("behavior" in batch[name] for name in names):
+            behavior = torch.cat([batch[name]["behavior"] for name in names])
         stims = []
         for name in names:
+            if self.core.behaviour_only:
+                if behavior is None:
+                    raise UserError(
+                        "The seed's modulator-only model reads behaviour only; the batch has none."
+                    )
+                size = batch[name]["behavior"].shape[0]
+                stims.append(behavior.new_ones(size, 1, 1, 1, 1))
+                continue
             x = batch[name]["stim"].flip(1).unsqueeze(1)  # (B, 1, L, H, W), lag 0 first
             if self.adapters is not None:
                 x = self.adapters[self.readout_of[name]](x)
             stims.append(x)
-        behavior = None
-        if self.core.modulator is not None and all("behavior" in batch[name] for name in names):
-            behavior = torch.cat([batch[name]["behavior"] for name in names])
         features = self.core(torch.cat(stims), behavior)
         sizes = [s.shape[0] for s in stims]
         return {

@@ -50,3 +50,20 @@ class GaussianReadout(nn.Module):
         weighted = self.features(features)  # (B, N, H, W)
         out = (weighted * self.masks(*features.shape[-2:])).sum(dim=(-2, -1))
         return out + self.bias if self.bias is not None else out
+
+
+class LinearReadout(nn.Module):
+    """The seed's `FlattenedLinearReadout`: the last time step, averaged over space unless already 1×1, then
+    `fc`. Its bias is registered twice (`bias` and `fc.bias`, one tensor), as the seed's state dicts hold it."""
+
+    def __init__(self, in_channels: int, n_units: int, bias: bool = True) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_channels, n_units, bias=bias)
+        self.bias = self.fc.bias if bias else None
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if features.ndim == 5:
+            features = features[:, :, -1]
+        if features.shape[-2:] != (1, 1):
+            features = features.mean(dim=(-2, -1), keepdim=True)
+        return self.fc(features.flatten(1))
