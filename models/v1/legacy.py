@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from models.v1.nets.visioncore.network import read_seed_config
 from training.toolkit.checkpoints import META_KEY
 from training.toolkit.legacy import ConvertedCheckpoint, LegacyCheckpointError, Migration, register
 
@@ -114,7 +115,7 @@ class YatesVisionCore(Migration):
     def apply(self, checkpoint: Mapping[str, Any], config: Mapping[str, Any] | None) -> ConvertedCheckpoint:
         hparams = checkpoint.get("hyper_parameters") or {}
         weights = _weights(checkpoint)
-        era = network_era(weights)
+        era = network_era(weights)  # read from the keys: a file cannot be built with the other era's code
         if era == "B":
             raise LegacyCheckpointError(
                 "This Yates-Lab VisionCore checkpoint was written by its network code of 2025-10-13 … 10-20 (era B: "
@@ -125,12 +126,14 @@ class YatesVisionCore(Migration):
         if not isinstance(model_config, Mapping):
             target = ((config or {}).get("model") or {}).get("net") or {}
             model_config = target.get("config") if target.get("_target_") == NETWORK else None
+            if isinstance(model_config, str):  # the path of the seed's YAML: stored as its content
+                model_config = read_seed_config(model_config)
         if not isinstance(model_config, Mapping):
             raise LegacyCheckpointError(
                 f"The file stores only the path of its model config ({hparams.get('model_cfg')!r}), not the config. "
-                "Migrate it with model=v1_visioncore, whose model.net.config must then be that YAML's content "
-                "(conf/model/v1_visioncore.yaml holds learned_resnet_none_convgru_gaussian; override what differs, "
-                "e.g. model.net.config.recurrent.type=none)."
+                "Migrate it with model=v1_visioncore model.net.config=/path/to/that.yaml (the seed's "
+                "experiments/model_configs/ at the commit it was trained with), or with the values of "
+                "conf/model/v1_visioncore.yaml overridden where they differ."
             )
         units = self._units(weights)
         names = _recorded_sessions(hparams)

@@ -163,6 +163,16 @@ def test_a_compiled_checkpoint_migrates_with_the_config_given(tmp_path) -> None:
     torch.save(checkpoint, old)
     with pytest.raises(LegacyCheckpointError, match="stores only the path of its model config"):
         migrate(old, tmp_path / "new.ckpt", ["experiment=v1_multidataset"])
+    seed_yaml = (
+        tmp_path / "learned_resnet_concat_convgru_gaussian.yaml"
+    )  # the seed's YAML, as the user has it
+    seed_yaml.write_text(yaml.safe_dump(CONFIG))
+    migrate(
+        old,
+        tmp_path / "new.ckpt",
+        ["experiment=v1_multidataset", "model=v1_visioncore", f"model.net.config={seed_yaml}"],
+    )
+    _check_outputs(net, tmp_path / "new.ckpt", ["position_0", "position_1"])
     small = [
         "model.net.config.frontend.params.kernel_size=6",
         "model.net.config.convnet.params.channels=[6,8]",
@@ -172,8 +182,6 @@ def test_a_compiled_checkpoint_migrates_with_the_config_given(tmp_path) -> None:
         "+model.net.config.modulator.params={behavior_dim: 42}",
         "model.net.config.modulator.type=concat",
     ]
-    migrate(old, tmp_path / "new.ckpt", ["experiment=v1_multidataset", "model=v1_visioncore", *small])
-    _check_outputs(net, tmp_path / "new.ckpt", ["position_0", "position_1"])
 
     # the migrated file starts a frozen-core transfer: its shared core, new readouts for VisionCore's sessions
     cfg = compose_config(

@@ -1,6 +1,6 @@
-"""`VisionCoreNet`: the Yates-Lab VisionCore multi-session network (`MultiDatasetV1Model`, code of
-2025-10-21 onward) built from that project's own model config (its YAML, or the `model_config_dict` its
-checkpoints store), so its trained weights load with their own names.
+"""`VisionCoreNet`: the Yates-Lab VisionCore multi-session network (`MultiDatasetV1Model`) built from that
+project's own model config (the path of one of its YAMLs, or the `model_config_dict` its checkpoints store),
+so its trained weights load with their own names.
 
 Per session: an `AffineAdapter` and a `GaussianReadout`; shared: the temporal front end, the ResNet, an
 optional behaviour modulator (`concat`) and an optional ConvGRU. rate = softplus(readout), or exp(readout)
@@ -25,10 +25,13 @@ config with any other part is refused by name.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 
 from models.v1.nets.network import Batch, SessionSpec, check_session_names, unknown_sessions
@@ -49,6 +52,22 @@ PORTED = {
     "readout": ("gaussian", "linear"),
 }
 OUTPUTS = {"softplus": "softplus", "none": "exp"}  # the seed's name -> VisionCore's
+
+
+def read_seed_config(config: Mapping[str, Any] | str | os.PathLike) -> Mapping[str, Any]:
+    """The seed's model config: a mapping, or the path of one of its model YAMLs (read as plain YAML)."""
+    if isinstance(config, Mapping):
+        return config
+    path = Path(config).expanduser()
+    if not path.is_file():
+        raise UserError(
+            f"model.net.config={str(config)!r} is neither a model config nor a file; give the seed's model YAML, "
+            "e.g. model.net.config=/path/to/VisionCore/experiments/model_configs/learned_res_small.yaml."
+        )
+    loaded = yaml.safe_load(path.read_text())
+    if not isinstance(loaded, Mapping):
+        raise UserError(f"model.net.config: {path} does not hold a model config (a YAML mapping).")
+    return loaded
 
 
 def _part(
@@ -142,13 +161,14 @@ class VisionCoreNet(nn.Module):
     def __init__(
         self,
         sessions: Sequence[SessionSpec],
-        config: Mapping[str, Any],
+        config: Mapping[str, Any] | str,
         stored_sessions: Sequence[Mapping[str, Any]] | None = None,
         session_map: Mapping[str, str] | None = None,
         new_readouts: bool = True,
         era: str = "C",
     ) -> None:
         super().__init__()
+        config = read_seed_config(config)
         if sessions:  # none: only the stored readouts (a migrated file read on its own)
             check_session_names(sessions)
         if config.get("model_type", "v1multi") != "v1multi":
