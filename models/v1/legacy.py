@@ -40,7 +40,7 @@ from training.toolkit.checkpoints import META_KEY
 from training.toolkit.legacy import ConvertedCheckpoint, LegacyCheckpointError, Migration, register
 
 COMPILED = "_orig_mod."
-INDEXED = re.compile(r"^(adapters|readouts)\.(\d+)\.")
+INDEXED = re.compile(r"^(adapters|readouts|spike_history)\.(\d+)\.")
 SINGULAR = re.compile(r"^(adapter|readout)\.")
 SHARED = ("frontend.", "convnet.", "modulator.", "recurrent.")
 NETWORK = "models.v1.nets.visioncore.VisionCoreNet"

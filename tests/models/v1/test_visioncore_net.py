@@ -630,3 +630,49 @@ def test_the_behaviour_only_model_reads_behaviour_through_the_gru_and_a_linear_r
         n = torch.tanh(inputs @ centre["out_gate"].T + p[cell + "out_gate.bias"])
         expected = torch.exp((z * n) @ p["readouts.a.fc.weight"].T + p["readouts.a.fc.bias"])
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
+def test_the_spike_history_head_adds_a_spectrally_normed_mlp_of_recent_counts_before_the_output() -> None:
+    """learned_dense_concat_convgru_gaussian_history: per session 5 lags x N counts -> 32 -> 10 -> N (ReLU),
+    each Linear divided by u^T W v from its stored vectors (torch's hook spectral norm: no iteration in eval)."""
+    config = dense_config(channels=(3, 4), stem=2, kernel=5, hidden=3, grid=31)
+    config["model_type"] = "v1multi_history"
+    config["history_encoder"] = {
+        "type": "mlp",
+        "params": {
+            "num_lags": 5,
+            "hidden_dims": [32, 10],
+            "act_type": "relu",
+            "spectral_norm": True,
+            "bias": True,
+        },
+    }
+    torch.manual_seed(5)
+    net = VisionCoreNet(SESSIONS, config).double()
+    head = net.spike_history["a"]
+    head.train()
+    for _ in range(50):  # power iteration as training leaves the stored u, v
+        head(torch.zeros(1, 25, dtype=torch.float64))
+    net.eval()
+    assert {k for k in net.state_dict() if k.startswith("spike_history.a.mlp.0")} == {
+        f"spike_history.a.mlp.0.linear.{p}" for p in ("bias", "weight_orig", "weight_u", "weight_v")
+    }
+    stim = torch.randn(2, 12, 24, 26, dtype=torch.float64)
+    behavior, history = torch.randn(2, 42, dtype=torch.float64), torch.randn(2, 5, 5, dtype=torch.float64)
+    with torch.no_grad():
+        got = net({"a": {"stim": stim, "behavior": behavior, "history": history}})["a"]
+        without = net({"a": {"stim": stim, "behavior": behavior}})["a"]
+        p = net.state_dict()
+
+        def layer(x, prefix):
+            w, u, v = p[prefix + "weight_orig"], p[prefix + "weight_u"], p[prefix + "weight_v"]
+            return x @ (w / (u @ w @ v)).T + p[prefix + "bias"]
+
+        h = history.reshape(2, 25)
+        h = layer(
+            layer(h, "spike_history.a.mlp.0.linear.").clamp_min(0), "spike_history.a.mlp.1.linear."
+        ).clamp_min(0)
+        added = layer(h, "spike_history.a.mlp.2.")
+    # softplus(readout + head): invert the history-free output back to the readout's logits
+    logits = without + torch.log(-torch.expm1(-without))
+    torch.testing.assert_close(got, F.softplus(logits + added), rtol=0, atol=1e-10)

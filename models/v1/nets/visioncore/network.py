@@ -38,6 +38,7 @@ from models.v1.nets.network import Batch, SessionSpec, check_session_names, unkn
 from models.v1.nets.output import inverse_output, output_activation
 from models.v1.nets.visioncore.era_a import ConvGRUA, ConvGRUModulatorA, ResNetA, TemporalConvA
 from models.v1.nets.visioncore.frontend import AffineAdapter, LearnableTemporalConv
+from models.v1.nets.visioncore.history import SpikeHistoryMLP
 from models.v1.nets.visioncore.layers import DenseNet, ResNet
 from models.v1.nets.visioncore.readout import GaussianReadout, LinearReadout
 from models.v1.nets.visioncore.recurrence import ConcatModulator, ConvGRU
@@ -171,9 +172,10 @@ class VisionCoreNet(nn.Module):
         config = read_seed_config(config)
         if sessions:  # none: only the stored readouts (a migrated file read on its own)
             check_session_names(sessions)
-        if config.get("model_type", "v1multi") != "v1multi":
+        model_type = config.get("model_type", "v1multi")
+        if model_type not in ("v1multi", "v1multi_history"):
             raise UserError(
-                f"model.net.config.model_type={config.get('model_type')!r}: only v1multi is ported."
+                f"model.net.config.model_type={model_type!r}: v1multi and v1multi_history are ported."
             )
         output = str(config.get("output_activation", "none"))
         if output not in OUTPUTS:
@@ -203,6 +205,12 @@ class VisionCoreNet(nn.Module):
         self.readouts = nn.ModuleDict(
             {key: reader(self.core.out_channels, count, **readout) for key, count in units.items()}
         )
+        self.spike_history = None
+        if model_type == "v1multi_history":  # the seed's defaults when the config has no history_encoder
+            history = dict((config.get("history_encoder") or {}).get("params") or {})
+            self.spike_history = nn.ModuleDict(
+                {key: SpikeHistoryMLP(count, **history) for key, count in units.items()}
+            )
 
     def _route(self) -> dict[str, str]:
         """Data session -> readout name: its own name, or `session_map`'s, checked against stored unit counts."""
@@ -261,10 +269,14 @@ class VisionCoreNet(nn.Module):
             stims.append(x)
         features = self.core(torch.cat(stims), behavior)
         sizes = [s.shape[0] for s in stims]
-        return {
-            name: self.activation(self.readouts[self.readout_of[name]](part))
-            for name, part in zip(names, features.split(sizes), strict=True)
-        }
+        rates = {}
+        for name, part in zip(names, features.split(sizes), strict=True):
+            key = self.readout_of[name]
+            logits = self.readouts[key](part)
+            if self.spike_history is not None and "history" in batch[name]:  # the units' own recent counts
+                logits = logits + self.spike_history[key](batch[name]["history"])
+            rates[name] = self.activation(logits)
+        return rates
 
     @torch.no_grad()
     def init_readout_bias(self, session: str, mean_rates: torch.Tensor) -> None:
