@@ -676,3 +676,179 @@ def test_the_spike_history_head_adds_a_spectrally_normed_mlp_of_recent_counts_be
     # softplus(readout + head): invert the history-free output back to the readout's logits
     logits = without + torch.log(-torch.expm1(-without))
     torch.testing.assert_close(got, F.softplus(logits + added), rtol=0, atol=1e-10)
+
+
+def core_res_config(modulator: bool) -> dict:
+    """core_res.yaml / core_res_modulator.yaml (era A), small: no front end, depthwise ResNet, FiLM, E/I readout."""
+
+    def block(kernel, padding, act, pool, **conv):
+        return {
+            "conv_params": {"type": "depthwise", "kernel_size": kernel, "padding": padding, **conv},
+            "norm_type": "rms",
+            "act_type": act,
+            "dropout": 0.0,
+            "pool_params": pool,
+        }
+
+    return {
+        "model_type": "v1multi",
+        "initial_input_channels": 1,
+        "adapter": {"type": "adapter", "params": {"grid_size": 31, "init_sigma": 2.5, "transform": "scale"}},
+        "frontend": {"type": "none", "params": {}},
+        "convnet": {
+            "type": "resnet",
+            "params": {
+                "channels": [4, 8],
+                "dim": 3,
+                "block_configs": [
+                    block([3, 5, 5], [1, 2, 2], "silu", None),
+                    block(
+                        [3, 3, 3],
+                        [1, 1, 1],
+                        "softplus",
+                        {"type": "aablur", "stride": 2, "r": 4, "use_soft": True},
+                        dilation=2,
+                    ),
+                ],
+            },
+        },
+        "modulator": {
+            "type": "film",
+            "params": {
+                "behavior_dim": 40,
+                "feature_dim": 128,
+                "encoder_params": {
+                    "type": "mlp",
+                    "dims": [6, 6],
+                    "activation": "gelu",
+                    "bias": True,
+                    "residual": True,
+                    "dropout": 0.1,
+                    "last_layer_activation": True,
+                },
+            },
+        }
+        if modulator
+        else {"type": "none", "params": {}},
+        "recurrent": {"type": "none", "params": {}},
+        "readout": {
+            "type": "gaussianei",
+            "params": {
+                "n_units": 8,
+                "bias": True,
+                "initial_std_ex": 2.0,
+                "initial_std_inh": 3.0,
+                "weight_constraint_fn": "relu",
+            },
+        },
+        "output_activation": "none",
+    }
+
+
+def _soft_pool_se(x, p, prefix, stride):
+    b, c, t, h, w = x.shape
+    frames = F.conv2d(
+        x.transpose(1, 2).reshape(-1, 1, h, w),
+        torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=x.dtype).view(1, 1, 3, 3) / 16,
+        padding=1,
+    )
+    e = frames.exp()
+    pooled = F.avg_pool2d(frames * e, 2, stride) / (F.avg_pool2d(e, 2, stride) + 1e-6)
+    pooled = pooled.reshape(b, t, c, *pooled.shape[-2:]).transpose(1, 2)
+    gate = F.conv3d(
+        F.silu(
+            F.conv3d(pooled.mean((3, 4), keepdim=True), p[prefix + "se.1.weight"], p[prefix + "se.1.bias"])
+        ),
+        p[prefix + "se.3.weight"],
+        p[prefix + "se.3.bias"],
+    )
+    return pooled * torch.sigmoid(gate)
+
+
+@pytest.mark.parametrize("modulator", [False, True], ids=["core_res", "core_res_modulator"])
+def test_the_core_res_family_equals_a_plain_computation(modulator) -> None:
+    torch.manual_seed(6)
+    net = VisionCoreNet(SESSIONS, core_res_config(modulator), era="A").double().eval()
+    with torch.no_grad():
+        for value in net.parameters():
+            value.add_(0.2 * torch.randn_like(value))
+    stim = torch.randn(2, 9, 30, 28, dtype=torch.float64)
+    behavior = torch.randn(2, 40, dtype=torch.float64)
+    p = {k: v.detach() for k, v in net.state_dict().items()}
+    x = _adapter(stim.flip(1).unsqueeze(1), p["adapters.a.log_sigma"], p["adapters.a.log_scale"], 31)
+    layers = ((2, 1, None, F.silu), (1, 2, 2, F.softplus))  # (hw pad, dilation, pool stride, act); kT = 3
+    for j, (pad, dil, pool, act) in enumerate(layers):
+        pre = f"core.convnet.layers.{j}."
+        y = F.pad(x, (pad, pad, pad, pad, dil * 2, 0), mode="replicate")
+        y = F.conv3d(
+            y, p[pre + "main_block.components.conv.depthwise.weight"], dilation=dil, groups=x.shape[1]
+        )
+        y = act(_rms_plain(F.conv3d(y, p[pre + "main_block.components.conv.pointwise.weight"])))
+        if pool:
+            y = _soft_pool_se(y, p, pre + "main_block.components.pool.", pool)
+        short = F.conv3d(x, p[pre + "shortcut.0.weight"], stride=pool or 1)
+        t, h, w = (min(a, b) for a, b in zip(y.shape[2:], short.shape[2:], strict=True))
+
+        def crop(z, t=t, h=h, w=w):
+            top, left = (z.shape[3] - h) // 2, (z.shape[4] - w) // 2
+            return z[:, :, z.shape[2] - t :, top : top + h, left : left + w]
+
+        x = crop(y) + crop(short)
+    if modulator:
+        m = "core.modulator."
+        code = F.gelu(behavior @ p[m + "encoder.mlp.0.linear.weight"].T + p[m + "encoder.mlp.0.linear.bias"])
+        code = F.gelu(code @ p[m + "encoder.mlp.1.linear.weight"].T + p[m + "encoder.mlp.1.linear.bias"])
+        scale = code @ p[m + "scale_layer.weight"].T + p[m + "scale_layer.bias"]
+        shift = code @ p[m + "shift_layer.weight"].T + p[m + "shift_layer.bias"]
+        x = scale[:, :, None, None, None] * x + shift[:, :, None, None, None]
+    last, ro = x[:, :, -1], "readouts.a."
+    out = p[ro + "bias"].clone()
+    for part, sign in (("ex", 1.0), ("inh", -1.0)):
+        feats = torch.einsum(
+            "bchw,nc->bnhw", last, p[ro + f"_features_{part}_weight"][:, :, 0, 0].clamp_min(0)
+        )
+        masks = torch.stack(
+            [
+                torch.stack(
+                    [
+                        torch.stack(
+                            [
+                                torch.exp(
+                                    -0.5
+                                    * (
+                                        (
+                                            (
+                                                (i - (last.shape[2] - 1) / 2 - p[ro + f"mean_{part}"][u, 0])
+                                                * torch.cos(p[ro + f"theta_{part}"][u])
+                                                + (j - (last.shape[3] - 1) / 2 - p[ro + f"mean_{part}"][u, 1])
+                                                * torch.sin(p[ro + f"theta_{part}"][u])
+                                            )
+                                            / p[ro + f"std_{part}"][u, 0].clamp_min(1e-3)
+                                        )
+                                        ** 2
+                                        + (
+                                            (
+                                                -(i - (last.shape[2] - 1) / 2 - p[ro + f"mean_{part}"][u, 0])
+                                                * torch.sin(p[ro + f"theta_{part}"][u])
+                                                + (j - (last.shape[3] - 1) / 2 - p[ro + f"mean_{part}"][u, 1])
+                                                * torch.cos(p[ro + f"theta_{part}"][u])
+                                            )
+                                            / p[ro + f"std_{part}"][u, 1].clamp_min(1e-3)
+                                        )
+                                        ** 2
+                                    )
+                                )
+                                for j in range(last.shape[3])
+                            ]
+                        )
+                        for i in range(last.shape[2])
+                    ]
+                )
+                for u in range(feats.shape[1])
+            ]
+        )
+        masks = masks / (masks.sum((-1, -2), keepdim=True) + 1e-8)
+        out = out + sign * (feats * masks).sum((-2, -1))
+    with torch.no_grad():
+        got = net({"a": {"stim": stim, "behavior": behavior}})["a"]
+    torch.testing.assert_close(got, torch.exp(out), rtol=0, atol=1e-10)

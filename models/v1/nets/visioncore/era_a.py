@@ -114,6 +114,93 @@ class BlurSoftPoolSE(nn.Module):
         return pooled * self.se(pooled)
 
 
+class PlainConv(nn.Module):
+    """`conv`: the block's Conv3d."""
+
+    def __init__(self, conv: nn.Conv3d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class DepthwiseConv(nn.Module):
+    """`depthwise` (one filter per channel, no bias) then `pointwise` (1×1×1 to `out_channels`)."""
+
+    def __init__(self, in_channels, out_channels, kernel, stride, dilation, bias: bool) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv3d(
+            in_channels, in_channels, kernel, stride, 0, dilation, groups=in_channels, bias=False
+        )
+        self.pointwise = nn.Conv3d(in_channels, out_channels, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(x))
+
+
+class GeluBlock(nn.Module):
+    """`linear`, GELU, dropout: a block of the era's MLP."""
+
+    def __init__(self, in_features: int, out_features: int, dropout: float) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+        self.act = nn.GELU()
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.act(self.linear(x)))
+
+
+class EncoderA(nn.Module):
+    """`mlp`: GeluBlocks (`mlp.{i}.linear`), the last a block too when `last_activation`, else a bare Linear;
+    the input added when the widths match and `residual`. Dropout only in hidden blocks."""
+
+    def __init__(
+        self, in_features: int, dims: Sequence[int], last_activation: bool, dropout: float, residual: bool
+    ) -> None:
+        super().__init__()
+        widths = [in_features, *dims]
+        layers: list[nn.Module] = []
+        for index, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            last = index == len(dims) - 1
+            layers.append(
+                GeluBlock(a, b, 0.0 if last else dropout) if not last or last_activation else nn.Linear(a, b)
+            )
+        self.mlp = nn.Sequential(*layers)
+        self.residual = residual and in_features == widths[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.mlp(x)
+        return out + x if self.residual else out
+
+
+class FiLMModulatorA(nn.Module):
+    """`film`: an `encoder` of the behaviour, then per channel `scale_layer(e) · x + shift_layer(e)`."""
+
+    def __init__(
+        self,
+        behavior_dim: int,
+        feature_dim: int,
+        encoder_params: Mapping[str, Any] | None = None,
+        **unused: Any,
+    ) -> None:
+        super().__init__()
+        params = dict(encoder_params or {})
+        if params.get("activation", "gelu") != "gelu":
+            raise UserError(f"film encoder activation={params.get('activation')!r}: only gelu is ported.")
+        dims = list(params.get("dims", [64, 64]))
+        last, dropout = bool(params.get("last_layer_activation", False)), float(params.get("dropout", 0.0))
+        self.encoder = EncoderA(behavior_dim, dims, last, dropout, bool(params.get("residual", False)))
+        self.scale_layer = nn.Linear(dims[-1], feature_dim)
+        self.shift_layer = nn.Linear(dims[-1], feature_dim)
+
+    def forward(self, features: torch.Tensor, behavior: torch.Tensor) -> torch.Tensor:
+        code = self.encoder(behavior.to(features.dtype))
+        shape = (code.shape[0], -1, 1, 1, 1)
+        return self.scale_layer(code).view(shape) * features + self.shift_layer(code).view(shape)
+
+
 class ConvBlockA(nn.Module):
     """pad (replicate; time causal by dilation · (kT − 1), space by `padding`) → conv → norm → act → dropout →
     pool, the parts under `components.*`; integer strides and dilations act on time too."""
@@ -132,9 +219,10 @@ class ConvBlockA(nn.Module):
     ) -> None:
         super().__init__()
         params = dict(conv_params)
-        if params.pop("type", "standard") != "standard":
+        kind = params.pop("type", "standard")
+        if kind not in ("standard", "depthwise"):
             raise UserError(
-                f"conv_params.type={conv_params.get('type')!r}: only 'standard' convolutions are ported."
+                f"conv_params.type={kind!r}: the ported convolutions of this code are standard, depthwise."
             )
         kernel, padding = _triple(params["kernel_size"]), _triple(params.get("padding", 0))
         stride, dilation = _triple(params.get("stride", 1)), _triple(params.get("dilation", 1))
@@ -142,10 +230,11 @@ class ConvBlockA(nn.Module):
         self.pad = (padding[2], padding[2], padding[1], padding[1], time_pad, 0)
         bias = bool(params.get("bias", norm_type in (None, "none")))
         self.components = nn.ModuleDict()
-        self.components["conv"] = nn.Module()
-        self.components["conv"].conv = nn.Conv3d(
-            in_channels, out_channels, kernel, stride, 0, dilation, bias=bias
-        )
+        if kind == "standard":
+            conv = nn.Conv3d(in_channels, out_channels, kernel, stride, 0, dilation, bias=bias)
+            self.components["conv"] = PlainConv(conv)
+        else:
+            self.components["conv"] = DepthwiseConv(in_channels, out_channels, kernel, stride, dilation, bias)
         if norm_type == "rms":
             self.components["norm"] = RMSNorm(
                 out_channels, eps=(norm_params or {}).get("eps", 1e-5), affine=False
@@ -173,7 +262,7 @@ class ConvBlockA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if any(self.pad):
             x = F.pad(x, self.pad, mode="replicate")
-        x = self.components["conv"].conv(x)
+        x = self.components["conv"](x)
         for part in ("norm", "act", "dropout", "pool"):
             if part in self.components:
                 x = self.components[part](x)

@@ -36,11 +36,17 @@ from torch import nn
 
 from models.v1.nets.network import Batch, SessionSpec, check_session_names, unknown_sessions
 from models.v1.nets.output import inverse_output, output_activation
-from models.v1.nets.visioncore.era_a import ConvGRUA, ConvGRUModulatorA, ResNetA, TemporalConvA
+from models.v1.nets.visioncore.era_a import (
+    ConvGRUA,
+    ConvGRUModulatorA,
+    FiLMModulatorA,
+    ResNetA,
+    TemporalConvA,
+)
 from models.v1.nets.visioncore.frontend import AffineAdapter, LearnableTemporalConv
 from models.v1.nets.visioncore.history import SpikeHistoryMLP
 from models.v1.nets.visioncore.layers import DenseNet, ResNet
-from models.v1.nets.visioncore.readout import GaussianReadout, LinearReadout
+from models.v1.nets.visioncore.readout import ExcitatoryInhibitoryReadout, GaussianReadout, LinearReadout
 from models.v1.nets.visioncore.recurrence import ConcatModulator, ConvGRU
 from training.toolkit.errors import UserError
 
@@ -86,7 +92,11 @@ def _part(
 
 
 ERAS = ("C", "A")  # the seed's network code of 2025-10-20 onward, and of 2025-10-08 … 10-13 (era_a.py)
-PORTED_A = {"modulator": ("convgru", "none"), "recurrent": ("convgru", "none")}
+PORTED_A = {
+    "modulator": ("convgru", "film", "none"),
+    "recurrent": ("convgru", "none"),
+    "readout": ("gaussian", "gaussianei", "linear"),
+}
 
 
 class SharedCore(nn.Module):
@@ -109,18 +119,22 @@ class SharedCore(nn.Module):
         in_channels = int(config.get("initial_input_channels", 1))
         self.modulator = self.recurrent = None
         if era == "A":
-            if (frontend_kind, convnet_kind) != ("learnable_temporal", "resnet"):
-                raise UserError(
-                    f"model.net.era=A ports the learnable_temporal front end and the resnet convnet (learned_res_small*); "
-                    f"this config has {frontend_kind} and {convnet_kind}."
-                )
-            self.frontend = TemporalConvA(in_channels=in_channels, **frontend)
-            self.convnet = ResNetA(self.frontend.out_channels, **convnet)
-            channels = self.convnet.out_channels
+            if convnet_kind == "densenet":
+                raise UserError("model.net.era=A: the densenet of this code is not ported (resnet or none).")
+            self.frontend = (
+                TemporalConvA(in_channels=in_channels, **frontend)
+                if frontend_kind != "none"
+                else nn.Identity()
+            )
+            channels = getattr(self.frontend, "out_channels", in_channels)
+            self.convnet = ResNetA(channels, **convnet) if convnet_kind != "none" else nn.Identity()
+            channels = getattr(self.convnet, "out_channels", channels)
+            modulator.pop("feature_dim", None)  # the seed overwrote it with the convnet's channels
             if modulator_kind == "convgru":
-                modulator.pop("feature_dim", None)  # the seed overwrote it with the convnet's channels
                 self.modulator = ConvGRUModulatorA(feature_dim=channels, **modulator)
                 channels = self.modulator.out_dim
+            elif modulator_kind == "film":
+                self.modulator = FiLMModulatorA(feature_dim=channels, **modulator)
             if recurrent_kind == "convgru":
                 self.recurrent = ConvGRUA(channels, **recurrent)
                 channels = self.recurrent.out_channels
@@ -189,7 +203,7 @@ class VisionCoreNet(nn.Module):
         self.readout_of = self._route()
 
         adapter_kind, adapter = _part(config, "adapter")
-        readout_kind, readout = _part(config, "readout")
+        readout_kind, readout = _part(config, "readout", PORTED_A if era == "A" else PORTED)
         self.core = SharedCore(config, era)
         readout.pop("n_units", None)  # each session's own unit count
         units = {
@@ -201,7 +215,12 @@ class VisionCoreNet(nn.Module):
             if adapter_kind == "adapter"
             else None
         )
-        reader = GaussianReadout if readout_kind == "gaussian" else LinearReadout
+        readers = {
+            "gaussian": GaussianReadout,
+            "linear": LinearReadout,
+            "gaussianei": ExcitatoryInhibitoryReadout,
+        }
+        reader = readers[readout_kind]
         self.readouts = nn.ModuleDict(
             {key: reader(self.core.out_channels, count, **readout) for key, count in units.items()}
         )
