@@ -16,9 +16,9 @@ The layouts it wrote (github.com/Yates-Lab/VisionCore), all Lightning checkpoint
   inert placeholder (training.toolkit.safe_load), never imported.
 
 The network's code changed three times while these were written; the key names tell which (see
-`network_era`). Era A (2025-10-08 … 10-13, the `learned_res_small*` configs and the `models/lightning/`
-modules' time) and era C (2025-10-20 onward, the `learned_resnet_*` configs) are ported; an era-B file
-(10-13 … 10-20) is refused with its era named.
+`network_era`). Era A (2025-10-08 … 10-13, the `learned_res_small*` and `core_res*` configs and the
+`models/lightning/` modules' time), era B (10-13 … 10-20, from 10-14) and era C (10-20 onward, the
+`learned_resnet_*` / `learned_dense_*` configs) are ported; the first day of era B is refused by name.
 
 Readouts keep where they came from: the session name the file or its dataset config records, else
 `position_{i}`. The migrated model holds only those readouts (`model.net.new_readouts=false`);
@@ -116,11 +116,12 @@ class YatesVisionCore(Migration):
         hparams = checkpoint.get("hyper_parameters") or {}
         weights = _weights(checkpoint)
         era = network_era(weights)  # read from the keys: a file cannot be built with the other era's code
-        if era == "B":
+        mixed = any(k.endswith(".shortcut.0.weight") or k == "frontend.temporal_conv.weight" for k in weights)
+        if era == "B" and mixed:
             raise LegacyCheckpointError(
-                "This Yates-Lab VisionCore checkpoint was written by its network code of 2025-10-13 … 10-20 (era B: "
-                "norms with γ/β, torch weight norm, a 1-D temporal_conv.conv); the code before (era A, "
-                "learned_res_small*) and after (era C, learned_resnet_*) is ported, this one not yet."
+                "This Yates-Lab VisionCore checkpoint was written in the first day of its network code of 2025-10-13 "
+                "… 10-20 (norms with γ/β but a Sequential shortcut or a Conv1d front end: before 5e693f2 / 8d81a39); "
+                "that day's code is not ported (the rest of era B, and eras A and C, are)."
             )
         model_config = hparams.get("model_config_dict") or hparams.get("model_config")
         if not isinstance(model_config, Mapping):

@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 
+from models.v1.legacy import network_era
 from models.v1.nets.network import SessionSpec
 from models.v1.nets.visioncore import VisionCoreNet
 from models.v1.transfer import load_pretrained_core
@@ -237,32 +238,43 @@ def test_plcore_vision_model_has_one_readout(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    "keys",
+    ("keys", "era"),
     [
-        {"model.frontend.temporal_conv.conv.weight": (4, 1, 16)},  # the 1-D StandardConv
-        {
-            "model.convnet.layers.0.shortcut.0.weight": (8, 4, 1, 1, 1),
-            "model.convnet.layers.0.main_block.components.norm.gamma": (8,),
-        },
-        {
-            "model.convnet.layers.0.main_block.components.conv.conv.parametrizations.weight.original0": (
-                8,
-                1,
-                1,
-                1,
-                1,
-            )
-        },
-        {"model.recurrent.cell.layer_norm.weight": (384,)},
+        ({"model.frontend.temporal_conv.weight": (4, 1, 16)}, "A"),
+        ({"model.convnet.layers.0.shortcut.0.weight": (8, 4, 1, 1, 1)}, "A"),
+        ({"model.frontend.temporal_conv.conv.weight": (4, 1, 16)}, "B"),  # the 1-D StandardConv
+        (
+            {
+                "model.convnet.layers.0.main_block.components.conv.conv.parametrizations.weight.original0": (
+                    8,
+                    1,
+                    1,
+                    1,
+                    1,
+                )
+            },
+            "B",
+        ),
+        ({"model.recurrent.cell.layer_norm.weight": (384,)}, "B"),
+        ({"model.frontend.temporal_conv.conv.weight": (4, 1, 16, 1, 1)}, "C"),
+        ({"model.recurrent.cells.0.update_gate.weight": (4, 8, 3, 3)}, "C"),
     ],
-    ids=["1d-conv", "norm-gamma-with-old-shortcut", "torch-weight-norm", "gru-layer-norm"],
 )
-def test_the_code_between_the_ported_eras_is_refused_by_name(keys) -> None:
-    state = {key: torch.zeros(shape) for key, shape in keys.items()}
-    checkpoint = {"state_dict": {**state, "model.readouts.0.bias": torch.zeros(3)}, "hyper_parameters": {}}
+def test_the_key_names_tell_which_network_code_wrote_a_file(keys, era) -> None:
+    assert network_era({k.removeprefix("model."): torch.zeros(shape) for k, shape in keys.items()}) == era
+
+
+def test_the_first_day_of_era_b_is_refused_by_name() -> None:
+    """Norms with γ/β (era B) but the Sequential shortcut of before 5e693f2."""
+    state = {
+        "model.convnet.layers.0.shortcut.0.weight": torch.zeros(8, 4, 1, 1, 1),
+        "model.convnet.layers.0.main_block.components.norm.gamma": torch.zeros(8),
+        "model.readouts.0.bias": torch.zeros(3),
+    }
+    checkpoint = {"state_dict": state, "hyper_parameters": {}}
     migration = detect(checkpoint)
     assert migration.name == "yates_visioncore_v1"
-    with pytest.raises(LegacyCheckpointError, match=r"2025-10-13 … 10-20 \(era B"):
+    with pytest.raises(LegacyCheckpointError, match="before 5e693f2"):
         migration.apply(checkpoint, None)
 
 

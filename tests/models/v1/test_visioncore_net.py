@@ -852,3 +852,109 @@ def test_the_core_res_family_equals_a_plain_computation(modulator) -> None:
     with torch.no_grad():
         got = net({"a": {"stim": stim, "behavior": behavior}})["a"]
     torch.testing.assert_close(got, torch.exp(out), rtol=0, atol=1e-10)
+
+
+# -------------------------------------------------------------- era B (2025-10-14 … 10-20): learned_res_small_gru
+def _hann_peak1(shape) -> torch.Tensor:
+    """Every axis windowed by a symmetric Hann scaled to peak 1 (a 3-tap axis keeps its centre tap only)."""
+    mask = torch.ones((), dtype=torch.float64)
+    for axis, taps in enumerate(shape):
+        n = torch.arange(taps, dtype=torch.float64)
+        hann = (
+            0.5 - 0.5 * torch.cos(2 * math.pi * n / (taps - 1))
+            if taps > 1
+            else torch.ones(1, dtype=torch.float64)
+        )
+        view = [1] * len(shape)
+        view[axis] = taps
+        mask = mask * (hann / hann.max()).view(view)
+    return mask
+
+
+def _group_norm(x, groups, weight, bias):
+    b, c, h, w = x.shape
+    grouped = x.reshape(b, groups, -1)
+    normed = (grouped - grouped.mean(-1, keepdim=True)) / torch.sqrt(
+        grouped.var(-1, unbiased=False, keepdim=True) + 1e-5
+    )
+    return normed.reshape(b, c, h, w) * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
+
+
+def test_the_era_b_forward_equals_a_plain_computation_of_learned_res_small_gru() -> None:
+    config = seed_config_a(modulator=True)
+    config["frontend"]["params"]["aa_signal"] = True
+    config["convnet"]["params"]["final_activation"] = "none"
+    config["convnet"]["params"]["block_configs"][2]["conv_params"]["aa_signal"] = True
+    torch.manual_seed(7)
+    net = VisionCoreNet(SESSIONS, config, era="B").double().eval()
+    with torch.no_grad():
+        for value in net.parameters():
+            value.add_(0.2 * torch.randn_like(value))
+        net.readouts["a"].std.abs_().add_(0.5)
+    stim = torch.randn(2, 12, 30, 28, dtype=torch.float64)
+    behavior = torch.randn(2, 42, dtype=torch.float64)
+    p = {k: v.detach() for k, v in net.state_dict().items()}
+    x = _adapter(stim.flip(1).unsqueeze(1), p["adapters.a.log_sigma"], p["adapters.a.log_scale"], 31)
+    w = p["core.frontend.temporal_conv.conv.weight"] * _hann_peak1([6])  # windowed once, no FFT
+    x = torch.stack([F.conv3d(x, w[k].view(1, 1, -1, 1, 1)) for k in range(4)], 1).squeeze(2)
+    layers = (([3, 3, 1, 2], None, False), ([3, 3, 1, 1], 2, False), ([3, 2, 2, 1], 1, True))
+    for j, ((kt, pad, dil, stride), pool, window) in enumerate(layers):
+        pre = f"core.convnet.layers.{j}."
+        weight = p[pre + "main_block.components.conv.conv.weight"]
+        weight = weight * _hann_peak1(weight.shape[2:]) if window else weight
+        main = F.conv3d(
+            F.pad(x, (pad, pad, pad, pad, dil * (kt - 1), 0), mode="replicate"),
+            weight,
+            stride=stride,
+            dilation=dil,
+        )
+        gamma, beta = p[pre + "main_block.components.norm.gamma"], p[pre + "main_block.components.norm.beta"]
+        main = F.silu(_rms_plain(main) * gamma.view(1, -1, 1, 1, 1) + beta.view(1, -1, 1, 1, 1))
+        if pool:
+            b, c, t, h, w_ = main.shape
+            frames = F.conv2d(
+                main.transpose(1, 2).reshape(-1, 1, h, w_),
+                torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=x.dtype).view(1, 1, 3, 3) / 16,
+                padding=1,
+            )
+            e = (frames / 10).exp()  # era B's soft-pool temperature
+            pooled = F.avg_pool2d(frames * e, 2, pool) / (F.avg_pool2d(e, 2, pool) + 1e-6)
+            main = pooled.reshape(b, t, c, *pooled.shape[-2:]).transpose(1, 2)
+            prefix = pre + "main_block.components.pool.se."
+            gate = F.conv3d(
+                F.silu(
+                    F.conv3d(main.mean((3, 4), keepdim=True), p[prefix + "1.weight"], p[prefix + "1.bias"])
+                ),
+                p[prefix + "3.weight"],
+                p[prefix + "3.bias"],
+            )
+            main = main * torch.sigmoid(gate)
+        short = F.conv3d(x, p[pre + "shortcut.weight"], stride=stride * (pool or 1))
+        t, h, w_ = (min(a, b) for a, b in zip(main.shape[2:], short.shape[2:], strict=True))
+
+        def crop(y, t=t, h=h, w_=w_):
+            top, left = (y.shape[3] - h) // 2, (y.shape[4] - w_) // 2
+            return y[:, :, y.shape[2] - t :, top : top + h, left : left + w_]
+
+        x = crop(main) + crop(short)
+    code = behavior @ p["core.modulator.beh_emb.weight"].T + p["core.modulator.beh_emb.bias"]
+    x = torch.cat([x, code[:, :, None, None, None].expand(-1, -1, *x.shape[2:])], 1)
+    cell = "core.modulator.gru.cell."
+    hidden = p["core.modulator.gru.h0"].shape[1]
+    state = p["core.modulator.gru.h0"].expand(2, hidden, *x.shape[3:])
+    for t in range(x.shape[2]):
+        g = F.conv2d(x[:, :, t], p[cell + "conv_x.weight"], p[cell + "conv_x.bias"], padding=1)
+        g = g + _group_norm(
+            F.conv2d(state, p[cell + "conv_h.weight"], padding=1),
+            min(32, hidden),
+            p[cell + "layer_norm.weight"],
+            p[cell + "layer_norm.bias"],
+        )
+        z, r, n = g.chunk(3, 1)
+        z, r = torch.sigmoid(z), torch.sigmoid(r)
+        state = (1 - z) * state + z * torch.tanh(n + r * state)
+    features = F.conv2d(state, p["core.modulator.output_proj.weight"], p["core.modulator.output_proj.bias"])
+    with torch.no_grad():
+        got = net({"a": {"stim": stim, "behavior": behavior}})["a"]
+        expected = torch.exp(net.readouts["a"](features))  # the readout is checked on its own above
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)

@@ -19,7 +19,7 @@ Ported (the code of 2025-10-20 onward): adapter `adapter` (scale) | `none`; fron
 `none`; convnet `resnet` | `densenet` | `none` (standard convolutions, rms/grn norms,
 silu/gelu/relu/softplus/splitrelu, max/avg pools); modulator `none` | `concat`; recurrent `none` | `convgru`;
 readout `gaussian` | `linear`; with adapter, frontend and convnet all `none` the model reads behaviour only
-(modulator_only_convgru). The code of 2025-10-08 … 10-13 (`era="A"`, era_a.py): learned_res_small*. A
+(modulator_only_convgru). The code of 2025-10-08 … 10-20 (`era="A"` or `"B"`, early.py): learned_res_small*, core_res*. A
 config with any other part is refused by name.
 """
 
@@ -36,12 +36,14 @@ from torch import nn
 
 from models.v1.nets.network import Batch, SessionSpec, check_session_names, unknown_sessions
 from models.v1.nets.output import inverse_output, output_activation
-from models.v1.nets.visioncore.era_a import (
+from models.v1.nets.visioncore.early import (
     ConvGRUA,
+    ConvGRUB,
     ConvGRUModulatorA,
     FiLMModulatorA,
     ResNetA,
     TemporalConvA,
+    TemporalConvB,
 )
 from models.v1.nets.visioncore.frontend import AffineAdapter, LearnableTemporalConv
 from models.v1.nets.visioncore.history import SpikeHistoryMLP
@@ -91,7 +93,11 @@ def _part(
     return kind, dict(part.get("params") or {})
 
 
-ERAS = ("C", "A")  # the seed's network code of 2025-10-20 onward, and of 2025-10-08 … 10-13 (era_a.py)
+ERAS = (
+    "C",
+    "A",
+    "B",
+)  # the seed's network code of 2025-10-20 onward, 10-08 … 10-13, 10-13 … 10-20 (early.py)
 PORTED_A = {
     "modulator": ("convgru", "film", "none"),
     "recurrent": ("convgru", "none"),
@@ -101,7 +107,7 @@ PORTED_A = {
 
 class SharedCore(nn.Module):
     """What every session shares: `frontend`, `convnet`, optional `modulator` and `recurrent`, in the
-    seed's code of `era` C (2025-10-20 onward) or A (2025-10-08 … 10-13)."""
+    seed's code of `era` C (2025-10-20 onward), A (2025-10-08 … 10-13) or B (10-13 … 10-20)."""
 
     def __init__(self, config: Mapping[str, Any], era: str = "C") -> None:
         super().__init__()
@@ -114,29 +120,33 @@ class SharedCore(nn.Module):
         adapter_kind, _ = _part(config, "adapter")
         # no stimulus path at all: the seed fed the modulator a (B, 1, 1, 1, 1) tensor of ones
         self.behaviour_only = (adapter_kind, frontend_kind, convnet_kind) == ("none", "none", "none")
-        modulator_kind, modulator = _part(config, "modulator", PORTED_A if era == "A" else PORTED)
-        recurrent_kind, recurrent = _part(config, "recurrent", PORTED_A if era == "A" else PORTED)
+        modulator_kind, modulator = _part(config, "modulator", PORTED_A if era in ("A", "B") else PORTED)
+        recurrent_kind, recurrent = _part(config, "recurrent", PORTED_A if era in ("A", "B") else PORTED)
         in_channels = int(config.get("initial_input_channels", 1))
         self.modulator = self.recurrent = None
-        if era == "A":
+        if era in ("A", "B"):
             if convnet_kind == "densenet":
-                raise UserError("model.net.era=A: the densenet of this code is not ported (resnet or none).")
-            self.frontend = (
-                TemporalConvA(in_channels=in_channels, **frontend)
-                if frontend_kind != "none"
-                else nn.Identity()
-            )
+                raise UserError(
+                    f"model.net.era={era}: the densenet of this code is not ported (resnet or none)."
+                )
+            if frontend_kind == "none":
+                self.frontend = nn.Identity()
+            elif era == "A":
+                self.frontend = TemporalConvA(in_channels=in_channels, **frontend)
+            else:
+                self.frontend = TemporalConvB(in_channels=in_channels, **frontend)
             channels = getattr(self.frontend, "out_channels", in_channels)
-            self.convnet = ResNetA(channels, **convnet) if convnet_kind != "none" else nn.Identity()
+            self.convnet = ResNetA(channels, era=era, **convnet) if convnet_kind != "none" else nn.Identity()
             channels = getattr(self.convnet, "out_channels", channels)
             modulator.pop("feature_dim", None)  # the seed overwrote it with the convnet's channels
             if modulator_kind == "convgru":
-                self.modulator = ConvGRUModulatorA(feature_dim=channels, **modulator)
+                self.modulator = ConvGRUModulatorA(feature_dim=channels, era=era, **modulator)
                 channels = self.modulator.out_dim
             elif modulator_kind == "film":
                 self.modulator = FiLMModulatorA(feature_dim=channels, **modulator)
             if recurrent_kind == "convgru":
-                self.recurrent = ConvGRUA(channels, **recurrent)
+                gru = ConvGRUB if era == "B" else ConvGRUA
+                self.recurrent = gru(channels, **recurrent)
                 channels = self.recurrent.out_channels
             self.out_channels = channels
             return
@@ -203,7 +213,7 @@ class VisionCoreNet(nn.Module):
         self.readout_of = self._route()
 
         adapter_kind, adapter = _part(config, "adapter")
-        readout_kind, readout = _part(config, "readout", PORTED_A if era == "A" else PORTED)
+        readout_kind, readout = _part(config, "readout", PORTED_A if era in ("A", "B") else PORTED)
         self.core = SharedCore(config, era)
         readout.pop("n_units", None)  # each session's own unit count
         units = {

@@ -1,5 +1,11 @@
-"""The Yates-Lab VisionCore's network code of 2025-10-08 … 10-13 ("era A", commit e482ece), which its
-`learned_res_small*` configs ran on, with the names its checkpoints use.
+"""The Yates-Lab VisionCore's network code before 2025-10-20: "era A" (2025-10-08 … 10-13, commit e482ece)
+and "era B" (10-13 … 10-20, commit 32efae1), which its `learned_res_small*` and `core_res*` configs ran on,
+with the names their checkpoints use. Era B differs from A where `era="B"` says so: its 1-D front end is a
+`temporal_conv.conv` windowed once when `aa_signal` (no FFT); its convolutions may carry torch's weight norm
+(`original0` = g, `original1` = v) and, with `aa_signal`, a Hann window on every kernel axis (a 3-tap axis
+keeps its centre tap only); its RMS norms have γ/β; its soft-pool weights are exp(x / 10); `avg` pools halve
+time too; its shortcuts are bare `Conv3d`s; its ConvGRU group-normalises conv_h(h), starts at a learned
+`h0` and uses its reset gate.
 
 What differs from the later code (layers.py, frontend.py, recurrence.py): the temporal front end is a
 `Conv1d` whose weight is anti-aliased at every forward (a Hann window, an FFT low-pass, the window again);
@@ -84,9 +90,10 @@ class BlurSoftPoolSE(nn.Module):
     frame, 1×1×1 conv to C/r, SiLU, conv back, sigmoid)."""
 
     def __init__(
-        self, channels: int, stride: int = 2, r: int = 8, use_soft: bool = True, **unused: Any
+        self, channels: int, stride: int = 2, r: int = 8, use_soft: bool = True, era: str = "A", **unused: Any
     ) -> None:
         super().__init__()
+        self.temperature = 10.0 if era == "B" else 1.0
         if not use_soft:
             raise UserError(
                 "pool_params.use_soft=false is not ported (the learned_res_small configs use true)."
@@ -106,12 +113,43 @@ class BlurSoftPoolSE(nn.Module):
         batch, channels, frames, height, width = x.shape
         frames_2d = x.transpose(1, 2).reshape(-1, 1, height, width)
         frames_2d = F.conv2d(frames_2d, self.blur.to(x.dtype), padding=1)
-        weights = frames_2d.exp()
+        weights = (frames_2d / self.temperature).exp()
         pooled = F.avg_pool2d(frames_2d * weights, 2, self.stride) / (
             F.avg_pool2d(weights, 2, self.stride) + 1e-6
         )
         pooled = pooled.reshape(batch, frames, channels, *pooled.shape[-2:]).transpose(1, 2)
         return pooled * self.se(pooled)
+
+
+def hann_window(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+    """Era B's forward-time window: a symmetric Hann scaled to peak 1 on every axis of `shape`, separable."""
+    mask = torch.ones((), dtype=dtype)
+    for axis, taps in enumerate(shape):
+        values = torch.signal.windows.hann(taps, sym=True, dtype=dtype)
+        view = [1] * len(shape)
+        view[axis] = taps
+        mask = mask * (values / values.max().clamp_min(1e-8)).view(view)
+    return mask
+
+
+class WindowedConv(nn.Module):
+    """Era B's `conv`: a Conv3d (torch weight norm when `use_weight_norm`) whose weight is multiplied by
+    `hann_window` over its kernel at every forward when `aa_signal`."""
+
+    def __init__(
+        self, conv: nn.Conv3d, aa_signal: bool, use_weight_norm: bool, weight_norm_dim: int = 0
+    ) -> None:
+        super().__init__()
+        self.conv = (
+            nn.utils.parametrizations.weight_norm(conv, dim=weight_norm_dim) if use_weight_norm else conv
+        )
+        self.aa_signal = aa_signal
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.conv.weight
+        if self.aa_signal:
+            weight = weight * hann_window(weight.shape[2:], weight.dtype)
+        return self.conv._conv_forward(x, weight, self.conv.bias)
 
 
 class PlainConv(nn.Module):
@@ -128,15 +166,21 @@ class PlainConv(nn.Module):
 class DepthwiseConv(nn.Module):
     """`depthwise` (one filter per channel, no bias) then `pointwise` (1×1×1 to `out_channels`)."""
 
-    def __init__(self, in_channels, out_channels, kernel, stride, dilation, bias: bool) -> None:
+    def __init__(
+        self, in_channels, out_channels, kernel, stride, dilation, bias: bool, aa_signal: bool = False
+    ) -> None:
         super().__init__()
         self.depthwise = nn.Conv3d(
             in_channels, in_channels, kernel, stride, 0, dilation, groups=in_channels, bias=False
         )
         self.pointwise = nn.Conv3d(in_channels, out_channels, 1, bias=bias)
+        self.aa_signal = aa_signal  # era B: the depthwise kernel only is windowed
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pointwise(self.depthwise(x))
+        weight = self.depthwise.weight
+        if self.aa_signal:
+            weight = weight * hann_window(weight.shape[2:], weight.dtype)
+        return self.pointwise(self.depthwise._conv_forward(x, weight, None))
 
 
 class GeluBlock(nn.Module):
@@ -216,10 +260,19 @@ class ConvBlockA(nn.Module):
         pool_params: Mapping[str, Any] | None = None,
         causal: bool = True,
         norm_params: Mapping[str, Any] | None = None,
+        use_weight_norm: bool = False,
+        era: str = "A",
     ) -> None:
         super().__init__()
         params = dict(conv_params)
         kind = params.pop("type", "standard")
+        aa_signal = bool(params.pop("aa_signal", False))
+        if era == "A" and (aa_signal or use_weight_norm):
+            raise UserError(
+                "aa_signal / use_weight_norm belong to the code of 2025-10-13 onward: model.net.era=B."
+            )
+        if params.get("aa_freq"):
+            raise UserError("conv_params.aa_freq (the FFT anti-aliasing) is not ported.")
         if kind not in ("standard", "depthwise"):
             raise UserError(
                 f"conv_params.type={kind!r}: the ported convolutions of this code are standard, depthwise."
@@ -232,12 +285,21 @@ class ConvBlockA(nn.Module):
         self.components = nn.ModuleDict()
         if kind == "standard":
             conv = nn.Conv3d(in_channels, out_channels, kernel, stride, 0, dilation, bias=bias)
-            self.components["conv"] = PlainConv(conv)
+            self.components["conv"] = (
+                WindowedConv(conv, aa_signal, use_weight_norm, int(params.get("weight_norm_dim", 0)))
+                if era == "B"
+                else PlainConv(conv)
+            )
         else:
-            self.components["conv"] = DepthwiseConv(in_channels, out_channels, kernel, stride, dilation, bias)
+            if use_weight_norm:
+                raise UserError("use_weight_norm on depthwise convolutions is not ported.")
+            self.components["conv"] = DepthwiseConv(
+                in_channels, out_channels, kernel, stride, dilation, bias, aa_signal
+            )
         if norm_type == "rms":
+            affine = era == "B" and (norm_params or {}).get("affine", True)  # era A's RMSNorm has no γ/β
             self.components["norm"] = RMSNorm(
-                out_channels, eps=(norm_params or {}).get("eps", 1e-5), affine=False
+                out_channels, eps=(norm_params or {}).get("eps", 1e-5), affine=affine
             )
         elif norm_type not in (None, "none"):
             raise UserError(f"norm_type={norm_type!r}: the ported norms of this code are rms and none.")
@@ -250,11 +312,16 @@ class ConvBlockA(nn.Module):
         pool_stride = 1
         if pool_params:
             params_pool = dict(pool_params)
-            if params_pool.pop("type", None) != "aablur":
+            pool_kind = params_pool.pop("type", None)
+            if pool_kind == "aablur":
+                self.components["pool"] = BlurSoftPoolSE(out_channels, era=era, **params_pool)
+            elif pool_kind in ("avg", "max") and era == "B":  # 3-D: time is pooled too
+                pool = nn.AvgPool3d if pool_kind == "avg" else nn.MaxPool3d
+                self.components["pool"] = pool(params_pool["kernel_size"], params_pool.get("stride"))
+            else:
                 raise UserError(
-                    f"pool_params.type={pool_params.get('type')!r}: only aablur is ported for this code."
+                    f"pool_params.type={pool_kind!r} is not ported for this code (aablur; avg/max in era B)."
                 )
-            self.components["pool"] = BlurSoftPoolSE(out_channels, **params_pool)
             pool_stride = int(pool_params.get("stride", 2))
         self.out_channels = out_channels
         self.stride = tuple(s * pool_stride for s in stride)
@@ -273,14 +340,14 @@ class ResBlockA(nn.Module):
     """`main_block(x) + shortcut(x)`, both cut to the shorter time (last frames) and the smaller centre;
     the projection shortcut is `Sequential(Conv3d(1×1×1, stride), Identity)`."""
 
-    def __init__(self, in_channels: int, out_channels: int, block: Mapping[str, Any]) -> None:
+    def __init__(self, in_channels: int, out_channels: int, block: Mapping[str, Any], era: str = "A") -> None:
         super().__init__()
-        self.main_block = ConvBlockA(in_channels, out_channels, **block)
+        self.main_block = ConvBlockA(in_channels, out_channels, era=era, **block)
         stride = self.main_block.stride
         if in_channels != out_channels or any(s > 1 for s in stride):
-            self.shortcut = nn.Sequential(
-                nn.Conv3d(in_channels, out_channels, 1, stride=stride, bias=False), nn.Identity()
-            )
+            projection = nn.Conv3d(in_channels, out_channels, 1, stride=stride, bias=False)
+            # era A: Sequential(conv, norm) -> `shortcut.0.weight`; era B (from 5e693f2): the bare conv
+            self.shortcut = projection if era == "B" else nn.Sequential(projection, nn.Identity())
         else:
             self.shortcut = nn.Identity()
         self.out_channels = out_channels
@@ -310,6 +377,7 @@ class ResNetA(nn.Module):
         dim: int = 3,
         checkpointing: bool = False,
         stem_config: Any = None,
+        era: str = "A",
     ) -> None:
         super().__init__()
         if stem_config:
@@ -319,7 +387,7 @@ class ResNetA(nn.Module):
         self.layers = nn.ModuleList()
         width = in_channels
         for out_channels, block in zip(channels, block_configs, strict=True):
-            self.layers.append(ResBlockA(width, int(out_channels), block))
+            self.layers.append(ResBlockA(width, int(out_channels), block, era))
             width = int(out_channels)
         self.final = (
             ACTIVATIONS[final_activation]() if final_activation not in (None, "none") else nn.Identity()
@@ -372,11 +440,17 @@ class ConvGRUModulatorA(nn.Module):
         hidden_dim: int = 128,
         beh_emb_dim: int = 32,
         kernel_size: int = 3,
-        **unused: Any,
+        era: str = "A",
+        **gru_options: Any,
     ) -> None:
         super().__init__()
         self.beh_emb = nn.Linear(behavior_dim, beh_emb_dim)
-        self.gru = ConvGRUA(feature_dim + beh_emb_dim, hidden_dim, kernel_size)
+        channels = feature_dim + beh_emb_dim
+        self.gru = (
+            ConvGRUB(channels, hidden_dim, kernel_size, **gru_options)
+            if era == "B"
+            else ConvGRUA(channels, hidden_dim, kernel_size)
+        )
         self.output_proj = nn.Conv2d(hidden_dim, hidden_dim, 1)
         self.out_dim = hidden_dim
 
@@ -387,3 +461,94 @@ class ConvGRUModulatorA(nn.Module):
             [features, code[:, :, None, None, None].expand(batch, -1, frames, height, width)], dim=1
         )
         return self.output_proj(self.gru(joined)).unsqueeze(2)
+
+
+class GRUCellB(nn.Module):
+    """Era B: `conv_x` (bias), `conv_h` (no bias) group-normalised by `layer_norm` (GroupNorm(min(32, H), 3H)),
+    gates [z | r | n], `n = tanh(n + r·h)`."""
+
+    def __init__(self, in_channels: int, hidden: int, kernel_size: int, use_layer_norm: bool = True) -> None:
+        super().__init__()
+        self.conv_x = nn.Conv2d(in_channels, 3 * hidden, kernel_size, padding=kernel_size // 2)
+        self.conv_h = nn.Conv2d(hidden, 3 * hidden, kernel_size, padding=kernel_size // 2, bias=False)
+        self.layer_norm = nn.GroupNorm(min(32, hidden), 3 * hidden) if use_layer_norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        update, reset, new = (self.conv_x(x) + self.layer_norm(self.conv_h(h))).chunk(3, dim=1)
+        update, reset = torch.sigmoid(update), torch.sigmoid(reset)
+        return (1 - update) * h + update * torch.tanh(new + reset * h)
+
+
+class ConvGRUB(nn.Module):
+    """Era B: `cell` along the lag axis from index 0, h from the learned `h0` (or 0); the final h."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_dim: int = 128,
+        kernel_size: int = 3,
+        use_layer_norm: bool = True,
+        learnable_h0: bool = True,
+        use_residual: bool = False,
+        grad_clip_val: float | None = None,
+        **unused: Any,
+    ) -> None:
+        super().__init__()
+        if use_residual or unused.get("use_depthwise") or unused.get("groups", 1) != 1:
+            raise UserError("convgru: use_residual, use_depthwise and groups of this code are not ported.")
+        self.cell = GRUCellB(in_channels, hidden_dim, kernel_size, use_layer_norm)
+        self.h0 = nn.Parameter(torch.zeros(1, hidden_dim, 1, 1)) if learnable_h0 else None
+        self.grad_clip_val = grad_clip_val
+        self.hidden_dim = self.out_channels = hidden_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (x.shape[0], self.hidden_dim, *x.shape[3:])
+        h = self.h0.expand(shape) if self.h0 is not None else x.new_zeros(shape)
+        for t in range(x.shape[2]):
+            h = self.cell(x[:, :, t], h)
+            if self.grad_clip_val is not None and self.training:
+                h = h.clamp(-self.grad_clip_val, self.grad_clip_val)
+        return h
+
+
+class TemporalConvB(nn.Module):
+    """Era B's front end: `temporal_conv.conv`, a valid Conv1d along the lag axis at every pixel, its weight
+    multiplied once by a Hann window scaled to peak 1 when `aa_signal`."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        kernel_size: int = 16,
+        num_channels: int = 4,
+        bias: bool = False,
+        aa_signal: bool = False,
+        aa_freq: bool = False,
+        **unused: Any,
+    ) -> None:
+        super().__init__()
+        if aa_freq:
+            raise UserError("frontend.params.aa_freq (the FFT anti-aliasing) is not ported.")
+        self.temporal_conv = PlainConv(nn.Conv1d(1, num_channels, kernel_size, bias=bias))
+        self.aa_signal = aa_signal
+        self.kernel_size = int(kernel_size)
+        self.out_channels = in_channels * int(num_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv = self.temporal_conv.conv
+        weight = (
+            conv.weight * hann_window(conv.weight.shape[2:], conv.weight.dtype)
+            if self.aa_signal
+            else conv.weight
+        )
+        return _lag_conv(x, weight, conv.bias, self.kernel_size)
+
+
+def _lag_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, taps: int) -> torch.Tensor:
+    """A Conv1d of `weight` along the lag axis at every pixel; output channel c · K' + k."""
+    batch, channels, frames, height, width = x.shape
+    if frames < taps:
+        raise UserError(f"The stimulus has {frames} lags but the temporal filters span {taps}.")
+    series = x.permute(0, 1, 3, 4, 2).reshape(-1, 1, frames)
+    out = F.conv1d(series, weight, bias)
+    out = out.reshape(batch, channels, height, width, -1, out.shape[-1])
+    return out.permute(0, 1, 4, 5, 2, 3).reshape(batch, -1, out.shape[-1], height, width)
