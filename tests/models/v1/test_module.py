@@ -217,3 +217,40 @@ def test_the_seeds_network_trains_and_tests_on_visioncore_sessions(tiny_t1, tmp_
     assert any(not torch.equal(v, before[k]) for k, v in model.net.core.state_dict().items())
     (metrics,) = quiet_trainer(tmp_path, limit_test_batches=2).test(model, datamodule=datamodule)
     assert all(math.isfinite(metrics[f"test/bps/{name}"]) for name in datamodule.session_names)
+
+
+def test_a_migrated_seed_checkpoint_starts_a_frozen_core_transfer_on_visioncore_sessions(tiny_t1, tmp_path):
+    """A Yates-Lab VisionCore file (HEAD layout, a front end short enough for the tiny sessions' 8 lags),
+    migrated, then `model.pretrained_checkpoint` of a frozen-core fit on VisionCore's sessions: the seed's
+    core is kept exactly, new readouts learn, and every session gets test metrics."""
+    import yaml
+
+    from tests.models.v1.test_visioncore_migration import _head, _seed_network
+    from tests.models.v1.test_visioncore_net import seed_config
+    from training.migrate import migrate
+
+    config = seed_config(channels=(6, 8), stem=3, kernel=4, hidden=5, grid=31, modulator=False)
+    seed = _seed_network(config)
+    old, new = tmp_path / "seed.ckpt", tmp_path / "migrated.ckpt"
+    torch.save(_head(seed, tmp_path, model_config_dict=config), old)
+    configs, data_dir = tiny_t1
+    migrate(
+        old,
+        new,
+        ["experiment=v1_multidataset", f"data.dataset_configs_path={configs}", f"data.data_dir={data_dir}"],
+    )
+    seed_yaml = tmp_path / "seed_model.yaml"
+    seed_yaml.write_text(yaml.safe_dump(config))
+    model, datamodule = _parts(
+        tiny_t1,
+        "model=v1_visioncore",
+        f"model.net.config={seed_yaml}",
+        f"model.pretrained_checkpoint={new}",
+        "model.freeze_vision=true",
+    )
+    _fit(model, datamodule, tmp_path / "fit")
+    expected = {k.removeprefix("core."): v for k, v in seed.state_dict().items() if k.startswith("core.")}
+    for key, value in model.net.core.state_dict().items():
+        assert torch.equal(value, expected[key]), key
+    (metrics,) = quiet_trainer(tmp_path, limit_test_batches=2).test(model, datamodule=datamodule)
+    assert all(math.isfinite(metrics[f"test/bps/{name}"]) for name in datamodule.session_names)
