@@ -20,7 +20,8 @@ from models.v1.nets.network import SessionSpec
 from models.v1.nets.visioncore import VisionCoreNet
 from models.v1.transfer import load_pretrained_core
 from tests.helpers import compose_config
-from tests.models.v1.test_visioncore_net import _reference, _reference_a, seed_config, seed_config_a
+from tests.models.v1.test_visioncore_early import _reference_a, seed_config_a
+from tests.models.v1.test_visioncore_net import _reference, seed_config
 from training.migrate import migrate
 from training.toolkit.checkpoints import META_KEY
 from training.toolkit.legacy import LegacyCheckpointError, detect, read_legacy_file

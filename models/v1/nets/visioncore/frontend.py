@@ -37,12 +37,21 @@ class AffineAdapter(nn.Module):
         self.grid_size = int(grid_size)
         self.log_sigma = nn.Parameter(torch.tensor(math.log(math.expm1(init_sigma))))
         self.log_scale = nn.Parameter(torch.zeros(2))
+        self._sigma: tuple[tuple[int, ...], float] | None = None  # (parameter versions, sigma)
 
     def sigma(self) -> float:
-        """The blur width in pixels, a Python float as in the seed (one host read per call on a GPU)."""
-        smallest = float(F.softplus(self.log_scale.detach()).min())
-        sigma_min = 0.0 if smallest >= 1 else 0.44 * (1.0 / smallest - 1.0)
-        return math.sqrt(sigma_min**2 + float(F.softplus(self.log_sigma.detach())) ** 2)
+        """The blur width in pixels, a Python float as in the seed. Read from the device again only when the
+        parameters changed (an optimizer step, a load): evaluation makes no host read per batch; training one
+        per step, which the seed's data-dependent kernel size needs."""
+        versions = (self.log_sigma._version, self.log_scale._version, self.log_scale.data_ptr())
+        if self._sigma is None or self._sigma[0] != versions:
+            scales = torch.stack(
+                [F.softplus(self.log_scale.detach()).min(), F.softplus(self.log_sigma.detach())]
+            )
+            smallest, width = scales.tolist()  # one host read for both
+            sigma_min = 0.0 if smallest >= 1 else 0.44 * (1.0 / smallest - 1.0)
+            self._sigma = (versions, math.sqrt(sigma_min**2 + width**2))
+        return self._sigma[1]
 
     @staticmethod
     def blur(frames: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -289,8 +289,11 @@ class ResBlock(nn.Module):
         return main + crop_like(self.shortcut(x), main)
 
 
-class ResNet(nn.Module):
-    """Optional `stem` ConvBlock, then one `ResBlock` per `channels[j]` / `block_configs[j]` under `layers.{j}`."""
+class _StemAndBlocks(nn.Module):
+    """Optional `stem` ConvBlock, then one block per `channels[j]` / `block_configs[j]` under `layers.{j}`;
+    `width_after` says the channels the next block gets (ResNet: the block's; DenseNet: all so far)."""
+
+    dense = False
 
     def __init__(
         self,
@@ -317,9 +320,17 @@ class ResNet(nn.Module):
             width = self.stem.out_channels
         self.layers = nn.ModuleList()
         for out_channels, block in zip(channels, block_configs, strict=True):
-            self.layers.append(ResBlock(width, int(out_channels), block))
-            width = self.layers[-1].out_channels
+            if self.dense:
+                self.layers.append(ConvBlock(width, int(out_channels), **block))
+                width += self.layers[-1].out_channels
+            else:
+                self.layers.append(ResBlock(width, int(out_channels), block))
+                width = self.layers[-1].out_channels
         self.out_channels = width
+
+
+class ResNet(_StemAndBlocks):
+    """Optional `stem`, then one `ResBlock` per `channels[j]` / `block_configs[j]` under `layers.{j}`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stem is not None:
@@ -329,37 +340,11 @@ class ResNet(nn.Module):
         return x
 
 
-class DenseNet(nn.Module):
+class DenseNet(_StemAndBlocks):
     """Optional `stem`, then ConvBlocks under `layers.{j}`, each fed everything so far: after each block the
     features so far, cut to its output (last frames, centre), are concatenated before its output."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        channels: Sequence[int],
-        block_configs: Sequence[Mapping[str, Any]],
-        stem_config: Mapping[str, Any] | None = None,
-        final_activation: str | None = None,
-        checkpointing: bool = False,
-    ) -> None:
-        super().__init__()
-        if len(block_configs) != len(channels):
-            raise UserError(f"convnet: {len(channels)} channels but {len(block_configs)} block_configs.")
-        if final_activation not in (None, "none"):
-            raise UserError(
-                f"convnet.final_activation={final_activation!r}: not ported (the HEAD configs use none)."
-            )
-        self.stem = None
-        width = in_channels
-        if stem_config:
-            stem = dict(stem_config)
-            self.stem = ConvBlock(width, int(stem.pop("out_channels")), **stem)
-            width = self.stem.out_channels
-        self.layers = nn.ModuleList()
-        for out_channels, block in zip(channels, block_configs, strict=True):
-            self.layers.append(ConvBlock(width, int(out_channels), **block))
-            width += self.layers[-1].out_channels
-        self.out_channels = width
+    dense = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stem is not None:

@@ -36,15 +36,8 @@ from torch import nn
 
 from models.v1.nets.network import Batch, SessionSpec, check_session_names, unknown_sessions
 from models.v1.nets.output import inverse_output, output_activation
-from models.v1.nets.visioncore.early import (
-    ConvGRUA,
-    ConvGRUB,
-    ConvGRUModulatorA,
-    FiLMModulatorA,
-    ResNetA,
-    TemporalConvA,
-    TemporalConvB,
-)
+from models.v1.nets.visioncore.early import ResNetA, TemporalConvA, TemporalConvB
+from models.v1.nets.visioncore.early_recurrence import ConvGRUA, ConvGRUB, ConvGRUModulatorA, FiLMModulatorA
 from models.v1.nets.visioncore.frontend import AffineAdapter, LearnableTemporalConv
 from models.v1.nets.visioncore.history import SpikeHistoryMLP
 from models.v1.nets.visioncore.layers import DenseNet, ResNet
