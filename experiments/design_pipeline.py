@@ -18,26 +18,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from models.design.stages import STAGES, Stage  # noqa: E402  (the stage graph, declared once)
-from training.run_state import Run  # noqa: E402  (the runner's own view of a run)
-
-
-def stage_run(stage: Stage, run_name: str) -> Run:
-    log_dir = Path(os.environ.get("VISIONCORE_ROOT", ".")) / "logs"
-    return Run.for_launch(str(log_dir), stage.experiment, run_name, "auto")
+from models.design.stages import STAGES  # noqa: E402  (the stage graph, declared once)
+from training.named_run import finish_run, log_dir, named_run  # noqa: E402
 
 
 def stage_checkpoint(name: str, run_name: str) -> str:
     """The best checkpoint a finished stage reported (its newest state when it monitored nothing)."""
-    run = stage_run(STAGES[name], run_name)
+    run = named_run(STAGES[name].experiment, run_name)
     checkpoint = run.result_checkpoint()
     if not checkpoint:
         raise SystemExit(
@@ -49,19 +42,10 @@ def stage_checkpoint(name: str, run_name: str) -> str:
 
 def run_stage(name: str, run_name: str, overrides: list[str], python: str) -> dict:
     stage = STAGES[name]
-    run = stage_run(stage, run_name)
-    if run.finished:
-        print(f"[design pipeline] {name}: finished earlier in {run.dir}, skipped", flush=True)
-    else:
+    hand_off = []
+    if not named_run(stage.experiment, run_name).finished:
         hand_off = [f"{key}={stage_checkpoint(source, run_name)}" for key, source in stage.needs.items()]
-        command = [
-            python, "-m", "training.run", f"experiment={stage.experiment}", f"run_name={run_name}",
-            "resume=auto", *hand_off, *overrides,
-        ]  # fmt: skip
-        print(f"[design pipeline] {name}: {' '.join(command[2:])}", flush=True)
-        subprocess.run(command, cwd=REPO, check=True)
-    if not run.finished:
-        raise SystemExit(f"design pipeline: stage {name!r} ended {run.status!r}; rerun to resume it.")
+    run = finish_run(stage.experiment, run_name, [*hand_off, *overrides], f"[design pipeline] {name}", python)
     return {
         "run_dir": str(run.dir),
         "checkpoint": stage_checkpoint(name, run_name),
@@ -102,9 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
         name: run_stage(name, args.run_name, [*args.overrides, *args.per_stage[name]], args.python)
         for name in args.stages
     }
-    record = (
-        Path(os.environ.get("VISIONCORE_ROOT", ".")) / "logs" / "design_pipeline" / f"{args.run_name}.json"
-    )
+    record = log_dir() / "design_pipeline" / f"{args.run_name}.json"
     record.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(record.read_text()) if record.is_file() else {}
     record.write_text(json.dumps({**previous, **results}, indent=2))

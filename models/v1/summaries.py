@@ -45,20 +45,27 @@ def summarize_oracle(
     stage: str,
     per_session: Mapping[str, Mapping[str, torch.Tensor]],
     cell_types: Mapping[str, Sequence[str]] | None = None,
+    reference: str = "oracle",
 ) -> dict[str, float]:
-    """Fraction of the oracle (pooled, median unit, per cell type) and the oracle's own bits/spike."""
+    """Fraction of the oracle (pooled, median unit, per cell type) and the oracle's own bits/spike.
+
+    `reference` names the truth in the keys: "achievable" (the rates without the hidden gain) logs
+    `fraction_of_achievable`, `achievable_bps`, ... beside the oracle's."""
     if not per_session:
         return {}
     pieces = {name: _concat(per_session, name) for name in ORACLE_PIECES}
     overall = oracle_summary(pieces)
-    scalars = {f"{stage}/{key}": float(overall[source]) for key, source in ORACLE_SCALARS.items()}
+    scalars = {
+        f"{stage}/{key.replace('oracle', reference)}": float(overall[source])
+        for key, source in ORACLE_SCALARS.items()
+    }
     if cell_types and all(session in cell_types for session in per_session):
         types = [kind for session in per_session for kind in cell_types[session]]
         for kind in sorted(set(types)):
             chosen = torch.tensor([t == kind for t in types])
             subset = oracle_summary({name: values[chosen] for name, values in pieces.items()})
-            scalars[f"{stage}/fraction_of_oracle/{kind}"] = float(subset["fraction_pooled"])
-            scalars[f"{stage}/fraction_of_oracle_median/{kind}"] = float(subset["fraction_median"])
+            scalars[f"{stage}/fraction_of_{reference}/{kind}"] = float(subset["fraction_pooled"])
+            scalars[f"{stage}/fraction_of_{reference}_median/{kind}"] = float(subset["fraction_median"])
     return scalars
 
 

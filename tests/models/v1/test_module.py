@@ -68,10 +68,24 @@ def test_fit_then_test_reports_bits_per_spike_and_oracle_fractions(tiny_t1, tmp_
     # The oracle knows the true rates: it beats a 6-step model, whose fraction is below 1.
     assert metrics["test/oracle_bps"] > metrics["test/bps"] and metrics["test/fraction_of_oracle"] < 1.0
     assert {"test/fraction_of_oracle/simple", "test/fraction_of_oracle/complex"} <= set(metrics)
+    assert not any("achievable" in key for key in metrics)  # T1 has no hidden gain: the oracle is achievable
     assert -1.0 <= metrics["test/cc_median"] <= 1.0 and math.isfinite(metrics["test/feve_median"])  # repeats
     assert 0.0 <= metrics["test/rf_center_error_deg_median"] < 2.0
     for picture in ("bps_vs_oracle", "receptive_fields", "core_filters"):
         assert (tmp_path / "images" / f"{picture}.png").stat().st_size > 1000
+
+
+def test_a_hidden_gain_adds_the_fraction_of_the_achievable_rates(tmp_path):
+    root = tmp_path / "t2"
+    configs = simulate_tier("T2", "tiny", 0, data_dir=root / "data", configs_dir=root / "configs")
+    model, datamodule = _parts((Path(configs), root / "data"))
+    _fit(model, datamodule, tmp_path)
+    (metrics,) = quiet_trainer(tmp_path, limit_test_batches=3).test(model, datamodule=datamodule)
+    for key in ("fraction_of_achievable", "fraction_of_achievable_median", "achievable_bps"):
+        assert math.isfinite(metrics[f"test/{key}"]), key
+    assert {"test/fraction_of_achievable/simple", "test/fraction_of_achievable/complex"} <= set(metrics)
+    # The hidden gain is information only the oracle has: the achievable rates carry less.
+    assert metrics["test/achievable_information"] < metrics["test/oracle_information"]
 
 
 def test_readouts_start_at_mean_rates_and_energy_sta_positions(tiny_t1, tmp_path):

@@ -1,0 +1,357 @@
+"""The v1 results table: tiers x models, every number from a run of `python -m training.run`.
+
+    python experiments/v1_results.py                        # every row at the small size, seed 0 (CPU: hours)
+    python experiments/v1_results.py --rows t0 --seeds 3    # the T0 rows with seeds 0, 1, 2
+    python experiments/v1_results.py --collect              # rebuild the table from the finished runs only
+    python experiments/v1_results.py --rows t1_core size=full trainer=gpu   # overrides go to every run
+
+Rows: null (mean rate), per-unit LN, single-session CNN (T0, and each T1 session with <= 50 units for
+the multi-session benefit), multi-session shared core (T1), shared core + shifter (T2), a core pretrained
+on the T3 sessions with new readouts on held-out sessions (25 % and 100 % of their data); the oracle's
+numbers come with every row. `--rows` takes keys or prefixes (t0, t1_core, t3).
+
+Each (row, seed) is the run `logs/<experiment>/runs/v1results_<size>_<row>_s<seed>`: finished runs are
+reused, unfinished ones resume. The targets of the spec, the table (mean +- sd over the seeds that
+finished) and the learning curves go into the doc (default docs/v1.md) between the `v1-results` markers,
+the curves to `images/v1_learning_curves.png` beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from datamodules.v1.simulator.configs import simulated_dataset  # noqa: E402
+from training.named_run import finish_run, named_run  # noqa: E402
+
+SMALL_SESSION_UNITS = 50  # the spec's multi-session benefit is judged on sessions this small
+BEGIN, END = "<!-- v1-results:begin -->", "<!-- v1-results:end -->"
+CURVES = "v1_learning_curves.png"
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    tier: str
+    model: str
+    experiment: str
+    overrides: tuple[str, ...] = ()
+    pretrained: str | None = None  # key of the row whose best checkpoint this row's core starts from
+
+
+def table_rows(size: str) -> list[Row]:
+    """Every row at `size` (the T1 sessions small enough for the multi-session benefit come from the tier)."""
+    _, sessions = simulated_dataset(f"t1_{size}")
+    small = [s.name for s in sessions if s.num_units <= SMALL_SESSION_UNITS]
+    null = ("model=v1_null", "trainer.max_epochs=1")  # the readout bias starts at the mean rate already
+    return [
+        Row("t0_null", "T0", "null (mean rate)", "v1_single", null),
+        Row("t0_ln", "T0", "per-unit LN", "v1_single", ("model=v1_ln",)),
+        Row("t0_cnn", "T0", "single-session CNN", "v1_single"),
+        Row("t1_null", "T1", "null (mean rate)", "v1_multidataset", null),
+        Row("t1_ln", "T1", "per-unit LN", "v1_multidataset", ("model=v1_ln",)),
+        Row("t1_core", "T1", "multi-session shared core", "v1_multidataset"),
+        *(
+            Row(
+                f"t1_single_{name}",
+                "T1",
+                f"single-session CNN on {name}",
+                "v1_single",
+                (f"v1.dataset=t1_{size}", f"data.sessions=[{name}]"),
+            )
+            for name in small
+        ),  # fmt: skip
+        Row("t2_core", "T2", "shared core + shifter", "v1_realistic"),
+        Row("t3_pretrain", "T3", "shared core on the pretraining sessions", "v1_pretrain"),
+        *(
+            Row(
+                f"t3_frozen_{percent}",
+                "T3",
+                f"frozen core + new readouts, {percent} % of the data",
+                "v1_transfer",
+                (f"data.train_fraction={percent / 100}",),
+                pretrained="t3_pretrain",
+            )
+            for percent in (25, 100)
+        ),  # fmt: skip
+    ]
+
+
+def select(rows: Sequence[Row], wanted: str | None) -> list[Row]:
+    """Rows whose key equals or starts with one of the comma-separated `wanted` (all rows for None)."""
+    if not wanted:
+        return list(rows)
+    keys = [w for w in wanted.split(",") if w]
+    chosen = [row for row in rows if any(row.key == k or row.key.startswith(k) for k in keys)]
+    unknown = [k for k in keys if not any(row.key.startswith(k) for row in rows)]
+    if unknown:
+        raise SystemExit(f"--rows: no row matches {unknown}; rows are {[row.key for row in rows]}")
+    return chosen
+
+
+def run_name(size: str, row: Row, seed: int) -> str:
+    return f"v1results_{size}_{row.key}_s{seed}"
+
+
+def run_row(row: Row, size: str, seed: int, overrides: Sequence[str], by_key: dict[str, Row]) -> None:
+    extra = [*row.overrides, f"seed={seed}", *overrides]
+    if row.pretrained:
+        source = by_key[row.pretrained]
+        checkpoint = named_run(source.experiment, run_name(size, source, seed)).result_checkpoint()
+        if not checkpoint:
+            raise SystemExit(f"v1 results: {row.key} needs the finished row {source.key} (add it to --rows).")
+        extra.append(f"model.pretrained_checkpoint={checkpoint}")
+    finish_run(row.experiment, run_name(size, row, seed), extra, f"[v1 results] {row.key} seed {seed}")
+
+
+# -- collecting -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    row: Row
+    metrics: list[dict[str, float]]  # one per finished seed
+    wall_times: list[float]
+    curves: list[list[tuple[int, float]]]  # per seed: (epoch, val/fraction_of_oracle)
+
+    def values(self, key: str) -> list[float]:
+        return [m[key] for m in self.metrics if isinstance(m.get(key), int | float) and math.isfinite(m[key])]
+
+    def mean(self, key: str) -> float | None:
+        values = self.values(key)
+        return statistics.fmean(values) if values else None
+
+    def cell(self, key: str, digits: int = 3) -> str:
+        values = self.values(key)
+        if not values:
+            return "–"
+        text = f"{statistics.fmean(values):.{digits}f}"
+        return text + (f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else "")
+
+
+def learning_curve(run_dir: Path) -> list[tuple[int, float]]:
+    """(epoch, val/fraction_of_oracle) from the run's metrics.csv (empty when it logged none)."""
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        points = {
+            int(float(r["epoch"])): float(r["val/fraction_of_oracle"])
+            for r in csv.DictReader(handle)
+            if r.get("val/fraction_of_oracle") not in (None, "") and r.get("epoch") not in (None, "")
+        }
+    return sorted(points.items())
+
+
+def collect(rows: Sequence[Row], size: str, seeds: Sequence[int]) -> dict[str, Result]:
+    results = {}
+    for row in rows:
+        result = Result(row, [], [], [])
+        for seed in seeds:
+            run = named_run(row.experiment, run_name(size, row, seed))
+            if not run.finished:
+                continue
+            summary = run.summary
+            result.metrics.append(summary.get("metrics", {}))
+            result.wall_times.append(float(summary.get("wall_time_s") or math.nan))
+            result.curves.append(learning_curve(run.dir))
+        results[row.key] = result
+    return results
+
+
+# -- the tables -----------------------------------------------------------------------------------------
+
+COLUMNS = (
+    ("fraction of oracle (pooled)", "test/fraction_of_oracle"),
+    ("median unit", "test/fraction_of_oracle_median"),
+    ("simple", "test/fraction_of_oracle/simple"),
+    ("complex", "test/fraction_of_oracle/complex"),
+    ("other", "test/fraction_of_oracle/other"),
+    ("bits/spike", "test/bps"),
+    ("oracle bits/spike", "test/oracle_bps"),
+    ("single-trial r (median)", "test/cc_median"),
+    ("FEVE (median)", "test/feve_median"),
+    ("noise-corrected r (median)", "test/cc_norm_median"),
+)
+
+
+def results_table(results: dict[str, Result], size: str) -> list[str]:
+    head = ["tier", "model", "seeds", *(name for name, _ in COLUMNS), "wall time / run", "row"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for result in results.values():
+        row = result.row
+        wall = f"{statistics.fmean(result.wall_times) / 60:.1f} min" if result.wall_times else "–"
+        cells = [row.tier, row.model, str(len(result.metrics)), *(result.cell(k) for _, k in COLUMNS), wall]
+        lines.append("| " + " | ".join([*cells, f"`{row.key}`"]) + " |")
+    return lines
+
+
+@dataclass(frozen=True)
+class Target:
+    check: str
+    target: str
+    measure: Callable[[dict[str, Result]], tuple[str, bool | None]]  # (measured, met; None: not measured)
+
+
+def _at_least(key: str, metric: str, bound: float) -> Callable[[dict[str, Result]], tuple[str, bool | None]]:
+    def measure(results: dict[str, Result]) -> tuple[str, bool | None]:
+        result = results.get(key)
+        value = result.mean(metric) if result else None
+        return ("not run", None) if value is None else (result.cell(metric), value >= bound)
+
+    return measure
+
+
+def _shifter(results: dict[str, Result]) -> tuple[str, bool | None]:
+    result = results.get("t2_core")
+    error = result.mean("test/shifter_error_deg") if result else None
+    return (
+        ("not run", None) if error is None else (f"{result.cell('test/shifter_error_deg')}°", error <= 0.05)
+    )
+
+
+def _multi_session_benefit(results: dict[str, Result]) -> tuple[str, bool | None]:
+    """Shared core vs single-session CNN on each small T1 session, in test bits/spike of that session."""
+    core = results.get("t1_core")
+    pairs = []
+    for key, single in results.items():
+        if key.startswith("t1_single_") and core is not None:
+            session = key.removeprefix("t1_single_")
+            shared, alone = core.mean(f"test/bps/{session}"), single.mean(f"test/bps/{session}")
+            if shared is not None and alone is not None:
+                pairs.append((session, shared, alone))
+    if not pairs:
+        return "not run", None
+    text = "; ".join(f"{s}: {shared:.3f} vs {alone:.3f}" for s, shared, alone in pairs)
+    return text + " bits/spike (shared vs alone)", all(shared > alone for _, shared, alone in pairs)
+
+
+def _transfer(results: dict[str, Result]) -> tuple[str, bool | None]:
+    part, full = results.get("t3_frozen_25"), results.get("t3_frozen_100")
+    a = part.mean("test/fraction_of_oracle") if part else None
+    b = full.mean("test/fraction_of_oracle") if full else None
+    if a is None or b is None:
+        return "not run", None
+    return f"{a:.3f} / {b:.3f} = {a / b:.2f}×", a >= 0.9 * b
+
+
+TARGETS = (
+    Target("T0", "≥ 0.90 of oracle (pooled)", _at_least("t0_cnn", "test/fraction_of_oracle", 0.90)),
+    Target("T1 pooled", "≥ 0.85", _at_least("t1_core", "test/fraction_of_oracle", 0.85)),
+    Target("T1 median unit", "≥ 0.75", _at_least("t1_core", "test/fraction_of_oracle_median", 0.75)),
+    Target("T1 complex cells", "≥ 0.75", _at_least("t1_core", "test/fraction_of_oracle/complex", 0.75)),
+    Target(
+        "T2 pooled, of the achievable oracle",
+        "≥ 0.80",
+        _at_least("t2_core", "test/fraction_of_achievable", 0.80),
+    ),
+    Target("T2 shifter error", "≤ 0.05°", _shifter),
+    Target(
+        "multi-session benefit (sessions ≤ 50 units)",
+        "shared core beats single-session",
+        _multi_session_benefit,
+    ),
+    Target("T3 transfer", "frozen core, 25 % of the data ≥ 0.9× of 100 %", _transfer),
+)
+
+
+def targets_table(results: dict[str, Result]) -> list[str]:
+    lines = ["| check | target | measured | met |", "|---|---|---|---|"]
+    for target in TARGETS:
+        measured, met = target.measure(results)
+        verdict = "–" if met is None else ("yes" if met else "**no**")
+        lines.append(f"| {target.check} | {target.target} | {measured} | {verdict} |")
+    return lines
+
+
+def plot_curves(results: dict[str, Result], path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    drawn = [
+        (r, curve) for r in results.values() for curve in r.curves[:1] if curve and "null" not in r.row.key
+    ]
+    if not drawn:
+        return False
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for result, curve in drawn:
+        epochs, values = zip(*curve, strict=True)
+        axes.plot([e + 1 for e in epochs], values, marker=".", label=f"{result.row.tier} {result.row.model}")
+    axes.set(xlabel="epoch", ylabel="validation fraction of oracle", ylim=(0, 1))
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
+def write_doc(
+    doc: Path, results: dict[str, Result], size: str, seeds: Sequence[int], overrides: Sequence[str]
+) -> None:
+    text = doc.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(
+            f"v1 results: {doc} has no {BEGIN} ... {END} markers; add them where the table goes."
+        )
+    command = " ".join(["python experiments/v1_results.py", f"--seeds {len(seeds)}", *overrides])
+    block = [
+        BEGIN,
+        f"Size `{size}`; every row: `{command} --rows ROW` (the last column names the row; "
+        "`--collect` rebuilds this block from the runs). Mean ± sd over the seeds that finished.",
+        "",
+        *targets_table(results),
+        "",
+        *results_table(results, size),
+    ]
+    if plot_curves(results, doc.parent / "images" / CURVES):
+        block += ["", f"![validation fraction of oracle per epoch](images/{CURVES})"]
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    doc.write_text(head + "\n".join([*block, END]) + tail)
+    print(f"[v1 results] wrote the table into {doc}", flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", default=None, help="comma-separated row keys or prefixes (default: all)")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds 0 .. N-1 per row (default 1)")
+    parser.add_argument("--collect", action="store_true", help="run nothing; tabulate the finished runs")
+    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "v1.md", help="the doc with the markers")
+    parser.add_argument(
+        "overrides", nargs="*", help="Hydra overrides for every run (size=... picks the size)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Result]:
+    args = parse_args(argv)
+    size = next((o.partition("=")[2] for o in args.overrides if o.startswith("size=")), "small")
+    rows = table_rows(size)
+    chosen, seeds = select(rows, args.rows), range(args.seeds)
+    if not args.collect:
+        by_key = {row.key: row for row in rows}
+        for seed in seeds:
+            for row in chosen:
+                run_row(row, size, seed, args.overrides, by_key)
+    results = collect(rows, size, seeds)
+    write_doc(args.doc, results, size, seeds, args.overrides)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""experiments/v1_results.py: runs the table's rows by name, reuses finished runs, judges the spec's targets
+from the runs' summaries and writes the table between the doc's markers."""
+
+import importlib.util
+import os
+import sys
+from unittest import mock
+
+import pytest
+
+from tests.helpers import REPO, cli_env
+
+_spec = importlib.util.spec_from_file_location("v1_results", REPO / "experiments" / "v1_results.py")
+v1_results = sys.modules["v1_results"] = importlib.util.module_from_spec(_spec)  # a script, not a package
+_spec.loader.exec_module(v1_results)
+
+DOC = "# v1\n\nbefore\n\n{begin}\nold table\n{end}\n\nafter\n"
+
+
+def _doc(tmp_path):
+    doc = tmp_path / "docs" / "v1.md"
+    doc.parent.mkdir()
+    doc.write_text(DOC.format(begin=v1_results.BEGIN, end=v1_results.END))
+    return doc
+
+
+def _result(key: str, *metrics: dict[str, float]) -> v1_results.Result:
+    row = next(row for row in v1_results.table_rows("small") if row.key == key)
+    return v1_results.Result(row, list(metrics), [60.0] * len(metrics), [])
+
+
+def test_rows_cover_every_model_and_tier_and_the_small_t1_sessions():
+    rows = v1_results.table_rows("small")
+    keys = [row.key for row in rows]
+    for key in (
+        "t0_null",
+        "t0_ln",
+        "t0_cnn",
+        "t1_core",
+        "t2_core",
+        "t3_pretrain",
+        "t3_frozen_25",
+        "t3_frozen_100",
+    ):
+        assert key in keys
+    # T1 small: subjA_s01 (25 units), subjA_s02 (46), subjA_s03 (32), subjB_s01 (39); not the 53- and 60-unit ones.
+    singles = sorted(k.removeprefix("t1_single_") for k in keys if k.startswith("t1_single_"))
+    assert singles == ["subjA_s01", "subjA_s02", "subjA_s03", "subjB_s01"]
+    assert [r.key for r in v1_results.select(rows, "t3")] == ["t3_pretrain", "t3_frozen_25", "t3_frozen_100"]
+    with pytest.raises(SystemExit, match="no row matches"):
+        v1_results.select(rows, "t9")
+
+
+def test_targets_are_judged_from_the_seed_means_and_unmeasured_ones_say_so():
+    results = {
+        "t0_cnn": _result("t0_cnn", {"test/fraction_of_oracle": 0.91}, {"test/fraction_of_oracle": 0.88}),
+        "t1_core": _result("t1_core", {"test/fraction_of_oracle": 0.86, "test/bps/subjA_s01": 0.9}),
+        "t1_single_subjA_s01": _result("t1_single_subjA_s01", {"test/bps/subjA_s01": 0.8}),
+        "t3_frozen_25": _result("t3_frozen_25", {"test/fraction_of_oracle": 0.76}),
+        "t3_frozen_100": _result("t3_frozen_100", {"test/fraction_of_oracle": 0.8}),
+    }
+    lines = v1_results.targets_table(results)
+    by_check = {line.split(" | ")[0].removeprefix("| "): line for line in lines[2:]}
+    assert "0.895 ± 0.021" in by_check["T0"] and by_check["T0"].endswith("| **no** |")  # mean 0.895 < 0.90
+    assert by_check["T1 pooled"].endswith("| yes |")
+    assert "not run" in by_check["T1 median unit"] and by_check["T1 median unit"].endswith("| – |")
+    assert "subjA_s01: 0.900 vs 0.800" in by_check["multi-session benefit (sessions ≤ 50 units)"]
+    assert "0.95×" in by_check["T3 transfer"] and by_check["T3 transfer"].endswith("| yes |")
+    table = v1_results.results_table(results, "small")
+    assert any(line.startswith("| T0 | single-session CNN | 2 | 0.895 ± 0.021 |") for line in table)
+
+
+def test_a_doc_without_markers_is_refused_and_nothing_is_lost(tmp_path):
+    doc = tmp_path / "v1.md"
+    doc.write_text("# v1\n")
+    with pytest.raises(SystemExit, match="markers"):
+        v1_results.write_doc(doc, {}, "small", [0], [])
+    assert doc.read_text() == "# v1\n"
+
+
+def test_tiny_rows_run_once_then_are_reused_and_tabulated(tmp_path, capsys):
+    doc = _doc(tmp_path)
+    args = [
+        "--rows",
+        "t0_null,t0_cnn",
+        "--doc",
+        str(doc),
+        "size=tiny",
+        "trainer.max_epochs=2",
+        "torch_threads=1",
+    ]
+    with mock.patch.dict(os.environ, cli_env(tmp_path), clear=True):
+        results = v1_results.main(args)
+        first = doc.read_text()
+        assert "finished earlier" not in capsys.readouterr().out
+        v1_results.main(args)  # finished runs are reused, not rerun
+        assert capsys.readouterr().out.count("finished earlier") == 2
+        v1_results.main(["--collect", *args])
+    cnn = results["t0_cnn"]
+    assert len(cnn.metrics) == 1 and cnn.curves[0][-1][0] == 1  # two epochs of validation
+    assert -1 < cnn.mean("test/fraction_of_oracle") < 1 and cnn.mean("test/oracle_bps") > 0
+    assert first.startswith("# v1\n\nbefore\n\n" + v1_results.BEGIN) and first.endswith(
+        v1_results.END + "\n\nafter\n"
+    )
+    assert "old table" not in first and "| T0 | single-session CNN | 1 |" in first
+    assert "| T1 | multi-session shared core | 0 |" in first  # rows not run stay in the table, empty
+    assert (doc.parent / "images" / v1_results.CURVES).stat().st_size > 1000
+    assert doc.read_text() == first  # --collect rebuilds the same block
