@@ -45,6 +45,7 @@ from training.toolkit.errors import UserError
 
 SAMPLER_KEYS = ("contrast_weighted", "power", "contrast_threshold")
 SPLITS = ("train", "val", "test")
+TRAIN_TARGETS = ("spikes", "rates")
 RESIDENT_MEMORY_SHARE = 0.5  # resident="auto" uses at most this share of the free device memory
 
 
@@ -87,6 +88,7 @@ class MultiDatasetDM(pl.LightningDataModule):
         cones: bool | Mapping[str, Any] | None = None,
         seed: int | None = None,
         dataset: str | None = None,
+        train_targets: str = "spikes",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -102,6 +104,11 @@ class MultiDatasetDM(pl.LightningDataModule):
         if str(resident).lower() not in ("auto", "true", "false"):
             raise UserError(f"data.resident={resident!r}: use auto, true or false.")
         self.resident_mode = str(resident).lower()
+        if train_targets not in TRAIN_TARGETS:
+            raise UserError(
+                f"data.train_targets={train_targets!r}: use spikes (the recordings) or rates (simulated "
+                "sessions' true rates: the noise-free ceiling of a model)."
+            )
         self.seed = seed if seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
         self.configs: DatasetConfigs = load_dataset_configs(
             dataset_configs_path, max_datasets, sessions, dataset=dataset, data_dir=data_dir
@@ -250,7 +257,15 @@ class MultiDatasetDM(pl.LightningDataModule):
                     f"{where}: frames are {list(session.frame_shape)} but parent.yaml says frame_shape "
                     f"{list(self.configs.frame_shape)}; fix parent.yaml or re-create the session."
                 )
-            data = SessionData(session, config.unit_ids, self.stim_types, self.configs.lags, cones, where)
+            targets = self.hparams.train_targets
+            if targets == "rates" and not session.has_truth:
+                raise UserError(
+                    f"{where}: data.train_targets=rates needs the true rates of a simulated session (truth/); "
+                    "this session has none: train on spikes (data.train_targets=spikes)."
+                )
+            data = SessionData(
+                session, config.unit_ids, self.stim_types, self.configs.lags, cones, where, targets
+            )
             declared = self.configs.parent.get("behavior")
             if declared is not None and data.behavior_dim != len(declared):
                 raise UserError(

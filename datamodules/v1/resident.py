@@ -45,6 +45,10 @@ class ResidentSession:
             "eyepos": torch.from_numpy(np.asarray(session.eyepos[rows], dtype=np.float32)),
             "trial": torch.from_numpy(session.trial_inds[rows].astype(np.int64)),
         }
+        if data.train_targets == "rates":  # training windows read the true rates as `robs`
+            self.tensors["train_robs"] = torch.from_numpy(
+                np.ascontiguousarray(data.targets(evaluation=False)[rows][:, columns])
+            )
         if session.behavior is not None:
             self.tensors["behavior"] = torch.from_numpy(np.asarray(session.behavior[rows], dtype=np.float32))
         for key, truth in (("rates", "rates"), ("achievable", "achievable_rates")):
@@ -71,7 +75,7 @@ class ResidentSession:
         lag_rows = rows[:, None] - torch.arange(self.lags - 1, -1, -1, device=t.device)
         item = {
             "stim": data["frames"][lag_rows],
-            "robs": data["robs"][rows].float(),
+            "robs": data["train_robs" if padding is None and "train_robs" in data else "robs"][rows].float(),
             "dfs": data["dfs"][rows].float(),
             "eyepos": data["eyepos"][lag_rows],
         }

@@ -175,9 +175,11 @@ class SessionData:
         lags: int,
         cones: Mapping[str, Any] | None = None,
         where: str = "",
+        train_targets: str = "spikes",
     ) -> None:
         self.name = session.name
         self.path = session.path
+        self.train_targets = train_targets  # "rates": training windows carry the true rates as `robs`
         self.lags = int(lags)
         self.types = list(types)
         self.num_frames = session.num_frames
@@ -243,6 +245,10 @@ class SessionData:
         pooled = spikes.sum() / max(valid.sum(), 1.0)
         return np.where(valid > 0, spikes / np.maximum(valid, 1.0), pooled)
 
+    def targets(self, evaluation: bool) -> np.ndarray:
+        """What a window's `robs` holds: the spikes, or in training with train_targets=rates the true rates."""
+        return self.truth("rates") if self.train_targets == "rates" and not evaluation else self.session.robs
+
     def fetch(
         self, t: np.ndarray, evaluation: bool, padding: np.ndarray | None = None
     ) -> dict[str, np.ndarray]:
@@ -250,7 +256,7 @@ class SessionData:
         session, columns, lag_frames = self.session, self.columns, self.lag_frames(t)
         item = {
             "stim": self.frames.gather(lag_frames),
-            "robs": session.robs[t][:, columns].astype(np.float32),
+            "robs": self.targets(evaluation)[t][:, columns].astype(np.float32),
             "dfs": session.dfs[t][:, columns].astype(np.float32),
             "eyepos": np.asarray(session.eyepos[lag_frames], dtype=np.float32),
         }

@@ -160,6 +160,26 @@ def test_resident_path_yields_the_cpu_path_batches(tiny_dataset, monkeypatch):
     _assert_same_batches(_transferred(cpu, pairs[0]), _transferred(resident, pairs[1]))
 
 
+def test_train_targets_rates_fit_the_true_rates_and_evaluate_on_spikes(tiny_dataset):
+    cpu, resident = (
+        _dm(tiny_dataset, max_datasets=1, train_targets="rates", resident=r) for r in (False, True)
+    )
+    data = cpu.data["alpha"]
+    t = cpu.samples["train"]["alpha"][:5]
+    truth, spikes = data.truth("rates")[t][:, ALPHA_COLUMNS], data.session.robs[t][:, ALPHA_COLUMNS]
+    assert not np.array_equal(truth, spikes)
+    np.testing.assert_array_equal(data.fetch(t, evaluation=False)["robs"], truth.astype(np.float32))
+    np.testing.assert_array_equal(data.fetch(t, evaluation=True)["robs"], spikes.astype(np.float32))
+    for make in ("train_dataloader", "val_dataloader"):  # the resident path reads the same targets
+        loaders = [getattr(dm, make)() for dm in (cpu, resident)]
+        pairs = [_epoch(loader, 0) if make == "train_dataloader" else list(loader) for loader in loaders]
+        _assert_same_batches(_transferred(cpu, pairs[0]), _transferred(resident, pairs[1]))
+    with pytest.raises(UserError, match=r"session beta.*train_targets=rates needs the true rates"):
+        _dm(tiny_dataset, train_targets="rates")
+    with pytest.raises(UserError, match="data.train_targets='counts'"):
+        _dm(tiny_dataset, train_targets="counts")
+
+
 def test_persistent_workers_give_the_same_batches_over_epochs(tiny_dataset):
     single = _dm(tiny_dataset).train_dataloader()
     loader = _dm(tiny_dataset, num_workers=1, persistent_workers=True).train_dataloader()
