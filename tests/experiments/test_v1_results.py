@@ -51,6 +51,26 @@ def test_rows_cover_every_model_and_tier_and_the_small_t1_sessions():
         v1_results.select(rows, "t9")
 
 
+def test_compile_reaches_the_rows_with_a_core_and_transfer_rows_get_their_pretrained_core(monkeypatch):
+    rows = {row.key: row for row in v1_results.table_rows("small")}
+    calls = {}
+    monkeypatch.setattr(
+        v1_results, "finish_run", lambda exp, name, overrides, tag: calls.update({name: overrides})
+    )
+    pretrain_run = mock.Mock(result_checkpoint=lambda: "/runs/pre/best.ckpt")
+    monkeypatch.setattr(v1_results, "named_run", lambda exp, name: pretrain_run)
+    for key in ("t0_null", "t0_cnn", "t3_frozen_25"):
+        v1_results.run_row(rows[key], "small", 1, ["torch_threads=1"], rows, compile_core=True)
+    assert calls["v1results_small_t0_null_s1"] == [
+        "model=v1_null",
+        "trainer.max_epochs=1",
+        "seed=1",
+        "torch_threads=1",
+    ]
+    assert calls["v1results_small_t0_cnn_s1"] == ["seed=1", "model.compile_model=true", "torch_threads=1"]
+    assert calls["v1results_small_t3_frozen_25_s1"][-1] == "model.pretrained_checkpoint=/runs/pre/best.ckpt"
+
+
 def test_targets_are_judged_from_the_seed_means_and_unmeasured_ones_say_so():
     results = {
         "t0_cnn": _result("t0_cnn", {"test/fraction_of_oracle": 0.91}, {"test/fraction_of_oracle": 0.88}),
