@@ -3,7 +3,7 @@
     python experiments/v1_results.py                        # every row at the small size, seed 0 (CPU: hours)
     python experiments/v1_results.py --rows t0 --seeds 3    # the T0 rows with seeds 0, 1, 2
     python experiments/v1_results.py --collect              # rebuild the table from the finished runs only
-    python experiments/v1_results.py --rows t1_core size=full trainer=gpu   # overrides go to every run
+    python experiments/v1_results.py --rows t1_core size=full   # overrides go to every run (GPU size)
 
 Rows: null (mean rate), per-unit LN, single-session CNN (T0, and each T1 session with <= 50 units for
 the multi-session benefit), multi-session shared core (T1), shared core + shifter (T2), a core pretrained
@@ -12,8 +12,8 @@ numbers come with every row. `--rows` takes keys or prefixes (t0, t1_core, t3).
 
 Each (row, seed) is the run `logs/<experiment>/runs/v1results_<size>_<row>_s<seed>`: finished runs are
 reused, unfinished ones resume. The targets of the spec, the table (mean +- sd over the seeds that
-finished) and the learning curves go into the doc (default docs/v1.md) between the `v1-results` markers,
-the curves to `images/v1_learning_curves.png` beside it.
+finished), the learning curves and the T0/T1 headline runs' test pictures go into the doc (default
+docs/v1.md) between the `v1-results` markers, the pictures to `images/` beside it.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import shutil
 import statistics
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,6 +37,7 @@ from training.named_run import finish_run, named_run  # noqa: E402
 SMALL_SESSION_UNITS = 50  # the spec's multi-session benefit is judged on sessions this small
 BEGIN, END = "<!-- v1-results:begin -->", "<!-- v1-results:end -->"
 CURVES = "v1_learning_curves.png"
+PICTURES = {"t0_cnn": "v1_t0", "t1_core": "v1_t1"}  # rows whose first run's test pictures the doc shows
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ class Result:
     metrics: list[dict[str, float]]  # one per finished seed
     wall_times: list[float]
     curves: list[list[tuple[int, float]]]  # per seed: (epoch, val/fraction_of_oracle)
+    run_dirs: list[Path] = field(default_factory=list)
 
     def values(self, key: str) -> list[float]:
         return [m[key] for m in self.metrics if isinstance(m.get(key), int | float) and math.isfinite(m[key])]
@@ -172,6 +175,7 @@ def collect(rows: Sequence[Row], size: str, seeds: Sequence[int]) -> dict[str, R
             result.metrics.append(summary.get("metrics", {}))
             result.wall_times.append(float(summary.get("wall_time_s") or math.nan))
             result.curves.append(learning_curve(run.dir))
+            result.run_dirs.append(run.dir)
         results[row.key] = result
     return results
 
@@ -306,6 +310,20 @@ def plot_curves(results: dict[str, Result], path: Path) -> bool:
     return True
 
 
+def copy_pictures(results: dict[str, Result], images: Path) -> list[str]:
+    """The test pictures (models/v1/plots.py) of each `PICTURES` row's first finished run, as
+    `images/<prefix>_<picture>.png`; returns the doc's image lines."""
+    lines = []
+    for key, prefix in PICTURES.items():
+        result = results.get(key)
+        for picture in sorted(result.run_dirs[0].glob("images/*.png")) if result and result.run_dirs else []:
+            target = images / f"{prefix}_{picture.name}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(picture, target)
+            lines.append(f"![{result.row.tier} {result.row.model}: {picture.stem}](images/{target.name})")
+    return lines
+
+
 def write_doc(
     doc: Path,
     results: dict[str, Result],
@@ -331,6 +349,8 @@ def write_doc(
     ]
     if plot_curves(results, doc.parent / "images" / CURVES):
         block += ["", f"![validation fraction of oracle per epoch](images/{CURVES})"]
+    pictures = copy_pictures(results, doc.parent / "images")
+    block += ["", *pictures] if pictures else []
     head, _, rest = text.partition(BEGIN)
     _, _, tail = rest.partition(END)
     doc.write_text(head + "\n".join([*block, END]) + tail)

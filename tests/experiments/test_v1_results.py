@@ -125,4 +125,7 @@ def test_tiny_rows_run_once_then_are_reused_and_tabulated(tmp_path, capsys):
     assert "old table" not in first and "| T0 | single-session CNN | 1 |" in first
     assert "| T1 | multi-session shared core | 0 |" in first  # rows not run stay in the table, empty
     assert (doc.parent / "images" / v1_results.CURVES).stat().st_size > 1000
+    assert (
+        doc.parent / "images" / "v1_t0_bps_vs_oracle.png"
+    ).is_file() and "(images/v1_t0_bps_vs_oracle.png)" in first
     assert doc.read_text() == first  # --collect rebuilds the same block
