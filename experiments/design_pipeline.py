@@ -11,7 +11,7 @@ its newest valid checkpoint (`resume=auto`), and the rest follow.
     python experiments/design_pipeline.py --set decoder:trainer.max_epochs=40 --set encoder:data.num_train=2000
 
 Run dirs and the hand-off are printed; `logs/design_pipeline/<run name>.json` records each stage's
-checkpoint and metrics.
+checkpoint and metrics (with `fid_features`, the extractor of a stage's FID/KID).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def run_stage(name: str, run_name: str, overrides: list[str], python: str) -> di
     return {
         "run_dir": str(run.dir),
         "checkpoint": stage_checkpoint(name, run_name),
+        **({"fid_features": run.summary["fid_features"]} if "fid_features" in run.summary else {}),
         **run.summary.get("metrics", {}),
     }
 

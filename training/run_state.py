@@ -223,10 +223,11 @@ def _trainer_facts(trainer: Any) -> dict[str, Any]:
             best_score=float(score) if score is not None else None,
             monitor=best.monitor,
         )
-    for callback in trainer.callbacks:
-        # Callbacks that report into the summary say so through `summary_facts()` (LatestCheckpoint,
-        # EpochHeartbeat): the runner does not need to know their classes.
-        report = getattr(callback, "summary_facts", None)
+    for reporter in [*trainer.callbacks, getattr(trainer, "lightning_module", None)]:
+        # Callbacks and the LightningModule that report into the summary say so through `summary_facts()`
+        # (LatestCheckpoint, EpochHeartbeat; a generative model's FID/KID feature extractor): the runner does
+        # not need to know their classes.
+        report = getattr(reporter, "summary_facts", None)
         if callable(report):
             facts.update(report())
     return facts

@@ -62,6 +62,8 @@ def write_sweep_table(sweep_dir: Path) -> list[dict[str, Any]]:
             "wall_time_s": data.get("wall_time_s"),
             "params": data.get("params"),
         }
+        if data.get("fid_features"):  # the extractor of a generative job's FID/KID metrics
+            row["fid_features"] = data["fid_features"]
         row.update(data.get("metrics", {}))
         rows.append(row)
     if not rows:

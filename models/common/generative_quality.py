@@ -12,10 +12,15 @@ precomputed features through); the reference's features are extracted once and k
 time, so a large set never sits in memory (KID keeps the (N, D) features, as it must). Each process
 measures the whole sets it is given (no cross-process reduction), so under DDP every rank gets the same
 numbers when every rank reads the same sets.
+
+The numbers travel with the extractor's identity (`QualityTable.features`: its name and weights hash), which
+is logged when they are measured and which the LightningModules report in the run's summary.json
+(`fid_features`, beside `metrics`).
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
@@ -27,6 +32,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from models.common.feature_extractors import ImageFeatures
 from training.toolkit.errors import UserError
 
+log = logging.getLogger(__name__)
 REAL_VS_REAL = "real_vs_real"
 NOISE = "noise"
 ANCHORS = (REAL_VS_REAL, NOISE)
@@ -121,17 +127,34 @@ class FeatureDistances:
         return size
 
 
+class QualityTable(dict):
+    """`{metric name: value}` (a plain dict of floats, ready for `log_dict`) that also carries `features`,
+    the identity of the extractor the values were measured with (`ImageFeatures.identity`)."""
+
+    def __init__(self, values: Mapping[str, float] | None = None, *, features: str) -> None:
+        super().__init__(values or {})
+        self.features = features
+
+
+def fid_features(table: Mapping[str, float]) -> str | None:
+    """The extractor identity a quality table carries (None for a plain mapping)."""
+    return getattr(table, "features", None)
+
+
 def quality_table(
     extractor: ImageFeatures,
     reference: Iterable[torch.Tensor],
     candidates: Mapping[str, Iterable[torch.Tensor]],
     **distance_options,
-) -> dict[str, float]:
+) -> QualityTable:
     """FID/KID of every candidate set against `reference` (see FeatureDistances for the options), plus
     `fid_relative/<name>` and `kid_relative/<name>` for each candidate that is not a baseline when both
-    `real_vs_real` and `noise` are among the candidates: (d − d_real) / (d_noise − d_real)."""
+    `real_vs_real` and `noise` are among the candidates: (d − d_real) / (d_noise − d_real). The table's
+    `features` names the extractor (also logged)."""
+    identity = extractor.identity
+    log.info("FID/KID features: %s", identity)
     distances = FeatureDistances(extractor, reference, **distance_options)
-    table: dict[str, float] = {}
+    table = QualityTable(features=identity)
     for name, images in candidates.items():
         table.update(distances(name, images))
     if all(anchor in candidates for anchor in ANCHORS):

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from models.common.generative_quality import fid_features
 from models.ukiyoe.augment import DiffAugment
 from models.ukiyoe.balance import BalanceController
 from models.ukiyoe.nets.generator import UkiyoeGenerator
@@ -103,6 +104,7 @@ class UkiyoeGANModel(pl.LightningModule):
         self.d_optimizer_factory = d_optimizer
         self.balance = balance
         self.quality = quality
+        self.fid_features: str | None = None  # the extractor of the last FID/KID measured (summary_facts)
         self.register_buffer("augment_probability", torch.tensor(float(augment_probability)))
         # host-side integers (checkpointed in on_save_checkpoint): reading them never waits for the device
         self.d_train_interval = d_train_interval
@@ -258,8 +260,7 @@ class UkiyoeGANModel(pl.LightningModule):
         )
         every = self.hparams.quality_every_n_epochs
         if self.quality is not None and every and (epoch + 1) % every == 0:
-            for key, value in self.quality(self).items():
-                self.log(f"val/{key}", value, sync_dist=True)
+            self._log_quality("val")
 
     def on_test_epoch_end(self) -> None:
         self._log_palette("test", self.eval_palette)
@@ -268,8 +269,17 @@ class UkiyoeGANModel(pl.LightningModule):
         exact = palette_exact_share(images, self.ema_generator.palette.colors())
         self.log("test/palette_exact_share", exact, sync_dist=True)
         if self.quality is not None:
-            for key, value in self.quality(self).items():
-                self.log(f"test/{key}", value, sync_dist=True)
+            self._log_quality("test")
+
+    def _log_quality(self, stage: str) -> None:
+        table = self.quality(self)
+        self.fid_features = fid_features(table) or self.fid_features
+        for key, value in table.items():
+            self.log(f"{stage}/{key}", value, sync_dist=True)
+
+    def summary_facts(self) -> dict[str, str]:
+        """For the run's summary.json: the feature extractor (name, weights hash) of its FID/KID metrics."""
+        return {"fid_features": self.fid_features} if self.fid_features else {}
 
     def _log_palette(self, stage: str, usage: PaletteUsage) -> None:
         if usage.update_count:

@@ -20,8 +20,13 @@ import logging
 import pytorch_lightning as pl
 
 from models.common.classifier_features import ClassifierFeatures
-from models.common.feature_extractors import select_feature_extractor
-from models.common.generative_quality import NOISE, REAL_VS_REAL, noise_images, quality_table
+from models.common.feature_extractors import (
+    AUTO,
+    INCEPTION_INSTALL,
+    resolve_feature,
+    select_feature_extractor,
+)
+from models.common.generative_quality import NOISE, REAL_VS_REAL, QualityTable, noise_images, quality_table
 
 log = logging.getLogger(__name__)
 PRINTS = "prints"
@@ -29,8 +34,9 @@ MODEL, UNTRAINED = "model", "untrained"
 
 
 class UkiyoeQuality:
-    """FID/KID of a trained ukiyoe GAN's EMA samples against real prints, with Inception features or the
-    scene classifier of `experiment=ukiyoe_features` (`feature: prints`, from `features_checkpoint`).
+    """FID/KID of a trained ukiyoe GAN's EMA samples against real prints, with the standard Inception features
+    or the scene classifier of `experiment=ukiyoe_features` (`feature: prints`, from `features_checkpoint`);
+    `feature: auto` takes Inception when its weights are installed, else the prints classifier.
 
     Cheap to build: the extractor's checkpoint is read only when it is called. `seed` fixes the latents of
     both generators, KID's subsets and the noise baseline; `batch_size` is the batch of real and noise images.
@@ -39,7 +45,7 @@ class UkiyoeQuality:
     def __init__(
         self,
         features_checkpoint: str | None = None,
-        feature: str = PRINTS,
+        feature: str = AUTO,
         inception_weights: str | None = None,
         num_samples: int = 256,
         subset_size: int = 100,
@@ -60,27 +66,38 @@ class UkiyoeQuality:
 
     def __call__(self, module: pl.LightningModule) -> dict[str, float]:
         """The table for `module` under test (its trainer's datamodule gives the real prints). Nothing, and a
-        warning saying how to get it, while the prints feature extractor's checkpoint is not set."""
-        if self.feature == PRINTS and not self.features_checkpoint:
+        warning saying how to get it, while the prints feature extractor is chosen and its checkpoint not set."""
+        feature = resolve_feature(
+            self.feature,
+            inception_weights=self.inception_weights,
+            fallback=PRINTS,
+            config_key=self.config_key,
+        )
+        if feature == PRINTS and not self.features_checkpoint:
             log.warning(
                 "Sample quality (FID/KID) not measured: %s.features_checkpoint is not set. Train the offline "
                 "feature extractor with `python -m training.run experiment=ukiyoe_features` and give its "
-                "checkpoint (<run>/checkpoints/*.ckpt), or set %s=null to silence this.",
+                "checkpoint (<run>/checkpoints/*.ckpt); or measure with the standard Inception features "
+                "(%s.feature=auto or inception: %s); or set %s=null to silence this.",
                 self.config_key,
+                self.config_key,
+                INCEPTION_INSTALL,
                 self.config_key,
             )
             return {}
-        return self.evaluate(module, module.trainer.datamodule)
+        return self.evaluate(module, module.trainer.datamodule, feature=feature)
 
-    def evaluate(self, module: pl.LightningModule, datamodule: pl.LightningDataModule) -> dict[str, float]:
-        """`{fid|kid|kid_std/<set>, fid_relative/<model|untrained>, kid_relative/<model|untrained>}`."""
+    def evaluate(
+        self, module: pl.LightningModule, datamodule: pl.LightningDataModule, feature: str | None = None
+    ) -> QualityTable:
+        """`{fid|kid|kid_std/<set>, fid_relative/<model|untrained>, kid_relative/<model|untrained>}`, naming
+        its extractor; `feature` is `self.feature` already resolved (None: resolve it here)."""
         extractor = select_feature_extractor(
-            self.feature,
+            feature or self.feature,
             inception_weights=self.inception_weights,
             trained={PRINTS: self._prints_features},
             config_key=self.config_key,
         )
-        log.info("Sample quality with the %s feature extractor.", extractor.name)
         count = min(self.num_samples, _split_size(datamodule, "train"), _split_size(datamodule, "test"))
         untrained = module.build_generator().to(module.device).eval()
         shape = (3, datamodule.resolution, datamodule.resolution)

@@ -4,6 +4,7 @@ finished stages; the fine-tuned decoder samples with task=sample."""
 import importlib.util
 import json
 import os
+import re
 import sys
 from unittest import mock
 
@@ -11,7 +12,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from models.design.stages import STAGES
-from tests.helpers import REPO, cli_env, multirun_job_summary, read_summary, run_main
+from tests.helpers import REPO, cli_env, read_summary, run_main
 
 _spec = importlib.util.spec_from_file_location("design_pipeline", REPO / "experiments" / "design_pipeline.py")
 design_pipeline = sys.modules["design_pipeline"] = importlib.util.module_from_spec(
@@ -39,6 +40,10 @@ STAGE_SETTINGS = [
     *("--set", "finetune:model.eval_designs=4", "--set", "finetune:model.grid_per_pair=0"),
     *("--set", "innovation:model.num_latents=4", "--set", "innovation:model.sample_steps=2"),
     *("--set", "innovation:data.steps_per_epoch=2"),
+    # FID/KID on the trained design features (Inception at 299² would add minutes on a CPU; its own tests:
+    # tests/models/common/test_inception_fid.py)
+    *("--set", "decoder:model.quality.feature=design", "--set", "finetune:model.quality.feature=design"),
+    *("--set", "innovation:model.feature=design"),
 ]
 
 
@@ -76,6 +81,7 @@ def test_pipeline_hands_each_stage_the_previous_best_checkpoints_and_resumes_per
     for key in ("fid/model", "fid/real_vs_real", "fid/noise", "fid/untrained", "fid_relative/model",
                 "kid/model", "conditioning/goal/model", "conditioning/format/model"):  # fmt: skip
         assert np.isfinite(decoder["metrics"][f"test/{key}"]), key
+    assert re.fullmatch(r"design \(weights sha1 [0-9a-f]{8}\)", decoder["fid_features"])  # beside the numbers
     finetune_config = OmegaConf.load(stage_run(tmp_path, "design_finetune") / "config.yaml")
     assert finetune_config.model.decoder_checkpoint == decoder["best_checkpoint"]
     finetune = read_summary(stage_run(tmp_path, "design_finetune"))
@@ -84,8 +90,12 @@ def test_pipeline_hands_each_stage_the_previous_best_checkpoints_and_resumes_per
     assert innovation_config.model.decoder_checkpoint == finetune["best_checkpoint"]
     innovation = read_summary(stage_run(tmp_path, "design_innovation"))
     assert np.isfinite(innovation["metrics"]["test/grammar/after/mean"])
+    assert (
+        finetune["fid_features"] == innovation["fid_features"] == decoder["fid_features"]
+    )  # the same judges
     record = json.loads((tmp_path / "logs" / "design_pipeline" / "t.json").read_text())
     assert list(record) == ["encoder", "abstractor", "decoder", "finetune", "innovation"]
+    assert record["decoder"]["fid_features"] == decoder["fid_features"]
 
     # The fine-tuned decoder is a decoder: task=sample writes the requested designs from its checkpoint.
     run_main(tmp_path, "task=sample", f"ckpt_path={finetune['best_checkpoint']}", "sample.num=3",
@@ -95,15 +105,21 @@ def test_pipeline_hands_each_stage_the_previous_best_checkpoints_and_resumes_per
     assert samples["images"].shape[0] == 3 and (samples_dir / "grid.png").is_file()
     assert (samples["goal"] == list(samples["goal_names"]).index("sell")).all()
 
-    # Phase 3's experiments also run with debug=fdr from those checkpoints (one multirun).
+    # Phase 3's experiments also run with debug=fdr from those checkpoints, each with its own key for the
+    # design features (one multirun cannot set both: the fine-tune's model.quality.feature, innovation's
+    # model.feature).
     checkpoints = {stage: read_summary(stage_run(tmp_path, f"design_{stage}"))["best_checkpoint"]
                    for stage in ("encoder", "abstractor", "decoder")}  # fmt: skip
-    # `++`: a sweep's base config is composed before the swept experiment picks its model and data.
-    run_main(
-        tmp_path, "--multirun", "experiment=design_finetune,design_innovation", "debug=fdr",
-        *(f"++model.{stage}_checkpoint={path}" for stage, path in checkpoints.items()), "++model.sample_steps=2",
-        "++data.resolution=32", "++data.num_train=16", "++data.num_val=8", "++data.num_test=8",
-        "++data.batch_size=4", "callbacks.model_summary=null",
-    )  # fmt: skip
-    for experiment in ("design_finetune", "design_innovation"):
-        assert multirun_job_summary(tmp_path, experiment)["status"] == "finished", experiment
+    for experiment, feature in (
+        ("design_finetune", "model.quality.feature"),
+        ("design_innovation", "model.feature"),
+    ):
+        run_main(
+            tmp_path, f"experiment={experiment}", "debug=fdr", "run_name=fdr", f"{feature}=design",
+            *(f"model.{stage}_checkpoint={path}" for stage, path in checkpoints.items()), "model.sample_steps=2",
+            "data.resolution=32", "data.num_train=16", "data.num_val=8", "data.num_test=8",
+            "data.batch_size=4", "callbacks.model_summary=null",
+        )  # fmt: skip
+        assert read_summary(stage_run(tmp_path, experiment).with_name("fdr"))["status"] == "finished", (
+            experiment
+        )

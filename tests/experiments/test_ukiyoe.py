@@ -1,8 +1,9 @@
-"""The ukiyoe GAN end to end: the feature extractor (debug=fdr) feeds the GAN's FID/KID (debug=fdr), the GAN
-samples from its checkpoint, and a resumed GAN run ends exactly like an uninterrupted one. (ukiyoe_nca_grow's
-debug=fdr run: tests/models/ukiyoe/test_grow_module.py.)"""
+"""The ukiyoe GAN end to end: the feature extractor (debug=fdr) feeds the GAN's FID/KID (debug=fdr; named in
+summary.json), the GAN samples from its checkpoint, and a resumed GAN run ends exactly like an uninterrupted
+one. (ukiyoe_nca_grow's debug=fdr run: tests/models/ukiyoe/test_grow_module.py.)"""
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +37,12 @@ def features_checkpoint(tmp_path_factory) -> Path:
 def test_the_gan_reports_fid_kid_beside_baselines_and_samples_from_its_checkpoint(
     tmp_path, features_checkpoint
 ):
-    run_main(tmp_path, *GAN, "debug=fdr", f"model.quality.features_checkpoint={features_checkpoint}")
+    prints = ["model.quality.feature=prints", f"model.quality.features_checkpoint={features_checkpoint}"]
+    run_main(tmp_path, *GAN, "debug=fdr", *prints)  # (the default, Inception: test_inception_fid.py)
     (run_dir,) = run_dirs(tmp_path, "ukiyoe_gan_nca")
-    metrics = read_summary(run_dir)["metrics"]
+    summary = read_summary(run_dir)
+    metrics = summary["metrics"]
+    assert re.fullmatch(r"classifier:ukiyoe_features \(weights sha1 [0-9a-f]{8}\)", summary["fid_features"])
     for name in ("model", "untrained", "real_vs_real", "noise"):
         assert math.isfinite(metrics[f"test/fid/{name}"]) and math.isfinite(metrics[f"test/kid/{name}"]), name
     assert metrics["test/fid/real_vs_real"] < metrics["test/fid/noise"]

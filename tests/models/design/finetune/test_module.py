@@ -193,6 +193,7 @@ def test_test_compares_the_starting_and_fine_tuned_samples_on_the_same_designs(s
         "_partial_": True,
         "encoder_checkpoint": stages["encoder_checkpoint"],
         "abstractor_checkpoint": stages["abstractor_checkpoint"],
+        "feature": "design",  # the judge's features (Inception: tests/models/common/test_inception_fid.py)
         "num_samples": 4,
         "subset_size": 2,
         "subsets": 2,
@@ -213,3 +214,4 @@ def test_test_compares_the_starting_and_fine_tuned_samples_on_the_same_designs(s
     real = module.judge(real_batch["image"])
     assert metrics["test/grammar/real/mean"] == pytest.approx(real.mean().item(), rel=1e-5)
     assert isinstance(module, DecoderModel)
+    assert module.summary_facts() == {"fid_features": module.judge.reader.identity}  # the renamed table's too

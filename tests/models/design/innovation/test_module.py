@@ -23,7 +23,14 @@ def stages(tmp_path_factory) -> dict[str, str]:
     return write_stages(tmp_path_factory.mktemp("phase3_stages"))
 
 
-TINY = {"num_latents": 4, "resolution": RESOLUTION, "sample_steps": 2, "kid_subset_size": 2, "kid_subsets": 2}
+TINY = {
+    "num_latents": 4,
+    "resolution": RESOLUTION,
+    "sample_steps": 2,
+    "kid_subset_size": 2,
+    "kid_subsets": 2,
+    "feature": "design",  # the judge's features (Inception: tests/models/common/test_inception_fid.py)
+}
 
 
 def innovation(stages: dict[str, str], lr: float = 0.02, **options) -> InnovationModel:
@@ -104,6 +111,7 @@ def test_test_reports_before_after_grammar_quality_and_writes_the_samples(traine
     assert {"test/fid/real_vs_real", "test/fid/noise", "test/kid/after", "test/grammar/real/mean"} <= set(
         metrics
     )
+    assert trained.summary_facts() == {"fid_features": trained.judge.reader.identity}  # for summary.json
     saved = np.load(tmp_path / "innovation" / "after" / "samples.npz")
     assert saved["images"].shape == (4, 3, RESOLUTION, RESOLUTION) and saved["grammar"].shape == (4, 4)
     np.testing.assert_allclose(saved["latents"], trained.latents.detach().numpy())
