@@ -304,9 +304,14 @@ def plot_curves(results: dict[str, Result], path: Path) -> bool:
     if not drawn:
         return False
     figure, axes = plt.subplots(figsize=(7, 4))
-    for result, curve in drawn:
+    styles = {"T0": "-", "T1": "--", "T2": "-.", "T3": ":"}
+    colors = plt.get_cmap("tab20").colors  # one colour per row (the default cycle repeats after 10)
+    for index, (result, curve) in enumerate(drawn):
         epochs, values = zip(*curve, strict=True)
-        axes.plot([e + 1 for e in epochs], values, marker=".", label=f"{result.row.tier} {result.row.model}")
+        axes.plot(
+            [e + 1 for e in epochs], values, styles.get(result.row.tier, "-"), marker=".",
+            color=colors[index % len(colors)], label=f"{result.row.tier} {result.row.model}",
+        )  # fmt: skip
     axes.set(xlabel="epoch", ylabel="validation fraction of oracle", ylim=(0, 1))
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7)
