@@ -257,14 +257,14 @@ class MultiDatasetDM(pl.LightningDataModule):
                     f"{where}: frames are {list(session.frame_shape)} but parent.yaml says frame_shape "
                     f"{list(self.configs.frame_shape)}; fix parent.yaml or re-create the session."
                 )
-            targets = self.hparams.train_targets
-            if targets == "rates" and not session.has_truth:
-                raise UserError(
-                    f"{where}: data.train_targets=rates needs the true rates of a simulated session (truth/); "
-                    "this session has none: train on spikes (data.train_targets=spikes)."
-                )
             data = SessionData(
-                session, config.unit_ids, self.stim_types, self.configs.lags, cones, where, targets
+                session,
+                config.unit_ids,
+                self.stim_types,
+                self.configs.lags,
+                cones,
+                where,
+                self.hparams.train_targets,
             )
             declared = self.configs.parent.get("behavior")
             if declared is not None and data.behavior_dim != len(declared):

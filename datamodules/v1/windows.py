@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datamodules.v1.session import Session, SessionFormatError
+from training.toolkit.errors import UserError
 
 CONTRAST_CACHE_DIR = ".cache"
 _CHUNK_FRAMES = 4096  # frames per chunk when scanning a whole stimulus block
@@ -191,6 +192,11 @@ class SessionData:
             else (float(session.meta["stim_stats"]["mean"]), float(session.meta["stim_stats"]["std"]))
         )
         self.has_truth = session.has_truth
+        if train_targets == "rates" and not self.has_truth:
+            raise UserError(
+                f"{where or session.name}: data.train_targets=rates needs the true rates of a simulated session "
+                "(truth/); this session has none: train on spikes (data.train_targets=spikes)."
+            )
         self.has_achievable = session.has_truth_item("achievable_rates")
         self.behavior_dim = 0 if session.behavior is None else int(session.behavior.shape[1])
         self.trials = session.trials

@@ -136,9 +136,18 @@ class QualityTable(dict):
         self.features = features
 
 
-def fid_features(table: Mapping[str, float]) -> str | None:
-    """The extractor identity a quality table carries (None for a plain mapping)."""
-    return getattr(table, "features", None)
+class ReportsFidFeatures:
+    """Mix into a LightningModule that measures FID/KID: `remember_fid_features(table)` keeps the extractor
+    identity of the last quality table, and `summary_facts()` reports it in the run's summary.json."""
+
+    fid_features: str | None = None
+
+    def remember_fid_features(self, table: Mapping[str, float]) -> None:
+        self.fid_features = getattr(table, "features", None) or self.fid_features
+
+    def summary_facts(self) -> dict[str, str]:
+        """For the run's summary.json: the feature extractor (name, weights hash) of its FID/KID metrics."""
+        return {"fid_features": self.fid_features} if self.fid_features else {}
 
 
 def quality_table(

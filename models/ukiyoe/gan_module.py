@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from models.common.generative_quality import fid_features
+from models.common.generative_quality import ReportsFidFeatures
 from models.ukiyoe.augment import DiffAugment
 from models.ukiyoe.balance import BalanceController
 from models.ukiyoe.nets.generator import UkiyoeGenerator
@@ -42,7 +42,7 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SCHEDULE_KEY = "ukiyoe_schedule"
 
 
-class UkiyoeGANModel(pl.LightningModule):
+class UkiyoeGANModel(ReportsFidFeatures, pl.LightningModule):
     def __init__(
         self,
         generator: UkiyoeGenerator,
@@ -104,7 +104,6 @@ class UkiyoeGANModel(pl.LightningModule):
         self.d_optimizer_factory = d_optimizer
         self.balance = balance
         self.quality = quality
-        self.fid_features: str | None = None  # the extractor of the last FID/KID measured (summary_facts)
         self.register_buffer("augment_probability", torch.tensor(float(augment_probability)))
         # host-side integers (checkpointed in on_save_checkpoint): reading them never waits for the device
         self.d_train_interval = d_train_interval
@@ -273,13 +272,9 @@ class UkiyoeGANModel(pl.LightningModule):
 
     def _log_quality(self, stage: str) -> None:
         table = self.quality(self)
-        self.fid_features = fid_features(table) or self.fid_features
+        self.remember_fid_features(table)
         for key, value in table.items():
             self.log(f"{stage}/{key}", value, sync_dist=True)
-
-    def summary_facts(self) -> dict[str, str]:
-        """For the run's summary.json: the feature extractor (name, weights hash) of its FID/KID metrics."""
-        return {"fid_features": self.fid_features} if self.fid_features else {}
 
     def _log_palette(self, stage: str, usage: PaletteUsage) -> None:
         if usage.update_count:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from torch import nn
 
-from models.common.generative_quality import fid_features
+from models.common.generative_quality import ReportsFidFeatures
 from models.design.decoder.samples import (
     grid_metadata,
     parse_sample_options,
@@ -48,7 +48,7 @@ class DiffusionTerms:
     noise: torch.Tensor
 
 
-class DecoderModel(NetOptions, pl.LightningModule):
+class DecoderModel(ReportsFidFeatures, NetOptions, pl.LightningModule):
     """Conditional DDPM on design images: `net` predicts the noise given the `meta_tokens` of V_Meta."""
 
     def __init__(
@@ -91,7 +91,6 @@ class DecoderModel(NetOptions, pl.LightningModule):
         self.optimizer_factory = optimizer
         self.lr_schedule = lr_schedule
         self.quality = quality
-        self.fid_features: str | None = None  # the extractor of the last FID/KID measured (summary_facts)
 
     @property
     def num_train_timesteps(self) -> int:
@@ -168,13 +167,9 @@ class DecoderModel(NetOptions, pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         table = self.evaluate_quality()
-        self.fid_features = fid_features(table) or self.fid_features
+        self.remember_fid_features(table)
         for name, value in table.items():
             self.log(f"test/{name}", value)
-
-    def summary_facts(self) -> dict[str, str]:
-        """For the run's summary.json: the feature extractor (name, weights hash) of its FID/KID metrics."""
-        return {"fid_features": self.fid_features} if self.fid_features else {}
 
     def evaluate_quality(self) -> dict[str, float]:
         """Test-time sample quality (FID/KID beside their baselines, conditioning fidelity): `quality` is a

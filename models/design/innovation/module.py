@@ -31,7 +31,14 @@ import torch
 from torch import nn
 
 from models.common.feature_extractors import AUTO, select_feature_extractor
-from models.common.generative_quality import NOISE, REAL_VS_REAL, QualityTable, noise_images, quality_table
+from models.common.generative_quality import (
+    NOISE,
+    REAL_VS_REAL,
+    QualityTable,
+    ReportsFidFeatures,
+    noise_images,
+    quality_table,
+)
 from models.design.decoder.module import DecoderModel
 from models.design.decoder.samples import write_sample_files
 from models.design.grammar_reward import GrammarReward, grammar_table
@@ -53,7 +60,7 @@ def shell_penalty(latents: torch.Tensor) -> torch.Tensor:
     return (latents.flatten(1).pow(2).mean(dim=1) - 1.0).pow(2).mean()
 
 
-class InnovationModel(pl.LightningModule):
+class InnovationModel(ReportsFidFeatures, pl.LightningModule):
     """Gradient ascent on the frozen judges' grammar of a frozen decoder's DDIM samples, over their latents."""
 
     def __init__(
@@ -85,7 +92,6 @@ class InnovationModel(pl.LightningModule):
         self.latents = nn.Parameter(self.designs.latents.clone())
         # The frozen decoder and judges: a plain dict keeps them out of state_dict and parameters().
         self.frozen: dict[str, pl.LightningModule | GrammarReward] = {}
-        self.fid_features: str | None = None  # the extractor of the test FID/KID (summary_facts)
 
     @property
     def decoder(self) -> DecoderModel:
@@ -181,7 +187,7 @@ class InnovationModel(pl.LightningModule):
         table["test/grammar_gain"] = table["test/grammar/after/mean"] - table["test/grammar/before/mean"]
         self.log_dict(table, sync_dist=False)
         quality = self.quality(before[0], after[0])
-        self.fid_features = quality.features
+        self.remember_fid_features(quality)
         self.log_dict({f"test/{name}": value for name, value in quality.items()}, sync_dist=False)
         if self.trainer.is_global_zero:
             self.write_results({BEFORE: before, AFTER: after}, {BEFORE: start, AFTER: self.latents.detach()})
@@ -216,10 +222,6 @@ class InnovationModel(pl.LightningModule):
         )
         table["fid_ratio"] = table[f"fid/{AFTER}"] / table[f"fid/{BEFORE}"]
         return table
-
-    def summary_facts(self) -> dict[str, str]:
-        """For the run's summary.json: the feature extractor (name, weights hash) of its FID/KID metrics."""
-        return {"fid_features": self.fid_features} if self.fid_features else {}
 
     def write_results(
         self,
