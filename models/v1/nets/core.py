@@ -11,7 +11,8 @@ and stride 1, so feature (i, j) is centred on pixel (i, j): readout positions ma
 Default config (32x32 frames, 8 lags; the Hydra YAML mirrors these keywords):
     {num_lags: 8, in_channels: 1, temporal_channels: 4, temporal_kernel: null (= num_lags),
      channels: [16, 16], spatial_kernels: [11, 5], temporal_kernels: [1, 1], norm: group,
-     norm_groups: 4, nonlinearity: elu, gru_channels: 0, gru_kernel: 3}
+     norm_groups: 4, nonlinearity: elu (or one per block, e.g. [halfsquare, elu]), gru_channels: 0,
+     gru_kernel: 3}
 """
 
 from __future__ import annotations
@@ -24,7 +25,21 @@ from torch import nn
 
 from training.toolkit.errors import UserError
 
-NONLINEARITIES = {"elu": nn.ELU, "relu": nn.ReLU, "softplus": nn.Softplus, "gelu": nn.GELU}
+
+class HalfSquare(nn.Module):
+    """relu(x)^2: the simple cell's half-squaring (and, summed over a quadrature pair, the complex cell's energy)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x).square()
+
+
+NONLINEARITIES = {
+    "elu": nn.ELU,
+    "relu": nn.ReLU,
+    "softplus": nn.Softplus,
+    "gelu": nn.GELU,
+    "halfsquare": HalfSquare,
+}
 NORMS = ("group", "layer", "none")
 LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
@@ -127,7 +142,7 @@ class V1Core(nn.Module):
         temporal_kernels: Sequence[int] | None = None,
         norm: str = "group",
         norm_groups: int = 4,
-        nonlinearity: str = "elu",
+        nonlinearity: str | Sequence[str] = "elu",
         gru_channels: int = 0,
         gru_kernel: int = 3,
     ) -> None:
@@ -138,8 +153,11 @@ class V1Core(nn.Module):
             [1] * len(channels) if temporal_kernels is None else [int(k) for k in temporal_kernels]
         )
         temporal_kernel = num_lags if temporal_kernel is None else int(temporal_kernel)
+        nonlinearities = (
+            [nonlinearity] * len(channels) if isinstance(nonlinearity, str) else list(nonlinearity)
+        )
         self._check(
-            num_lags, temporal_kernel, channels, spatial_kernels, temporal_kernels, norm, nonlinearity
+            num_lags, temporal_kernel, channels, spatial_kernels, temporal_kernels, norm, nonlinearities
         )
         self.num_lags = num_lags
         self.frontend = LagFilter(in_channels, temporal_channels, temporal_kernel)
@@ -147,7 +165,7 @@ class V1Core(nn.Module):
         self.blocks = nn.Sequential(
             *(
                 SpaceTimeBlock(widths[i], widths[i + 1], spatial_kernels[i], temporal_kernels[i], norm,
-                               norm_groups, nonlinearity)
+                               norm_groups, nonlinearities[i])
                 for i in range(len(channels))
             )
         )  # fmt: skip
@@ -156,12 +174,16 @@ class V1Core(nn.Module):
 
     @staticmethod
     def _check(
-        num_lags, temporal_kernel, channels, spatial_kernels, temporal_kernels, norm, nonlinearity
+        num_lags, temporal_kernel, channels, spatial_kernels, temporal_kernels, norm, nonlinearities
     ) -> None:
-        if not (len(channels) == len(spatial_kernels) == len(temporal_kernels)) or not channels:
+        if (
+            not (len(channels) == len(spatial_kernels) == len(temporal_kernels) == len(nonlinearities))
+            or not channels
+        ):
             raise UserError(
-                "model.core.channels, model.core.spatial_kernels and model.core.temporal_kernels need one entry "
-                f"per block; got {channels}, {spatial_kernels}, {temporal_kernels}."
+                "model.core.channels, model.core.spatial_kernels, model.core.temporal_kernels and a list of "
+                "model.core.nonlinearity need one entry per block; got "
+                f"{channels}, {spatial_kernels}, {temporal_kernels}, {nonlinearities}."
             )
         if any(k % 2 == 0 for k in spatial_kernels):
             raise UserError(f"model.core.spatial_kernels must be odd (same padding), got {spatial_kernels}.")
@@ -173,9 +195,10 @@ class V1Core(nn.Module):
             )
         if norm not in NORMS:
             raise UserError(f"model.core.norm must be one of {NORMS}, got {norm!r}.")
-        if nonlinearity not in NONLINEARITIES:
+        if unknown := [name for name in nonlinearities if name not in NONLINEARITIES]:
             raise UserError(
-                f"model.core.nonlinearity must be one of {sorted(NONLINEARITIES)}, got {nonlinearity!r}."
+                f"model.core.nonlinearity must be one of {sorted(NONLINEARITIES)} (or a list of them, one per "
+                f"block), got {unknown}."
             )
 
     def forward(self, stim: torch.Tensor) -> torch.Tensor:

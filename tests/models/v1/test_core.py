@@ -35,11 +35,20 @@ def test_every_lag_reaches_the_output() -> None:
         ({"channels": [4]}, "channels"),
         ({"norm": "batch"}, "norm"),
         ({"norm_groups": 3}, "norm_groups"),
+        ({"nonlinearity": "tanh"}, "nonlinearity"),
+        ({"nonlinearity": ["elu"]}, "nonlinearity"),  # one per block: the tiny core has two
     ],
 )
 def test_bad_configs_name_the_key(overrides: dict, key: str) -> None:
     with pytest.raises(UserError, match=f"model.core.{key}"):
         tiny_core(**overrides)
+
+
+def test_one_nonlinearity_per_block_and_half_squaring() -> None:
+    core = tiny_core(nonlinearity=["halfsquare", "elu"])
+    assert [type(block.nonlinearity).__name__ for block in core.blocks] == ["HalfSquare", "ELU"]
+    x = torch.tensor([-2.0, -0.5, 0.0, 0.5, 3.0])
+    torch.testing.assert_close(core.blocks[0].nonlinearity(x), torch.tensor([0.0, 0.0, 0.0, 0.25, 9.0]))
 
 
 def test_smoothness_penalty_is_the_squared_laplacian() -> None:
