@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from datamodules.design.colors import contrast_ratio
 from datamodules.design.layout import TEXT_ROLES, Box, Layout, shape_coverage
+from models.design.color_science import contrast_ratio
 
 GRID = 64
 ALIGN_TOLERANCE = 0.01  # an edge 1% of the width off its nearest partner scores exp(-1)

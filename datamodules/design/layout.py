@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datamodules.design.colors import RGB
+from models.design.color_science import RGB
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in canvas units, x right, y down
 

@@ -18,13 +18,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from datamodules.design.colors import make_palette
+from datamodules.design.colors import PALETTE_SIZE, make_palette
 from datamodules.design.layout import ALIGNMENTS, Box, ImageBlock, Layout, Panel, TextLine, design_box
 from datamodules.design.metadata import DesignMeta
 from datamodules.design.text_stack import TextContent, fit_text, place_text, stack_height
 from datamodules.design.textures import TEXTURES, texture_weights
 from datamodules.design.typography import HEADLINE_WORDS, SUBHEAD_WORDS
-from models.design.schema import PALETTE_SIZE
 
 ARRANGEMENTS = ("stack", "split", "text_only")
 FLAW_PROBABILITY = 0.5

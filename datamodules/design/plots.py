@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from datamodules.design.render import decode_structure, render_design
-from models.design.schema import F_COLOR, F_HIERARCHY, F_IMAGE, F_TEXT, GRAMMAR_NAMES
+from models.design.schema import COLOR_ID_RGB, F_COLOR, F_HIERARCHY, F_IMAGE, F_TEXT, GRAMMAR_NAMES
 from training.toolkit.figures import new_figure
 
-# (title, F_Tensor channel, colour map, value range)
+# (title, F_Tensor channel, colour map, value range); colour IDs are shown in their vocabulary colours
 PANELS = (
     ("text", F_TEXT, "gray", (0.0, 1.0)),
     ("image", F_IMAGE, "gray", (0.0, 1.0)),
-    ("colour ID", F_COLOR, "tab10", (-0.5, 9.5)),
+    ("colour ID", F_COLOR, None, (None, None)),
     ("hierarchy", F_HIERARCHY, "magma", (0.0, 1.0)),
 )
 
@@ -44,9 +44,8 @@ def plot_samples(
         axes[row, 0].imshow(design.image.transpose(1, 2, 0), interpolation="nearest")
         axes[row, 0].set_title(f"{meta.goal} / {meta.format}\n{subtitles[0]}", fontsize=7)
         for column, (name, channel, cmap, (low, high)) in enumerate(PANELS, start=1):
-            axes[row, column].imshow(
-                f_tensor[channel], cmap=cmap, vmin=low, vmax=high, interpolation="nearest"
-            )
+            values = COLOR_ID_RGB[design.structure[F_COLOR]] if channel == F_COLOR else f_tensor[channel]
+            axes[row, column].imshow(values, cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
             axes[row, column].set_title(f"{name}\n{subtitles[column]}", fontsize=7)
     for axis in axes.flat:
         axis.set_xticks([])

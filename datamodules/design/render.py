@@ -2,9 +2,11 @@
 
 Text is drawn with Pillow's bundled FreeType font in bilevel mode (no anti-aliasing): every glyph
 pixel is either ink, exactly the text colour, or untouched. The text mask is that ink (not the
-line's bounding box), so the F_Tensor matches the picture pixel for pixel: outside image blocks,
-every pixel is exactly `palette[colour-ID]`, and inside them it differs only by the block's
-shading factor. Elements are clipped to the format's rectangle; the letterbox is COLOR_OUTSIDE.
+line's bounding box), so the F_Tensor matches the picture pixel for pixel: the layout's colours are
+colour-vocabulary colours, the colour-ID map holds their IDs, and the picture is drawn from the IDs, so
+outside image blocks every pixel is exactly `schema.COLOR_ID_RGB[colour ID]`; inside them it differs
+only by the block's shading factor. Elements are clipped to the format's rectangle; the letterbox is
+COLOR_OUTSIDE.
 
 The structure is stored as uint8 (`structure`); `decode_structure` turns it into the float F_Tensor,
 so stored and on-the-fly samples are the same bytes.
@@ -17,15 +19,16 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from datamodules.design.colors import OUTSIDE_RGB
 from datamodules.design.grammar import grammar_scores
 from datamodules.design.layout import Layout, shape_coverage
 from datamodules.design.metadata import DesignMeta, sample_metadata
 from datamodules.design.planner import plan_layout
 from datamodules.design.textures import shading, texture_labels
 from datamodules.design.typography import font, pixel_size
+from models.design.color_science import RGB
+from models.design.color_vocabulary import ENTRY_OF_RGB
 from models.design.schema import (
-    COLOR_BACKGROUND,
+    COLOR_ID_RGB,
     COLOR_OUTSIDE,
     F_COLOR,
     F_HIERARCHY,
@@ -36,7 +39,6 @@ from models.design.schema import (
 
 SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2}  # each split draws from its own seed stream
 HIERARCHY_SCALE = 100  # the structure stores hierarchy levels as round(level * 100)
-PALETTE_OFFSET = 2  # colour ID of palette entry k is k + 2 (schema: outside, background, palette)
 LABEL_SPECS = {
     "goal": (np.int64, ()),
     "format": (np.int64, ()),
@@ -85,31 +87,31 @@ def render_layout(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     resolution = layout.resolution
     centres = pixel_centres(resolution)
     inside = shape_coverage(layout.design, centres, centres)
-    color_id = np.where(inside, COLOR_BACKGROUND, COLOR_OUTSIDE).astype(np.uint8)
+    palette_ids = np.array([color_id_of(rgb) for rgb in layout.palette], dtype=np.uint8)
+    color_id = np.where(inside, color_id_of(layout.background), COLOR_OUTSIDE).astype(np.uint8)
     text = np.zeros_like(color_id)
     image_mask = np.zeros_like(color_id)
     hierarchy = np.zeros_like(color_id)
     light = np.ones(color_id.shape, dtype=np.float32)
 
     for panel in layout.panels:
-        color_id[shape_coverage(panel, centres, centres) & inside] = PALETTE_OFFSET + panel.color
+        color_id[shape_coverage(panel, centres, centres) & inside] = palette_ids[panel.color]
     for block in layout.images:
         area = shape_coverage(block.box, centres, centres) & inside
-        entries = np.asarray(block.colors, dtype=np.uint8)[texture_labels(block, centres, centres)]
-        color_id[area] = PALETTE_OFFSET + entries[area]
+        entries = palette_ids[np.asarray(block.colors)][texture_labels(block, centres, centres)]
+        color_id[area] = entries[area]
         image_mask[area] = 1
         hierarchy[area] = round(HIERARCHY["image"] * HIERARCHY_SCALE)
         light[area] = shading(block, centres, centres)[area]
     for line in layout.lines:
         ink = _glyph_ink(line.text, line.x, line.top, line.size, line.align, resolution) & inside
-        color_id[ink] = PALETTE_OFFSET + line.color
+        color_id[ink] = palette_ids[line.color]
         text[ink] = 1
         image_mask[ink] = 0
         hierarchy[ink] = round(HIERARCHY[line.role] * HIERARCHY_SCALE)
         light[ink] = 1.0
 
-    colors = np.array([OUTSIDE_RGB, layout.background, *layout.palette], dtype=np.float32)
-    picture = np.clip(np.rint(colors[color_id] * light[..., None]), 0, 255).astype(np.uint8)
+    picture = np.clip(np.rint(COLOR_ID_RGB[color_id] * light[..., None]), 0, 255).astype(np.uint8)
     structure = np.empty((4, resolution, resolution), dtype=np.uint8)
     structure[F_TEXT], structure[F_IMAGE], structure[F_COLOR], structure[F_HIERARCHY] = (
         text,
@@ -118,6 +120,15 @@ def render_layout(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
         hierarchy,
     )
     return np.ascontiguousarray(picture.transpose(2, 0, 1)), structure
+
+
+def color_id_of(rgb: RGB) -> int:
+    """The colour ID of a vocabulary colour; a layout colour outside the vocabulary is a bug in its maker."""
+    if rgb not in ENTRY_OF_RGB:
+        raise ValueError(
+            f"layout colour {rgb} is not in the colour vocabulary (snap it: colors.nearest_vocabulary_color)"
+        )
+    return 1 + ENTRY_OF_RGB[rgb]
 
 
 def _glyph_ink(text: str, x: float, top: float, size: float, align: str, resolution: int) -> np.ndarray:

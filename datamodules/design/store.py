@@ -29,7 +29,7 @@ from training.toolkit.errors import UserError
 log = logging.getLogger(__name__)
 
 GENERATOR_NAME = "visioncore.design.renderer"
-GENERATOR_VERSION = "1"  # bump whenever the renderer's output changes: cached folders are then rebuilt
+GENERATOR_VERSION = "2"  # bump whenever the renderer's output changes: cached folders are then rebuilt
 SHARD_SIZE = 1024
 CHUNK = 128  # samples per worker job (divides SHARD_SIZE, so a job stays inside one shard)
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from datamodules.design.colors import RGB
+from datamodules.design.colors import nearest_vocabulary_color
 from datamodules.design.layout import Box, ImageBlock, Layout, Panel, TextLine
 from datamodules.design.typography import line_height, text_width
+from models.design.color_science import RGB
 
 RESOLUTION = 64
 WHITE, BLACK, GREY, LIGHT_GREY = (255, 255, 255), (0, 0, 0), (120, 120, 120), (140, 140, 140)
 SQUARE: Box = (0.0, 0.0, 1.0, 1.0)
+# red, green, blue, yellow as the colour vocabulary has them (the renderer draws only vocabulary colours)
+VIVID = tuple(
+    nearest_vocabulary_color(rgb) for rgb in ((200, 30, 30), (30, 160, 30), (30, 30, 200), (220, 200, 40))
+)
 
 
 def line(
@@ -44,6 +49,6 @@ def layout(
     design: Box = SQUARE,
     margin: float = 0.1,
 ) -> Layout:
-    """A layout whose palette entry 0 is `text_color` (entries 1-4 fixed, distinct colours)."""
-    palette = (text_color, (200, 30, 30), (30, 160, 30), (30, 30, 200), (220, 200, 40))
+    """A layout whose palette entry 0 is `text_color` (entries 1-4 fixed, distinct vocabulary colours)."""
+    palette = (text_color, *VIVID)
     return Layout(RESOLUTION, design, margin, background, palette, tuple(panels), tuple(images), tuple(lines))

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from datamodules.design.colors import contrast_ratio
 from datamodules.design.grammar import alignment_score, balance_score, contrast_score, hierarchy_score
+from models.design.color_science import contrast_ratio
 from tests.datamodules.design.layouts import BLACK, GREY, LIGHT_GREY, WHITE, image, layout, line
 
 

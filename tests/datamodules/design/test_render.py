@@ -6,12 +6,15 @@ import numpy as np
 import pytest
 from PIL import ImageFont
 
-from datamodules.design.colors import CONTRAST_BANDS, OUTSIDE_RGB, contrast_ratio, make_palette
+from datamodules.design.colors import CONTRAST_BANDS, make_palette, nearest_vocabulary_color
 from datamodules.design.layout import Panel, design_box
-from datamodules.design.render import decode_structure, render_design, render_layout
+from datamodules.design.planner import GOAL_STYLES
+from datamodules.design.render import color_id_of, decode_structure, render_design, render_layout
 from datamodules.design.typography import text_width
+from models.design.color_science import color_with_luminance, contrast_ratio
+from models.design.color_vocabulary import ENTRIES, ENTRY_OF_RGB, LEVEL_LUMINANCE
 from models.design.schema import (
-    COLOR_BACKGROUND,
+    COLOR_ID_RGB,
     COLOR_OUTSIDE,
     F_COLOR,
     F_HIERARCHY,
@@ -20,13 +23,9 @@ from models.design.schema import (
     FORMATS,
     HIERARCHY,
 )
-from tests.datamodules.design.layouts import BLACK, WHITE, image, layout, line
+from tests.datamodules.design.layouts import BLACK, VIVID, WHITE, image, layout, line
 
 DESIGNS = [render_design(i, 64, seed=3) for i in range(12)]
-
-
-def _colors(design_layout) -> np.ndarray:
-    return np.array([OUTSIDE_RGB, design_layout.background, *design_layout.palette], dtype=np.int64)
 
 
 def test_same_seed_and_index_give_identical_bytes_and_others_differ() -> None:
@@ -41,15 +40,19 @@ def test_same_seed_and_index_give_identical_bytes_and_others_differ() -> None:
     assert again.structure.shape == (4, 64, 64) and again.structure.dtype == np.uint8
 
 
-def test_every_pixel_is_its_colour_id_through_the_palette() -> None:
-    """Outside image blocks the picture is exactly palette[colour ID]; inside, only the shading differs."""
+def test_every_pixel_is_its_colour_ids_vocabulary_colour() -> None:
+    """Outside image blocks the picture is exactly the vocabulary colour of its ID; inside, only the shading
+    differs. The IDs are the layout's colours: background, and palette entries."""
     for design in DESIGNS:
-        expected = _colors(design.layout)[design.structure[F_COLOR]].transpose(2, 0, 1)
+        expected = COLOR_ID_RGB[design.structure[F_COLOR]].astype(np.int64).transpose(2, 0, 1)
         error = np.abs(design.image.astype(np.int64) - expected)
         in_image = design.structure[F_IMAGE].astype(bool)
         assert error[:, ~in_image].max() == 0
         shading = max((block.shading for block in design.layout.images), default=0.0)
         assert error[:, in_image].max(initial=0) <= shading * 255 + 1
+        layout_ids = {COLOR_OUTSIDE, color_id_of(design.layout.background)}
+        layout_ids |= {color_id_of(rgb) for rgb in design.layout.palette}
+        assert set(np.unique(design.structure[F_COLOR]).tolist()) <= layout_ids
 
 
 def test_text_mask_is_the_glyph_ink_in_the_text_colour() -> None:
@@ -90,17 +93,31 @@ def test_letterbox_is_outside_and_panels_take_their_colour_id() -> None:
     _, structure = render_layout(layout([], panels=[panel], design=banner))
     color_id = structure[F_COLOR]
     assert (color_id[:21] == COLOR_OUTSIDE).all() and (color_id[43:] == COLOR_OUTSIDE).all()
-    assert (color_id[26:38, :32] == 2 + 3).all()
-    assert (color_id[22:43, 32:] == COLOR_BACKGROUND).all()
+    assert (color_id[26:38, :32] == 1 + ENTRY_OF_RGB[VIVID[2]]).all()  # palette entry 3
+    assert (color_id[22:43, 32:] == 1 + ENTRY_OF_RGB[WHITE]).all()  # the background is its colour
 
 
-def test_palette_entries_fall_in_their_contrast_bands() -> None:
+def test_palettes_are_vocabulary_colours_in_their_contrast_bands() -> None:
     rng = np.random.default_rng(0)
     for dark in (False, True):
-        for _ in range(5):
+        for _ in range(20):
             background, palette = make_palette(rng, rng.uniform(), rng.uniform(), dark, 0.3)
+            assert background in ENTRY_OF_RGB and all(color in ENTRY_OF_RGB for color in palette)
             for color, (low, high) in zip(palette, CONTRAST_BANDS, strict=True):
-                assert low * 0.97 <= contrast_ratio(color, background) <= high * 1.03
+                assert low <= contrast_ratio(color, background) <= high
+
+
+@pytest.mark.parametrize("saturation", [0.5, 0.85])
+def test_goal_hues_snap_to_distinct_vocabulary_hues(saturation: float) -> None:
+    for level in range(2, 7):
+        hues = [
+            ENTRIES[
+                ENTRY_OF_RGB[nearest_vocabulary_color(color_with_luminance(style.hue, saturation, luminance))]
+            ][0]
+            for style in GOAL_STYLES.values()
+            for luminance in [LEVEL_LUMINANCE[level]]
+        ]
+        assert None not in hues and len(set(hues)) == len(GOAL_STYLES)
 
 
 @pytest.mark.parametrize("size_px", [3, 8, 21])

@@ -1,7 +1,7 @@
 """Tiny synthetic design batches for the encoder tests: a background, one image block, one text block.
 
-The F_Tensor is in the schema's layout and the image is a function of it (each colour ID has a fixed
-RGB, the image block is textured), so a network can learn to read it back.
+The F_Tensor is in the schema's layout and the image is a function of it (each colour ID is drawn in its
+vocabulary colour, the image block is textured), so a network can learn to read it back.
 """
 
 from __future__ import annotations
@@ -9,17 +9,26 @@ from __future__ import annotations
 import torch
 
 from models.design.nets.encoder_heads import EncoderOutput
-from models.design.schema import F_COLOR, F_HIERARCHY, F_IMAGE, F_TEXT, HIERARCHY, NUM_COLOR_IDS
+from models.design.schema import (
+    COLOR_ID_RGB,
+    F_COLOR,
+    F_HIERARCHY,
+    F_IMAGE,
+    F_TEXT,
+    HIERARCHY,
+    NUM_COLOR_IDS,
+    to_model_image,
+)
 
-COLOR_RGB = torch.linspace(-1.0, 1.0, NUM_COLOR_IDS).unsqueeze(1) * torch.tensor([1.0, -0.5, 0.3])
-IMAGE_COLOR, TEXT_COLOR = 2, 3  # palette entries 0 and 1
+COLOR_RGB = to_model_image(torch.from_numpy(COLOR_ID_RGB))  # (NUM_COLOR_IDS, 3) in [-1, 1]
+BACKGROUND_COLOR, IMAGE_COLOR, TEXT_COLOR = 1, 200, 9  # IDs: white, a vivid colour, black
 
 
 def synthetic_design_batch(batch_size: int = 4, size: int = 32, seed: int = 0) -> dict[str, torch.Tensor]:
     """`{"image": float (B, 3, size, size) in [-1, 1], "f_tensor": (B, 4, size, size)}`."""
     generator = torch.Generator().manual_seed(seed)
     f_tensor = torch.zeros(batch_size, 4, size, size)
-    f_tensor[:, F_COLOR] = 1.0  # the design's background
+    f_tensor[:, F_COLOR] = BACKGROUND_COLOR
     for sample in range(batch_size):
         top, left = torch.randint(0, size // 2, (2,), generator=generator).tolist()
         height, width = torch.randint(size // 4, size // 2, (2,), generator=generator).tolist()
