@@ -1,16 +1,19 @@
 """The abstractor: torchvision ResNet-18 reading a design's structure into V_Meta and V_Grammar.
 
-Input: `schema.structure_channels` (text, image, hierarchy, one-hot colour-ID; STRUCTURE_CHANNELS
-channels) -> ResNet-18 body -> global pool -> FC-512 (`features`, also the design FID feature) ->
-two MLP heads: V_Meta (goal and format logits, tone in [0, 1]) and V_Grammar (4 scores in [0, 1]).
+Input: `schema.structure_channels` (text, image, hierarchy, and the colour ID's fixed colour features:
+CIELAB, contrast level, outside flag; STRUCTURE_CHANNELS channels), optionally area-resized to
+`input_size` and folded by `space_to_depth` (below) -> ResNet-18 body -> global pool -> FC-512
+(`features`, also the design FID feature) -> two MLP heads: V_Meta (goal and format logits, tone in [0, 1]) and V_Grammar (4 scores in [0, 1]).
 
 Stems: `imagenet` is torchvision's 7x7 stride-2 conv + max-pool (the body sees H/4); `cifar` is a
 3x3 stride-1 conv without max-pool (the body sees H), which keeps thin text strokes at 64-128 px
-but costs about 16x the compute of the body.
+but costs about 16x the compute of the body. `space_to_depth` f folds each f x f block of pixels into
+channels (`nn.PixelUnshuffle`): the body costs what an f-times smaller input costs, yet the first conv
+still sees every pixel (alignment is judged to 1 % of the width, under one pixel at 64²).
 
 ImageNet weights (`pretrained=imagenet`) are read from a local torchvision file, never downloaded.
 The first conv is adapted to the structure channels: each new input channel gets the mean of the
-pretrained R, G, B filters scaled by 3 / STRUCTURE_CHANNELS, so a structure whose channels all equal
+pretrained R, G, B filters scaled by 3 / (its input channels), so a structure whose channels all equal
 a grey image g gives exactly the pretrained conv's response to the RGB image (g, g, g) (timm's
 `adapt_input_conv` uses the same 3/C scaling). The `cifar` stem's 3x3 conv has no pretrained
 counterpart and keeps its fresh initialisation; every other layer loads the pretrained weights.
@@ -26,7 +29,7 @@ from torch import nn
 from torchvision.models import ResNet18_Weights
 from torchvision.models import resnet18 as torchvision_resnet18
 
-from models.design.schema import FORMATS, GOALS, GRAMMAR_NAMES, STRUCTURE_CHANNELS, TONE_AXES
+from models.design.schema import FORMATS, GOALS, GRAMMAR_NAMES, HIERARCHY, STRUCTURE_CHANNELS, TONE_AXES
 from training.toolkit.errors import UserError
 
 STEMS = ("imagenet", "cifar")
@@ -35,6 +38,9 @@ IMAGENET_WEIGHTS_URL = ResNet18_Weights.IMAGENET1K_V1.url
 IMAGENET_WEIGHTS_FILE = Path(IMAGENET_WEIGHTS_URL).name  # resnet18-f37072fd.pth
 FEATURE_DIM = 512
 BODY_CHANNELS = 512  # ResNet-18's last stage
+TEXT_CHANNEL, HIERARCHY_CHANNEL = 0, 2  # where schema.structure_channels puts the text mask and hierarchy
+TEXT_ROLES = ("headline", "subhead", "body")
+ROLE_POOLED_CHANNELS = len(TEXT_ROLES) * (64 + 128)  # layer1 and layer2 over each role's ink (`role_pooling`)
 
 
 def default_weights_path() -> Path:
@@ -57,6 +63,24 @@ def _mlp(in_features: int, hidden: int, out_features: int, dropout: float) -> nn
     )
 
 
+def role_masks(structure: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W): the text ink of the headline, subhead and body, told apart by the hierarchy channel
+    (HIERARCHY values at least 0.2 apart; soft, within 0.1, so the encoder's soft output reads too)."""
+    levels = torch.tensor([HIERARCHY[role] for role in TEXT_ROLES]).to(structure)[None, :, None, None]
+    nearness = (
+        1.0 - (structure[:, HIERARCHY_CHANNEL : HIERARCHY_CHANNEL + 1] - levels).abs() / 0.1
+    ).clamp_min(0)
+    return structure[:, TEXT_CHANNEL : TEXT_CHANNEL + 1] * nearness
+
+
+def mean_over(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) feature maps averaged over each of `masks` (B, M, H, W) area-resized to (h, w):
+    (B, M * C), zero for an empty mask."""
+    weights = F.interpolate(masks, size=maps.shape[-2:], mode="area")
+    sums = torch.einsum("bchw,bmhw->bmc", maps, weights)
+    return (sums / weights.sum((2, 3))[..., None].clamp_min(1e-6)).flatten(1)
+
+
 class Abstractor(nn.Module):
     """ResNet-18 over structure channels with a V_Meta head and a V_Grammar head."""
 
@@ -68,35 +92,50 @@ class Abstractor(nn.Module):
         head_hidden: int = 256,
         dropout: float = 0.0,
         input_size: int | None = None,
+        space_to_depth: int = 1,
+        role_pooling: bool = False,
     ) -> None:
         super().__init__()
         self.input_size = input_size
+        self.fold = nn.PixelUnshuffle(space_to_depth) if space_to_depth > 1 else nn.Identity()
+        in_channels = STRUCTURE_CHANNELS * space_to_depth**2
         if stem not in STEMS:
             raise UserError(f"model.net.stem={stem!r} is not one of {', '.join(STEMS)}.")
         if pretrained not in PRETRAINED:
             raise UserError(f"model.net.pretrained={pretrained!r} must be null or imagenet.")
         body = torchvision_resnet18(weights=None)
         if stem == "imagenet":
-            body.conv1 = nn.Conv2d(STRUCTURE_CHANNELS, 64, kernel_size=7, stride=2, padding=3, bias=False)
+            body.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         else:
-            body.conv1 = nn.Conv2d(STRUCTURE_CHANNELS, 64, kernel_size=3, stride=1, padding=1, bias=False)
+            body.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
             body.maxpool = nn.Identity()
         nn.init.kaiming_normal_(body.conv1.weight, mode="fan_out", nonlinearity="relu")  # as torchvision
         body.fc = nn.Identity()  # the body ends at the global pool: (B, 512)
         self.body = body
         if pretrained == "imagenet":
             self._load_imagenet(weights_path, stem)
-        self.embedding = nn.Sequential(nn.Linear(BODY_CHANNELS, FEATURE_DIM), nn.ReLU(inplace=True))
+        self.role_pooling = role_pooling
+        pooled = BODY_CHANNELS + (ROLE_POOLED_CHANNELS if role_pooling else 0)
+        self.embedding = nn.Sequential(nn.Linear(pooled, FEATURE_DIM), nn.ReLU(inplace=True))
         self.meta_head = _mlp(FEATURE_DIM, head_hidden, len(GOALS) + len(FORMATS) + len(TONE_AXES), dropout)
         self.grammar_head = _mlp(FEATURE_DIM, head_hidden, len(GRAMMAR_NAMES), dropout)
 
     def features(self, structure: torch.Tensor) -> torch.Tensor:
         """(B, STRUCTURE_CHANNELS, H, W) -> the FC-512 embedding (B, 512) both heads read. With `input_size`
-        the structure is first area-averaged to that side (masks and one-hot IDs become coverage fractions),
-        which is how a 64² reading of 128² designs costs a quarter of the full-size one."""
+        the structure is first area-resized to that side (averaging masks into coverage fractions and colours
+        into mean colours), then folded by `space_to_depth`."""
         if self.input_size is not None and structure.shape[-1] != self.input_size:
             structure = F.interpolate(structure, size=(self.input_size, self.input_size), mode="area")
-        return self.embedding(self.body(structure))
+        body = self.body
+        x = body.maxpool(body.relu(body.bn1(body.conv1(self.fold(structure)))))
+        masks = role_masks(structure) if self.role_pooling else None
+        pooled = []
+        for layer in (body.layer1, body.layer2, body.layer3, body.layer4):
+            x = layer(x)
+            if masks is not None and layer in (body.layer1, body.layer2):
+                pooled.append(mean_over(x, masks))
+        pooled.append(torch.flatten(body.avgpool(x), 1))
+        return self.embedding(torch.cat(pooled[::-1], dim=1))
 
     def forward(self, structure: torch.Tensor) -> dict[str, torch.Tensor]:
         """Goal and format logits, tone and grammar in [0, 1]."""
@@ -135,7 +174,7 @@ class Abstractor(nn.Module):
                 f"{key}={path} holds no torchvision ResNet-18 first conv (conv1.weight, 64x3x7x7)."
             )
         if stem == "imagenet":
-            state["conv1.weight"] = adapt_first_conv(rgb, STRUCTURE_CHANNELS)
+            state["conv1.weight"] = adapt_first_conv(rgb, self.body.conv1.in_channels)
         else:  # the cifar stem's 3x3 conv has no pretrained counterpart: it keeps its initialisation
             state["conv1.weight"] = self.body.conv1.weight.detach().clone()
         try:

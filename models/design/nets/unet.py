@@ -3,7 +3,8 @@
 A plain U-Net (Ronneberger et al.): an input block, `depth` down blocks (max-pool + two convs), `depth`
 up blocks (transposed conv + skip concatenation + two convs), then one 1x1 conv whose channels are split
 into the heads: text and image mask logits, colour-ID logits and the hierarchy value (unbounded; the
-module clamps it to [0, 1] when it reads it as an F_Tensor).
+module clamps it to [0, 1] when it reads it as an F_Tensor). With `color_prior_width` the colour logits
+start from the vocabulary's own naming of each pixel (`ColorNamingPrior`) and the network learns the rest.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from models.design.nets.encoder_heads import EncoderOutput
+from models.design.nets.encoder_heads import ColorNamingPrior, EncoderOutput
 from models.design.schema import NUM_COLOR_IDS
 from training.toolkit.errors import UserError
 
@@ -74,6 +75,7 @@ class DesignUNet(nn.Module):
         depth: int = 4,
         max_channels: int = 256,
         norm_groups: int = 8,
+        color_prior_width: float | None = None,
     ) -> None:
         super().__init__()
         if depth < 1:
@@ -86,6 +88,7 @@ class DesignUNet(nn.Module):
             UpBlock(widths[i + 1], widths[i], widths[i], norm_groups) for i in reversed(range(depth))
         )
         self.head = nn.Conv2d(widths[0], 3 + NUM_COLOR_IDS, 1)
+        self.color_prior = ColorNamingPrior(color_prior_width) if color_prior_width else None
 
     def forward(self, images: torch.Tensor) -> EncoderOutput:
         height, width = images.shape[-2:]
@@ -104,4 +107,6 @@ class DesignUNet(nn.Module):
         for block in self.up:
             x = block(x, skips.pop())
         text, image, color, hierarchy = self.head(x).split([1, 1, NUM_COLOR_IDS, 1], dim=1)
+        if self.color_prior is not None:
+            color = color + self.color_prior(images).to(color.dtype)
         return EncoderOutput(text=text, image=image, color=color, hierarchy=hierarchy)

@@ -9,7 +9,13 @@ import torch
 import torch.nn.functional as F
 from torchvision.models import resnet18 as torchvision_resnet18
 
-from models.design.nets.abstractor import IMAGENET_WEIGHTS_URL, Abstractor, adapt_first_conv
+from models.design.nets.abstractor import (
+    IMAGENET_WEIGHTS_URL,
+    Abstractor,
+    adapt_first_conv,
+    mean_over,
+    role_masks,
+)
 from models.design.schema import FORMATS, GOALS, GRAMMAR_NAMES, STRUCTURE_CHANNELS, TONE_AXES
 from training.toolkit.errors import UserError
 
@@ -120,3 +126,38 @@ def test_input_size_reads_the_area_averaged_structure() -> None:
     with torch.no_grad():
         assert torch.allclose(reduced.features(structure), full.features(averaged), atol=1e-6)
         assert torch.equal(reduced.features(averaged), full.features(averaged))
+
+
+def test_space_to_depth_keeps_what_area_averaging_loses() -> None:
+    """A text stroke one pixel left or right inside a 2x2 block: the same area average, but the folded
+    reading (the body at half the side) still tells them apart."""
+    left, right = torch.zeros(2, 1, STRUCTURE_CHANNELS, 32, 32)
+    left[0, :, :, 10], right[0, :, :, 11] = 1.0, 1.0
+    torch.manual_seed(0)
+    averaged, folded = Abstractor(input_size=16).eval(), Abstractor(space_to_depth=2).eval()
+    assert folded.body.conv1.in_channels == 4 * STRUCTURE_CHANNELS
+    with torch.no_grad():
+        assert torch.equal(averaged.features(left), averaged.features(right))
+        assert not torch.allclose(folded.features(left), folded.features(right))
+        assert folded(left)["grammar"].shape == (1, len(GRAMMAR_NAMES))
+
+
+def test_role_masks_split_the_text_ink_by_the_hierarchy_channel() -> None:
+    structure = torch.zeros(1, STRUCTURE_CHANNELS, 2, 3)
+    structure[0, 0] = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 1.0]])  # text ink, one pixel without
+    structure[0, 2] = torch.tensor([[1.0, 0.8, 0.4], [0.6, 1.0, 0.0]])  # headline, subhead, body, image
+    masks = role_masks(structure)[0]
+    assert torch.equal(masks[0], torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))  # headline
+    assert torch.equal(masks[1], torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]))  # subhead
+    assert torch.equal(masks[2], torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]))  # body
+
+
+def test_mean_over_averages_feature_maps_over_each_mask_and_gives_zero_for_an_empty_one() -> None:
+    maps = torch.arange(2 * 4 * 4, dtype=torch.float32).reshape(1, 2, 4, 4)
+    masks = torch.zeros(1, 2, 8, 8)  # at twice the maps' side: area-resized to them
+    masks[0, 0, :4, :4] = 1.0  # the maps' top-left 2 x 2
+    pooled = mean_over(maps, masks)
+    assert pooled.shape == (1, 2 * 2)
+    assert torch.equal(pooled[0, :2], maps[0, :, :2, :2].mean((1, 2)))
+    assert torch.equal(pooled[0, 2:], torch.zeros(2))
+    assert Abstractor(role_pooling=True).embedding[0].in_features == 512 + 3 * (64 + 128)
