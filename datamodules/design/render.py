@@ -104,7 +104,7 @@ def render_layout(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
         hierarchy[area] = round(HIERARCHY["image"] * HIERARCHY_SCALE)
         light[area] = shading(block, centres, centres)[area]
     for line in layout.lines:
-        ink = _glyph_ink(line.text, line.x, line.top, line.size, line.align, resolution) & inside
+        ink = glyph_ink(line.text, line.x, line.top, line.size, line.align, resolution) & inside
         color_id[ink] = palette_ids[line.color]
         text[ink] = 1
         image_mask[ink] = 0
@@ -131,7 +131,7 @@ def color_id_of(rgb: RGB) -> int:
     return 1 + ENTRY_OF_RGB[rgb]
 
 
-def _glyph_ink(text: str, x: float, top: float, size: float, align: str, resolution: int) -> np.ndarray:
+def glyph_ink(text: str, x: float, top: float, size: float, align: str, resolution: int) -> np.ndarray:
     """Boolean (R, R) mask of the pixels the font's bilevel glyphs cover."""
     canvas = Image.new("L", (resolution, resolution), 0)
     draw = ImageDraw.Draw(canvas)

@@ -150,14 +150,14 @@ def pixel_size(size: float, resolution: int) -> int:
 
 @lru_cache(maxsize=16384)
 def _advance(character: str, size_px: int) -> float:
-    return font(size_px).getlength(character)
+    return font(size_px).getlength(character, mode="1")  # the renderer draws bilevel glyphs (their own hinting)
 
 
 def text_width(text: str, size: float, resolution: int) -> float:
     """Advance width in canvas units of `text` drawn at font size `size` (canvas units) on `resolution` pixels.
 
     The sum of per-character advances: the bundled font lays text out without kerning, so this
-    equals Pillow's `getlength` (a test pins it) at a fraction of the cost.
+    equals Pillow's `getlength` in the renderer's bilevel mode (a test pins it) at a fraction of the cost.
     """
     size_px = pixel_size(size, resolution)
     return sum(_advance(c, size_px) for c in text) / resolution

@@ -1,0 +1,30 @@
+"""experiments/design_grammar_ceiling.py: a line is re-measured by its glyph ink; the script prints both MAEs."""
+
+import sys
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from datamodules.design.render import glyph_ink, render_design
+from tests.test_benchmarks_and_scripts import _load
+
+ceiling = _load("experiments/design_grammar_ceiling.py")
+
+
+def test_a_line_is_remeasured_by_the_extent_and_height_of_its_ink() -> None:
+    layout = render_design(0, 128, split="test").layout
+    for line in layout.lines:
+        ink = glyph_ink(line.text, line.x, line.top, line.size, line.align, 128)
+        columns, rows = np.flatnonzero(ink.any(axis=0)), np.flatnonzero(ink.any(axis=1))
+        measured = ceiling.ink_line(line, 128)
+        assert measured.box[0] == pytest.approx(columns[0] / 128)
+        assert measured.box[2] == pytest.approx((columns[-1] + 1) / 128)
+        assert measured.size == rows[-1] - rows[0] + 1
+        assert (measured.role, measured.top) == (line.role, line.top)
+
+
+def test_the_script_prints_the_alignment_and_hierarchy_errors(capsys) -> None:
+    with mock.patch.object(sys, "argv", ["design_grammar_ceiling.py", "--resolution", "64", "--designs", "3"]):
+        ceiling.main()
+    assert "alignment MAE 0." in capsys.readouterr().out
