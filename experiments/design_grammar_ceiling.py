@@ -44,7 +44,9 @@ def ink_scores(layout: Layout) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--designs", type=int, default=300)
     args = parser.parse_args()
@@ -54,7 +56,9 @@ def main() -> None:
         true.append(design.grammar[[0, 3]])
         seen.append(ink_scores(design.layout))
     error = np.abs(np.array(seen) - np.array(true)).mean(axis=0)
-    print(f"{args.designs} test designs at {args.resolution}²: scores read from the glyph ink vs the layout's")
+    print(
+        f"{args.designs} test designs at {args.resolution}²: scores read from the glyph ink vs the layout's"
+    )
     print(f"alignment MAE {error[0]:.3f}, hierarchy MAE {error[1]:.3f} (target for the abstractor: < 0.10)")
 
 

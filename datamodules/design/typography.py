@@ -150,7 +150,8 @@ def pixel_size(size: float, resolution: int) -> int:
 
 @lru_cache(maxsize=16384)
 def _advance(character: str, size_px: int) -> float:
-    return font(size_px).getlength(character, mode="1")  # the renderer draws bilevel glyphs (their own hinting)
+    # the renderer draws bilevel glyphs, whose hinting gives other advances than antialiased ones
+    return font(size_px).getlength(character, mode="1")
 
 
 def text_width(text: str, size: float, resolution: int) -> float:

@@ -25,6 +25,8 @@ def test_a_line_is_remeasured_by_the_extent_and_height_of_its_ink() -> None:
 
 
 def test_the_script_prints_the_alignment_and_hierarchy_errors(capsys) -> None:
-    with mock.patch.object(sys, "argv", ["design_grammar_ceiling.py", "--resolution", "64", "--designs", "3"]):
+    with mock.patch.object(
+        sys, "argv", ["design_grammar_ceiling.py", "--resolution", "64", "--designs", "3"]
+    ):
         ceiling.main()
     assert "alignment MAE 0." in capsys.readouterr().out
