@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchmetrics import MeanSquaredError, Metric
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric
 from torchmetrics.classification import BinaryJaccardIndex, MulticlassAccuracy, MulticlassJaccardIndex
 
 from models.design.schema import F_HIERARCHY, F_IMAGE, F_TEXT, NUM_COLOR_IDS, color_ids
 
 
 class EncoderMetrics(nn.Module):
-    """Text and image IoU, colour-ID pixel accuracy and mean IoU over classes, hierarchy MSE."""
+    """Text and image IoU, colour-ID pixel accuracy and mean IoU over classes, hierarchy MSE over all pixels
+    and MAE over the true text ink (the levels the abstractor tells headline, subhead and body apart by)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -25,6 +26,7 @@ class EncoderMetrics(nn.Module):
         self.color_acc = MulticlassAccuracy(NUM_COLOR_IDS, average="micro", validate_args=False)
         self.color_miou = MulticlassJaccardIndex(NUM_COLOR_IDS, average="macro", validate_args=False)
         self.hierarchy_mse = MeanSquaredError()
+        self.hierarchy_mae_text = MeanAbsoluteError()
 
     def update(self, predicted: torch.Tensor, truth: torch.Tensor) -> None:
         """Accumulate a batch: predicted and true F_Tensors, both (B, 4, H, W) in the schema's layout."""
@@ -34,6 +36,8 @@ class EncoderMetrics(nn.Module):
         self.color_acc.update(predicted_color, true_color)
         self.color_miou.update(predicted_color, true_color)
         self.hierarchy_mse.update(predicted[:, F_HIERARCHY].flatten(), truth[:, F_HIERARCHY].flatten())
+        text = truth[:, F_TEXT] > 0.5
+        self.hierarchy_mae_text.update(predicted[:, F_HIERARCHY][text], truth[:, F_HIERARCHY][text])
 
     def by_name(self, split: str) -> dict[str, Metric]:
         """`{"<split>/text_iou": metric, ...}` for `LightningModule.log_dict` (which computes and resets)."""

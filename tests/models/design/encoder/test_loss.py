@@ -11,6 +11,7 @@ from models.design.encoder.loss import CompositeLoss, soft_dice_loss
 from models.design.nets.encoder_heads import EncoderOutput
 from models.design.schema import F_COLOR, F_HIERARCHY, F_TEXT, NUM_COLOR_IDS
 from tests.models.design.encoder_batches import confident_heads, synthetic_design_batch
+from training.toolkit.errors import UserError
 
 
 def test_perfect_reading_costs_nothing() -> None:
@@ -56,6 +57,26 @@ def test_weights_scale_their_terms() -> None:
     loss = CompositeLoss(dice_weight=2.0, color_weight=0.25, hierarchy_weight=3.0, bce_weight=0.5)
     expected = 2.0 * DICE + 0.5 * BCE + 0.25 * COLOR_CE + 3.0 * HIERARCHY_MSE
     assert loss(heads, f_tensor).total.item() == pytest.approx(expected)
+
+
+def test_a_text_share_weighs_the_hierarchy_on_text_ink_apart_from_the_rest() -> None:
+    heads, f_tensor = one_row_case()  # squared errors: text ink 0.25, 0.09; elsewhere 0.25, 0.25
+    parts = CompositeLoss(hierarchy_text_share=0.5)(heads, f_tensor)
+    assert parts.hierarchy_mse.item() == pytest.approx(0.5 * 0.17 + 0.5 * 0.25)
+    parts = CompositeLoss(hierarchy_text_share=0.9)(heads, f_tensor)
+    assert parts.hierarchy_mse.item() == pytest.approx(0.9 * 0.17 + 0.1 * 0.25)
+
+
+def test_a_design_without_text_falls_back_to_the_plain_hierarchy_mse() -> None:
+    heads, f_tensor = one_row_case()
+    f_tensor[:, F_TEXT] = 0.0
+    parts = CompositeLoss(hierarchy_text_share=0.5)(heads, f_tensor)
+    assert parts.hierarchy_mse.item() == pytest.approx(HIERARCHY_MSE)
+
+
+def test_a_text_share_outside_zero_one_is_refused() -> None:
+    with pytest.raises(UserError, match="hierarchy_text_share"):
+        CompositeLoss(hierarchy_text_share=1.0)
 
 
 def test_dice_pools_the_batch_so_an_empty_mask_costs_only_its_false_positives() -> None:

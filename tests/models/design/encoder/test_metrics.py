@@ -34,6 +34,7 @@ def test_known_f_tensors_give_known_scores() -> None:
             "val/color_acc": 0.75,
             "val/color_miou": (0.75 + 0.0) / 2,  # classes absent from both are left out
             "val/hierarchy_mse": 0.25,
+            "val/hierarchy_mae_text": 0.5,
         }
     )
 
