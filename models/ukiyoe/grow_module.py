@@ -53,6 +53,7 @@ class GrowModel(pl.LightningModule):
         batch_size: int = 8,
         train_steps: Sequence[int] = (48, 64),
         damage_count: int = 2,
+        half_plane_share: float = 0.0,
         normalize_gradients: bool = True,
         eval_steps: int = 64,
         eval_samples: int = 4,
@@ -70,6 +71,8 @@ class GrowModel(pl.LightningModule):
             raise UserError(
                 f"model.damage_count={damage_count} must be in [0, model.batch_size): one sample is the seed."
             )
+        if not 0.0 <= half_plane_share <= 1.0:
+            raise UserError(f"model.half_plane_share={half_plane_share} must be a probability in [0, 1].")
         if batch_size > pool_size:
             raise UserError(f"model.batch_size={batch_size} must be <= model.pool_size={pool_size}.")
         self.nca = nca
@@ -84,7 +87,9 @@ class GrowModel(pl.LightningModule):
         indices, states = self.pool.sample(hp.batch_size)
         with torch.no_grad():
             losses = rgba_mse(self.nca.rgba(states), target)
-        states = prepare_batch(states, losses, self.pool.seed, hp.damage_count)
+        states = prepare_batch(
+            states, losses, self.pool.seed, hp.damage_count, half_plane_share=hp.half_plane_share
+        )
         # the step count is a host-side random number (seeded and checkpointed with Python's RNG): no sync
         grown = self.nca(states, steps=random.randint(*self.train_steps))
         loss = rgba_mse(self.nca.rgba(grown), target).mean()

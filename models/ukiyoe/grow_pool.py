@@ -7,6 +7,8 @@ scratch), and a few of the best are damaged (it learns to regenerate). Everythin
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,6 +42,26 @@ def circle_masks(
     return inside[:, None]
 
 
+def damage_masks(
+    count: int,
+    size: int,
+    half_plane_share: float = 0.0,
+    device: torch.device | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """(count, 1, size, size) bool: per sample a random disc (`circle_masks`) or, with probability
+    `half_plane_share`, the half of the canvas beyond a line through its centre at a random angle: the test's
+    cut (the right half) in every orientation, which no disc is large enough to teach."""
+    discs = circle_masks(count, size, device, generator)
+    if half_plane_share <= 0.0:
+        return discs
+    coords = torch.linspace(-1.0, 1.0, size, device=device)
+    angle = 2 * math.pi * torch.rand(count, 1, 1, device=device, generator=generator)
+    halves = coords[None, None, :] * angle.cos() + coords[None, :, None] * angle.sin() > 0
+    use_half = torch.rand(count, 1, 1, device=device, generator=generator) < half_plane_share
+    return torch.where(use_half, halves, discs[:, 0])[:, None]
+
+
 def half_plane_mask(size: int, device: torch.device | None = None) -> torch.Tensor:
     """(1, 1, size, size) bool: the right half of the canvas (the test's 50 % cut through the centre)."""
     mask = torch.zeros(1, 1, size, size, dtype=torch.bool, device=device)
@@ -53,9 +75,10 @@ def prepare_batch(
     seed: torch.Tensor,
     damage_count: int = 0,
     generator: torch.Generator | None = None,
+    half_plane_share: float = 0.0,
 ) -> torch.Tensor:
     """The batch to train on: the highest-loss sample becomes the seed, the `damage_count` lowest-loss ones
-    lose a random disc (all channels zeroed). Masks, not indexing with loss-dependent values: no host sync."""
+    lose a random disc or half (`damage_masks`; all channels zeroed). Masks, not indexing with loss-dependent values: no host sync."""
     batch = states.shape[0]
     ranks = losses.argsort(descending=True)
     worst = F.one_hot(ranks[0], batch).bool()[:, None, None, None]
@@ -63,8 +86,8 @@ def prepare_batch(
     if damage_count > 0:
         best = torch.zeros(batch, dtype=torch.bool, device=states.device)
         best[ranks[batch - damage_count :]] = True
-        discs = circle_masks(batch, states.shape[-1], states.device, generator)
-        states = states * ~(discs & best[:, None, None, None])
+        damage = damage_masks(batch, states.shape[-1], half_plane_share, states.device, generator)
+        states = states * ~(damage & best[:, None, None, None])
     return states
 
 

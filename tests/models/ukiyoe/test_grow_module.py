@@ -11,6 +11,7 @@ from datamodules.ukiyoe.target_datamodule import load_target
 from models.ukiyoe.grow_pool import (
     SamplePool,
     circle_masks,
+    damage_masks,
     half_plane_mask,
     prepare_batch,
     rgba_mse,
@@ -48,6 +49,22 @@ def test_prepare_batch_reseeds_the_worst_and_damages_the_best_inside_a_disc():
     assert torch.equal(out[2][:, ~disc], states[2][:, ~disc])
     for kept in (0, 3):
         assert torch.equal(out[kept], states[kept])
+
+
+def test_damage_masks_are_discs_or_halves_through_the_centre_in_any_orientation():
+    size = 16
+    assert torch.equal(
+        damage_masks(8, size, 0.0, generator=torch.Generator().manual_seed(3)),
+        circle_masks(8, size, generator=torch.Generator().manual_seed(3)),
+    )
+    halves = damage_masks(64, size, 1.0, generator=torch.Generator().manual_seed(3))
+    coverage = halves.float().mean(dim=(1, 2, 3))
+    assert ((coverage > 0.4) & (coverage < 0.6)).all()  # a line through the centre of a 16-px grid
+    assert (halves | halves.flip(-1, -2)).all()  # the cell opposite an uncut cell is cut: a half, not a disc
+    assert len({tuple(mask.flatten().tolist()) for mask in halves}) > 8  # many orientations
+    mixed = damage_masks(400, size, 0.5, generator=torch.Generator().manual_seed(4))
+    share = ((mixed | mixed.flip(-1, -2)).flatten(1).all(dim=1)).float().mean().item()
+    assert 0.4 < share < 0.65  # discs larger than the canvas's centre cell pair are rare
 
 
 def test_pool_samples_distinct_indices_and_writes_back():
@@ -100,3 +117,12 @@ def test_experiment_runs_with_fast_dev_run(tmp_path):
     # the untrained NCA leaves the seed as it is: it is one cell away from the target everywhere
     assert summary["metrics"]["test/grow_mse"] > 0.1
     assert (run_dir / "images" / "ukiyoe_nca_grow.png").is_file()
+
+
+def test_a_damage_share_outside_zero_one_names_the_key():
+    from models.ukiyoe.grow_module import GrowModel
+    from models.ukiyoe.nets.nca import IntegratedNCA
+
+    nca = IntegratedNCA(state_channels=8, hidden=8, w_dim=0, num_colors=0)
+    with pytest.raises(UserError, match=r"model.half_plane_share=1.5"):
+        GrowModel(nca, torch.optim.Adam, canvas=8, pool_size=8, batch_size=4, half_plane_share=1.5)
