@@ -3,7 +3,9 @@
 Training uses a `DDPMScheduler` (T steps, linear betas); sampling builds a `DDIMScheduler` (few steps,
 eta = 0: deterministic given the initial noise) or a `DDPMScheduler` from the same config. Phase 3 needs
 gradients through the whole loop (`grad=True`, optionally recomputing each step's activations in the
-backward pass) and the clean-image estimate from a noisy one (`predict_x0`).
+backward pass) and the clean-image estimate from a noisy one (`predict_x0`). The network predicts the noise
+(epsilon) or the velocity v = sqrt(abar) eps - sqrt(1 - abar) x0 (v_prediction); guidance mixes either
+linearly and the diffusers schedulers read which from the shared config.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from torch.utils.checkpoint import checkpoint
 
 SamplerKind = Literal["ddim", "ddpm"]
 SAMPLERS: tuple[str, ...] = ("ddim", "ddpm")
-# eps(x_t (B, C, H, W), t (B,), context tokens (B, M, D)): the U-Net
+# eps or v (x_t (B, C, H, W), t (B,), context tokens (B, M, D)): the U-Net
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -87,11 +89,17 @@ def reverse_diffusion(
     return x.clamp(-1.0, 1.0)
 
 
+PREDICTIONS: tuple[str, ...] = ("epsilon", "v_prediction")
+
+
 def predict_x0(
-    scheduler: DDPMScheduler | DDIMScheduler, xt: torch.Tensor, timesteps: torch.Tensor, eps: torch.Tensor
+    scheduler: DDPMScheduler | DDIMScheduler, xt: torch.Tensor, timesteps: torch.Tensor, output: torch.Tensor
 ) -> torch.Tensor:
-    """The clean image implied by a noise prediction: x0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t),
-    with abar from the scheduler's `alphas_cumprod` (differentiable in `xt` and `eps`; not clamped)."""
+    """The clean image implied by the network's `output` at x_t, by the scheduler's `prediction_type`:
+    epsilon x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar); v x0 = sqrt(abar) x_t - sqrt(1 - abar) v, with abar
+    from the scheduler's `alphas_cumprod` (differentiable in `xt` and `output`; not clamped)."""
     alphas_cumprod = scheduler.alphas_cumprod.to(device=xt.device, dtype=xt.dtype)
     abar = alphas_cumprod[timesteps.to(xt.device).long()].reshape(-1, *([1] * (xt.dim() - 1)))
-    return (xt - (1.0 - abar).sqrt() * eps) / abar.sqrt()
+    if scheduler.config.prediction_type == "v_prediction":
+        return abar.sqrt() * xt - (1.0 - abar).sqrt() * output
+    return (xt - (1.0 - abar).sqrt() * output) / abar.sqrt()

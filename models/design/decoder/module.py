@@ -1,7 +1,7 @@
 """`DecoderModel`: trains the conditional DDPM decoder (V_Meta -> design image) and samples from it.
 
-Training is the epsilon-prediction loss at uniform random timesteps of a diffusers `DDPMScheduler`, with
-the metadata dropped (NULL tokens) for a share of samples so that classifier-free guidance works at
+Training is the epsilon- or v-prediction loss (the scheduler's `prediction_type`) at uniform random timesteps
+of a diffusers `DDPMScheduler`, optionally Min-SNR-gamma weighted (Hang et al. 2023), with the metadata dropped (NULL tokens) for a share of samples so that classifier-free guidance works at
 sampling time. Validation reports a loss at fixed timesteps and fixed noise (comparable across epochs) and
 a goal x format sample grid; EMA weights, when the `ema` callback is on, are what validation, samples and
 checkpoints use (Lightning's EMAWeightAveraging swaps them in).
@@ -19,6 +19,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
+from diffusers.training_utils import compute_snr
 from torch import nn
 
 from models.common.generative_quality import ReportsFidFeatures
@@ -29,7 +30,7 @@ from models.design.decoder.samples import (
     write_sample_files,
 )
 from models.design.nets.meta_tokens import MetaTokens
-from models.design.sampling import SAMPLERS, initial_noise, reverse_diffusion, sampling_scheduler
+from models.design.sampling import PREDICTIONS, SAMPLERS, initial_noise, reverse_diffusion, sampling_scheduler
 from training.toolkit.errors import UserError
 from training.toolkit.figures import report_figure
 from training.toolkit.net_options import NetOptions
@@ -39,17 +40,17 @@ from training.toolkit.sample_files import sampling_device
 @dataclass
 class DiffusionTerms:
     """One evaluation of the diffusion objective: the loss and what phase 3 needs to form x0 predictions
-    (`predict_x0(module.noise_scheduler, terms.noisy, terms.timesteps, terms.eps)`)."""
+    (`predict_x0(module.noise_scheduler, terms.noisy, terms.timesteps, terms.output)`)."""
 
     loss: torch.Tensor
     noisy: torch.Tensor
     timesteps: torch.Tensor
-    eps: torch.Tensor
+    output: torch.Tensor  # the network's prediction: the noise, or the velocity v
     noise: torch.Tensor
 
 
 class DecoderModel(ReportsFidFeatures, NetOptions, pl.LightningModule):
-    """Conditional DDPM on design images: `net` predicts the noise given the `meta_tokens` of V_Meta."""
+    """Conditional DDPM on design images: `net` predicts the noise (or v) given the `meta_tokens` of V_Meta."""
 
     def __init__(
         self,
@@ -70,17 +71,20 @@ class DecoderModel(ReportsFidFeatures, NetOptions, pl.LightningModule):
         quality: Callable[[pl.LightningModule], Mapping[str, float]] | None = None,
         compile: bool = False,
         channels_last: bool = False,
+        snr_gamma: float | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
             logger=False,
             ignore=["net", "meta_tokens", "noise_scheduler", "optimizer", "lr_schedule", "quality"],
         )
-        if noise_scheduler.config.prediction_type != "epsilon":
+        if noise_scheduler.config.prediction_type not in PREDICTIONS:
             raise UserError(
-                "DecoderModel predicts the noise: set model.noise_scheduler.prediction_type=epsilon "
-                f"(got {noise_scheduler.config.prediction_type!r})."
+                f"model.noise_scheduler.prediction_type={noise_scheduler.config.prediction_type!r}: the decoder "
+                "predicts the noise (epsilon) or the velocity (v_prediction)."
             )
+        if snr_gamma is not None and snr_gamma <= 0:
+            raise UserError(f"model.snr_gamma={snr_gamma}: use a positive gamma (5 is the paper's) or null.")
         if not 0.0 <= condition_dropout < 1.0:
             raise UserError(f"model.condition_dropout must be in [0, 1), got {condition_dropout}.")
         if sampler not in SAMPLERS:
@@ -97,7 +101,7 @@ class DecoderModel(ReportsFidFeatures, NetOptions, pl.LightningModule):
         return int(self.noise_scheduler.config.num_train_timesteps)
 
     def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """eps prediction for x_t (B, C, H, W) at `timesteps` given meta tokens (B, 3, D)."""
+        """eps (or v) prediction for x_t (B, C, H, W) at `timesteps` given meta tokens (B, 3, D)."""
         noisy = self.net_input(noisy)
         return self.net(noisy, timesteps, context)
 
@@ -111,16 +115,33 @@ class DecoderModel(ReportsFidFeatures, NetOptions, pl.LightningModule):
         noise: torch.Tensor | None = None,
         timesteps: torch.Tensor | None = None,
     ) -> DiffusionTerms:
-        """MSE between the true and predicted noise of `images` (in [-1, 1]) noised to `timesteps`
-        (default: uniform random) with `noise` (default: standard normal); `drop` (B,) bool NULLs the
-        metadata of those samples."""
+        """MSE between the network's output and its target (the noise, or v) for `images` (in [-1, 1])
+        noised to `timesteps` (default: uniform random) with `noise` (default: standard normal), each sample
+        weighted by `loss_weights`; `drop` (B,) bool NULLs the metadata of those samples."""
         if noise is None:
             noise = torch.randn_like(images)
         if timesteps is None:
             timesteps = torch.randint(0, self.num_train_timesteps, (images.shape[0],), device=images.device)
         noisy = self.noise_scheduler.add_noise(images, noise, timesteps)
-        eps = self(noisy, timesteps, self.meta_tokens(goal, format, tone, drop))
-        return DiffusionTerms(F.mse_loss(eps.float(), noise.float()), noisy, timesteps, eps, noise)
+        output = self(noisy, timesteps, self.meta_tokens(goal, format, tone, drop))
+        if self.noise_scheduler.config.prediction_type == "v_prediction":
+            target = self.noise_scheduler.get_velocity(images, noise, timesteps)
+        else:
+            target = noise
+        per_sample = F.mse_loss(output.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+        loss = (self.loss_weights(timesteps) * per_sample).mean()
+        return DiffusionTerms(loss, noisy, timesteps, output, noise)
+
+    def loss_weights(self, timesteps: torch.Tensor) -> torch.Tensor:
+        """Per-sample loss weights (B,): 1, or with `snr_gamma` Min-SNR-gamma's min(SNR, gamma) / SNR for
+        epsilon and min(SNR, gamma) / (SNR + 1) for v (both weigh the x0 error by min(SNR, gamma))."""
+        gamma = self.hparams.snr_gamma
+        if gamma is None:
+            return torch.ones(timesteps.shape, device=timesteps.device)
+        snr = compute_snr(self.noise_scheduler, timesteps)
+        if self.noise_scheduler.config.prediction_type == "v_prediction":
+            return snr.clamp(max=gamma) / (snr + 1.0)
+        return snr.clamp(max=gamma) / snr
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images = batch["image"]

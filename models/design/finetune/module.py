@@ -1,7 +1,7 @@
 """`FinetuneModel`: phase 3's fine-tune loop — the decoder trained toward higher grammar, judges frozen.
 
 loss = diffusion loss − λ · R, with R the grammar reward of the decoder's own clean-image estimates:
-for a training batch noised to timesteps t, x̂0 = predict_x0(x_t, t, ε̂) (the same forward pass as the
+for a training batch noised to timesteps t, x̂0 = predict_x0(x_t, t, the network's ε̂ or v̂) (the same forward pass as the
 diffusion loss), read by the frozen encoder and abstractor (`GrammarReward`), and
     R = (1/B) Σ_i w(t_i) Σ_d grammar_d(x̂0_i),   w(t) = ᾱ_t for t < reward_max_timestep, else 0.
 x̂0 is a blur of the data mean at large t (ᾱ_t → 0), and a reward on it would teach the decoder to paint
@@ -32,6 +32,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from diffusers import DDPMScheduler
 from pytorch_lightning.callbacks import WeightAveraging
 
 from models.common.generative_quality import QualityTable
@@ -48,6 +49,13 @@ STAGE = STAGES["finetune"]
 DECODER_KEY = STAGE.key("decoder_checkpoint")
 RENAMED = {"model": "after", "untrained": "before"}  # DecoderQuality's sample sets -> phase 3's
 GAP_BANDS = 5  # timestep bands of the x̂0 grammar gap measured at validation
+
+
+def same_diffusion(first: DDPMScheduler, second: DDPMScheduler) -> bool:
+    """The same forward process (betas) and the same network target (noise or v)."""
+    return first.config.prediction_type == second.config.prediction_type and torch.equal(
+        first.betas, second.betas
+    )
 
 
 class FinetuneModel(DecoderModel):
@@ -110,10 +118,11 @@ class FinetuneModel(DecoderModel):
         if (start.hparams.resolution, start.hparams.image_channels) != (
             self.hparams.resolution,
             self.hparams.image_channels,
-        ) or not torch.equal(start.noise_scheduler.betas, self.noise_scheduler.betas):
+        ) or not same_diffusion(start.noise_scheduler, self.noise_scheduler):
             raise UserError(
                 f"{DECODER_KEY}={self.hparams.decoder_checkpoint} samples {start.hparams.resolution}² images "
-                f"with its own noise schedule; the fine-tune must match: set data.resolution="
+                f"with its own noise schedule and prediction type "
+                f"({start.noise_scheduler.config.prediction_type}); the fine-tune must match: set data.resolution="
                 f"{start.hparams.resolution} and the decoder run's model.noise_scheduler."
             )
         try:
@@ -166,8 +175,8 @@ class FinetuneModel(DecoderModel):
         count = self.reward_count(terms.noisy.shape[0])
         if count == 0:
             return terms.loss.new_zeros(())
-        noisy, timesteps, eps = terms.noisy[:count], terms.timesteps[:count], terms.eps[:count]
-        clean = predict_x0(self.noise_scheduler, noisy, timesteps, eps.to(noisy.dtype)).clamp(-1.0, 1.0)
+        noisy, timesteps, output = terms.noisy[:count], terms.timesteps[:count], terms.output[:count]
+        clean = predict_x0(self.noise_scheduler, noisy, timesteps, output.to(noisy.dtype)).clamp(-1.0, 1.0)
         alphas_cumprod = self.noise_scheduler.alphas_cumprod.to(noisy.device)
         weight = alphas_cumprod[timesteps.long()]
         return (weight * self.judge(clean).float().sum(dim=1)).sum() / terms.noisy.shape[0]
@@ -219,7 +228,7 @@ class FinetuneModel(DecoderModel):
         terms = self.diffusion_loss(
             images, batch["goal"], batch["format"], batch["tone"], noise=noise, timesteps=timesteps
         )
-        clean = predict_x0(self.noise_scheduler, terms.noisy, timesteps, terms.eps.to(images.dtype))
+        clean = predict_x0(self.noise_scheduler, terms.noisy, timesteps, terms.output.to(images.dtype))
         gap = (self.judge(clean.clamp(-1.0, 1.0)) - self.judge(images)).abs().mean(dim=1)
         width = total // GAP_BANDS
         bands = {}

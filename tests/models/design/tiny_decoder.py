@@ -38,13 +38,15 @@ def perturb(module: torch.nn.Module, seed: int, scale: float = 0.05) -> torch.nn
     return module
 
 
-def tiny_decoder(seed: int = 0, **options) -> DecoderModel:
+def tiny_decoder(seed: int = 0, prediction_type: str = "epsilon", **options) -> DecoderModel:
     """A DecoderModel around the tiny U-Net with perturbed weights, built under `seed`."""
     torch.manual_seed(seed)
     module = DecoderModel(
         net=tiny_unet(),
         meta_tokens=MetaTokens(CONTEXT_DIM),
-        noise_scheduler=DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear"),
+        noise_scheduler=DDPMScheduler(
+            num_train_timesteps=1000, beta_schedule="linear", prediction_type=prediction_type
+        ),
         optimizer=functools.partial(torch.optim.Adam, lr=1e-3),
         resolution=RESOLUTION,
         **({"sample_steps": 2, "grid_per_pair": 1} | options),

@@ -48,13 +48,59 @@ def test_the_diffusion_terms_give_phase_3_its_x0_prediction():
     decoder = tiny_decoder(seed=0)
     batch = toy_designs(4)
     terms = decoder.diffusion_loss(batch["image"], batch["goal"], batch["format"], batch["tone"])
-    assert terms.loss.item() == pytest.approx(torch.mean((terms.eps - terms.noise) ** 2).item())
+    assert terms.loss.item() == pytest.approx(torch.mean((terms.output - terms.noise) ** 2).item())
     # with the true noise the prediction is exactly the clean image; the model's own differs from it
     exact = predict_x0(decoder.noise_scheduler, terms.noisy, terms.timesteps, terms.noise)
     assert torch.allclose(exact, batch["image"], atol=1e-3)
-    estimate = predict_x0(decoder.noise_scheduler, terms.noisy, terms.timesteps, terms.eps)
+    estimate = predict_x0(decoder.noise_scheduler, terms.noisy, terms.timesteps, terms.output)
     (gradient,) = torch.autograd.grad(estimate.mean(), decoder.net.conv_out.weight)
     assert gradient.abs().sum() > 0
+
+
+def alpha_bar(decoder: DecoderModel, timesteps: torch.Tensor) -> torch.Tensor:
+    return decoder.noise_scheduler.alphas_cumprod[timesteps].reshape(-1, 1, 1, 1)
+
+
+def test_v_prediction_regresses_the_velocity_and_its_x0_is_exact_for_the_true_v():
+    decoder = tiny_decoder(seed=0, prediction_type="v_prediction")
+    batch = toy_designs(4)
+    terms = decoder.diffusion_loss(batch["image"], batch["goal"], batch["format"], batch["tone"])
+    abar = alpha_bar(decoder, terms.timesteps)
+    velocity = abar.sqrt() * terms.noise - (1 - abar).sqrt() * batch["image"]
+    assert terms.loss.item() == pytest.approx(torch.mean((terms.output - velocity) ** 2).item(), rel=1e-5)
+    exact = predict_x0(decoder.noise_scheduler, terms.noisy, terms.timesteps, velocity)
+    assert torch.allclose(
+        exact, batch["image"], atol=1e-5
+    )  # no division by sqrt(abar): float32 rounding only
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_min_snr_weights_cap_the_x0_error_weight_at_gamma(prediction_type):
+    decoder = tiny_decoder(seed=0, prediction_type=prediction_type, snr_gamma=5.0)
+    timesteps = torch.tensor([0, 50, 200, 400, 999])
+    abar = alpha_bar(decoder, timesteps).flatten().double()
+    snr = abar / (1 - abar)  # t = 0: ~1e4; t = 200: ~2.0; t = 999: ~4e-5
+    x0_weight = snr.clamp(max=5.0)  # Hang et al.: the x0 error weighted by min(SNR, gamma)
+    # an eps error is an x0 error times sqrt(SNR) (x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar)); a v error
+    # times sqrt(SNR + 1): dividing those squared factors out gives the loss weight of each parameterisation
+    expected = x0_weight / (snr if prediction_type == "epsilon" else snr + 1)
+    assert torch.allclose(decoder.loss_weights(timesteps).double(), expected, rtol=1e-5)
+    assert decoder.loss_weights(timesteps)[0].item() < 1e-3  # the nearly clean steps stop dominating
+    batch = toy_designs(5)
+    noise = torch.randn(batch["image"].shape, generator=torch.Generator().manual_seed(2))
+    terms = decoder.diffusion_loss(
+        batch["image"], batch["goal"], batch["format"], batch["tone"], noise=noise, timesteps=timesteps
+    )
+    target = (
+        noise
+        if prediction_type == "epsilon"
+        else (
+            alpha_bar(decoder, timesteps).sqrt() * noise
+            - (1 - alpha_bar(decoder, timesteps)).sqrt() * batch["image"]
+        )
+    )
+    per_sample = ((terms.output - target) ** 2).mean(dim=(1, 2, 3))
+    assert terms.loss.item() == pytest.approx((expected.float() * per_sample).mean().item(), rel=1e-5)
 
 
 def test_the_fixed_noise_loss_repeats_exactly_and_spreads_timesteps_over_the_range():
@@ -196,10 +242,12 @@ def test_bad_model_settings_name_the_key():
         tiny_decoder(sampler="euler")
     with pytest.raises(UserError, match=r"model.condition_dropout must be in \[0, 1\)"):
         tiny_decoder(condition_dropout=1.0)
-    with pytest.raises(UserError, match=r"model.noise_scheduler.prediction_type=epsilon"):
+    with pytest.raises(UserError, match=r"model.noise_scheduler.prediction_type='sample'"):
         DecoderModel(
             net=tiny_unet(),
             meta_tokens=MetaTokens(CONTEXT_DIM),
-            noise_scheduler=DDPMScheduler(prediction_type="v_prediction"),
+            noise_scheduler=DDPMScheduler(prediction_type="sample"),
             optimizer=torch.optim.Adam,
         )
+    with pytest.raises(UserError, match=r"model.snr_gamma=0"):
+        tiny_decoder(snr_gamma=0)

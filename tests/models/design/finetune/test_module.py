@@ -82,7 +82,7 @@ def test_the_loss_is_the_diffusion_loss_minus_weight_times_the_alpha_bar_weighte
     terms = module.diffusion_loss(
         batch["image"], batch["goal"], batch["format"], batch["tone"], timesteps=timesteps
     )
-    clean = predict_x0(module.noise_scheduler, terms.noisy, timesteps, terms.eps)[:4].clamp(-1, 1)
+    clean = predict_x0(module.noise_scheduler, terms.noisy, timesteps, terms.output)[:4].clamp(-1, 1)
     alpha_bar = module.noise_scheduler.alphas_cumprod[timesteps[:4]]
     expected_reward = (alpha_bar * module.judge(clean).sum(dim=1)).sum() / 10
     torch.testing.assert_close(diffusion, terms.loss, rtol=0, atol=0)
@@ -144,6 +144,12 @@ def test_another_decoder_architecture_is_a_user_error(stages, tmp_path):
     wider = {**DECODER_CONFIG["net"], "channels": 16}
     with pytest.raises(UserError, match=r"model\.decoder_checkpoint=.* another architecture"):
         set_up(stages, tmp_path, net=wider)
+
+
+def test_another_prediction_type_than_the_decoders_is_a_user_error(stages, tmp_path):
+    v_prediction = {**DECODER_CONFIG["noise_scheduler"], "prediction_type": "v_prediction"}
+    with pytest.raises(UserError, match=r"noise schedule and prediction type \(epsilon\)"):
+        set_up(stages, tmp_path, noise_scheduler=v_prediction)
 
 
 def test_missing_checkpoints_name_every_key_and_the_pipeline(stages):
