@@ -90,8 +90,13 @@ class CompositeLoss(nn.Module):
         """Squared error of the hierarchy map (B, 1, H, W): the mean over all pixels, or the text-share
         mix of the means over text ink and the rest (pooled over the batch; the plain mean without ink)."""
         squared = (hierarchy - f_tensor[:, F_HIERARCHY : F_HIERARCHY + 1].float()).square()
-        text = f_tensor[:, F_TEXT : F_TEXT + 1] > 0.5
         share = self.hierarchy_text_share
-        if share is None or not text.any() or text.all():
+        if share is None:
             return squared.mean()
-        return share * squared[text].mean() + (1.0 - share) * squared[~text].mean()
+        text = (f_tensor[:, F_TEXT : F_TEXT + 1] > 0.5).float()
+        ink, rest = text.sum(), (1.0 - text).sum()
+        mixed = share * (squared * text).sum() / ink.clamp_min(1.0) + (1.0 - share) * (
+            squared * (1.0 - text)
+        ).sum() / rest.clamp_min(1.0)
+        # masks and torch.where, not boolean indexing or a branch on the batch: no host sync per step
+        return torch.where((ink > 0) & (rest > 0), mixed, squared.mean())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric
+from torchmetrics import MeanMetric, MeanSquaredError, Metric
 from torchmetrics.classification import BinaryJaccardIndex, MulticlassAccuracy, MulticlassJaccardIndex
 
 from models.design.schema import F_HIERARCHY, F_IMAGE, F_TEXT, NUM_COLOR_IDS, color_ids
@@ -26,7 +26,7 @@ class EncoderMetrics(nn.Module):
         self.color_acc = MulticlassAccuracy(NUM_COLOR_IDS, average="micro", validate_args=False)
         self.color_miou = MulticlassJaccardIndex(NUM_COLOR_IDS, average="macro", validate_args=False)
         self.hierarchy_mse = MeanSquaredError()
-        self.hierarchy_mae_text = MeanAbsoluteError()
+        self.hierarchy_mae_text = MeanMetric()  # weighted by the text mask: no boolean indexing, no sync
 
     def update(self, predicted: torch.Tensor, truth: torch.Tensor) -> None:
         """Accumulate a batch: predicted and true F_Tensors, both (B, 4, H, W) in the schema's layout."""
@@ -36,8 +36,8 @@ class EncoderMetrics(nn.Module):
         self.color_acc.update(predicted_color, true_color)
         self.color_miou.update(predicted_color, true_color)
         self.hierarchy_mse.update(predicted[:, F_HIERARCHY].flatten(), truth[:, F_HIERARCHY].flatten())
-        text = truth[:, F_TEXT] > 0.5
-        self.hierarchy_mae_text.update(predicted[:, F_HIERARCHY][text], truth[:, F_HIERARCHY][text])
+        error = (predicted[:, F_HIERARCHY] - truth[:, F_HIERARCHY]).abs()
+        self.hierarchy_mae_text.update(error, weight=(truth[:, F_TEXT] > 0.5).float())
 
     def by_name(self, split: str) -> dict[str, Metric]:
         """`{"<split>/text_iou": metric, ...}` for `LightningModule.log_dict` (which computes and resets)."""
