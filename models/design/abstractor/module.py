@@ -1,4 +1,4 @@
-"""`AbstractorModel`: trains the abstractor on true F_Tensors; evaluates it on true and encoder-read ones.
+"""`AbstractorModel`: trains the abstractor on true (and encoder-read) F_Tensors; evaluates it on both.
 
 Loss = w_goal·CE(goal) + w_format·CE(format) + w_tone·MSE(tone) + w_grammar·MSE(grammar). With
 `encoder_checkpoint` set, validation and test also read each design through the trained encoder
@@ -7,7 +7,9 @@ Loss = w_goal·CE(goal) + w_format·CE(format) + w_tone·MSE(tone) + w_grammar·
 The encoder reads each design at the resolution its run trained at (`models.design.encoder.reading`),
 so an encoder trained at 128² serves an abstractor run at 64² or 256². It is loaded in `setup()` and
 kept out of this module's state_dict (a plain dict attribute): the abstractor's checkpoints hold only
-the abstractor.
+the abstractor. With `encoded_share` > 0 training reads that share of every batch through the encoder
+too: the pipeline hands the abstractor encoder-read F_Tensors, whose hierarchy and colour IDs err in ways
+the true ones never show it.
 """
 
 from __future__ import annotations
@@ -53,10 +55,12 @@ class AbstractorModel(NetOptions, pl.LightningModule):
         tone_weight: float = 1.0,
         grammar_weight: float = 1.0,
         encoder_checkpoint: str | None = None,
+        encoded_share: float = 0.0,
         compile: bool = False,
         channels_last: bool = False,
     ) -> None:
         super().__init__()
+        check_encoded_share(encoded_share, encoder_checkpoint)
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "lr_schedule"])
         self.net = net
         self.optimizer_factory = optimizer
@@ -96,6 +100,9 @@ class AbstractorModel(NetOptions, pl.LightningModule):
             self.stages["encoder"] = load_trained_module(path, ENCODER_KEY, expected=EncoderModel)
             self.encoder_resolution = trained_resolution(path)
 
+    def on_train_start(self) -> None:
+        self._encoder_to_device()
+
     def on_validation_start(self) -> None:
         self._encoder_to_device()
 
@@ -118,8 +125,21 @@ class AbstractorModel(NetOptions, pl.LightningModule):
         terms["total"] = sum(self.loss_weights[name] * value for name, value in terms.items())
         return terms
 
+    def training_f_tensors(self, batch: Batch) -> torch.Tensor:
+        """The batch's true F_Tensors, the first round(encoded_share * B) replaced by the encoder's reading
+        of their images (the loader shuffles, so every epoch the encoder reads other designs)."""
+        f_tensor = batch["f_tensor"]
+        count = round(self.hparams.encoded_share * f_tensor.shape[0])
+        if count == 0:
+            return f_tensor
+        with torch.no_grad():
+            encoded = encoder_f_tensor(
+                self.stages["encoder"], batch["image"][:count], self.encoder_resolution
+            )
+        return torch.cat([encoded, f_tensor[count:]])
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        losses = self.losses(self(structure_channels(batch["f_tensor"])), batch)
+        losses = self.losses(self(structure_channels(self.training_f_tensors(batch))), batch)
         size = batch["goal"].shape[0]
         self.log("train/loss", losses["total"], on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
         for name in self.loss_weights:
@@ -216,3 +236,18 @@ class AbstractorModel(NetOptions, pl.LightningModule):
             report_figure(
                 self, plot_grammar_scatter(pairs), "test/grammar_scatter", "grammar_scatter_test.png"
             )
+
+
+def check_encoded_share(share: float, encoder_checkpoint: str | None) -> None:
+    """UserError unless `share` is a fraction and, when positive, an encoder is there to read with."""
+    if not 0.0 <= share <= 1.0:
+        raise UserError(
+            f"model.encoded_share={share} is not a share of the batch: give a value in [0, 1] "
+            "(0: train on true F_Tensors only)."
+        )
+    if share > 0 and not encoder_checkpoint:
+        raise UserError(
+            f"model.encoded_share={share} trains on the encoder's reading of the designs, but {ENCODER_KEY} "
+            f"is not set. Give the encoder run's checkpoint ({STAGE.example_path(ENCODER_KEY)}), or set "
+            "model.encoded_share=0."
+        )

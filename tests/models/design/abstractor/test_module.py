@@ -155,8 +155,9 @@ def test_predict_step_reads_the_true_f_tensors() -> None:
     torch.testing.assert_close(readings["grammar"], GRAMMAR_READ)
 
 
-def test_training_step_never_syncs_with_the_host(tmp_path: Path) -> None:
-    module = make_module()
+@pytest.mark.parametrize("encoded_share", [0.0, 0.5])
+def test_training_step_never_syncs_with_the_host(tmp_path: Path, encoder_checkpoint, encoded_share) -> None:
+    module = make_module(encoder_checkpoint=str(encoder_checkpoint), encoded_share=encoded_share)
     unguarded_step = module.training_step
 
     def guarded_step(*args, **kwargs) -> torch.Tensor:
@@ -205,6 +206,37 @@ def test_evaluation_reads_true_and_encoded_f_tensors_and_keeps_the_encoder_out(
     assert sum(p.numel() for p in module.parameters()) == 1
     for name in ("goal_confusion_test.png", "format_confusion_test.png", "grammar_scatter_test.png"):
         assert (tmp_path / "images" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(("share", "encoded"), [(0.0, 0), (0.5, 2), (0.6, 2), (1.0, 4)])
+def test_training_reads_the_share_of_the_batch_through_the_encoder(
+    encoder_checkpoint, share, encoded
+) -> None:
+    module = make_module(encoder_checkpoint=str(encoder_checkpoint), encoded_share=share)
+    module.setup("fit")
+    batch = design_batch()
+    f_tensor = module.training_f_tensors(batch)
+
+    encoder = load_trained_module(encoder_checkpoint, "test", expected=EncoderModel)
+    by_hand = encoder_f_tensor(encoder, batch["image"][:encoded], resolution=8)
+    assert f_tensor.shape == batch["f_tensor"].shape
+    torch.testing.assert_close(f_tensor[:encoded], by_hand)
+    torch.testing.assert_close(f_tensor[encoded:], batch["f_tensor"][encoded:])
+    if encoded:  # the tiny encoder's reading is not the truth, or this test could not tell them apart
+        assert not torch.equal(by_hand, batch["f_tensor"][:encoded])
+
+
+@pytest.mark.parametrize(
+    ("share", "checkpoint", "message"),
+    [
+        (1.5, "encoder.ckpt", r"model\.encoded_share=1\.5 is not a share.*\[0, 1\]"),
+        (-0.1, None, r"model\.encoded_share=-0\.1 is not a share"),
+        (0.5, None, r"model\.encoded_share=0\.5 .* model\.encoder_checkpoint is not set"),
+    ],
+)
+def test_a_bad_encoded_share_names_the_keys_and_the_fix(share, checkpoint, message) -> None:
+    with pytest.raises(UserError, match=message):
+        make_module(encoded_share=share, encoder_checkpoint=checkpoint)
 
 
 def test_a_missing_encoder_checkpoint_names_the_config_key(tmp_path: Path) -> None:
