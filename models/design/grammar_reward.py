@@ -20,6 +20,8 @@ resolution first, because the encoder's features hold at the scale it learned th
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +30,14 @@ from torch import nn
 from models.design.features import DesignFeatures
 from models.design.schema import GRAMMAR_NAMES
 from models.design.stages import existing_checkpoint
+from training.toolkit.errors import UserError
+
+# The judges phase 3 reports, by their key in the stages' frozen modules -> the name of their metrics:
+# the judge in the loss, and an independent one (other encoder and abstractor runs) that the loss never saw,
+# so a gain that only fools the loss's judge shows as a gap between the two.
+JUDGED_AS = {"judge": "grammar", "independent": "grammar_independent"}
+INDEPENDENT_KEY = "model.independent_judge"
+CHECKPOINT_NAMES = ("encoder_checkpoint", "abstractor_checkpoint")
 
 
 class GrammarReward(nn.Module):
@@ -78,3 +88,62 @@ def grammar_table(scores: torch.Tensor, prefix: str) -> dict[str, torch.Tensor]:
         f"{prefix}/mean": means.mean(),
         **{f"{prefix}/{n}": means[i] for i, n in enumerate(GRAMMAR_NAMES)},
     }
+
+
+def independent_judge(given: Mapping[str, Any] | None, loss_judge: Mapping[str, Any]) -> GrammarReward | None:
+    """The judge of `model.independent_judge` (its `encoder_checkpoint` and `abstractor_checkpoint`), None
+    when neither is set. `loss_judge` holds the checkpoints of the judge in the loss, which it must not be."""
+    given = dict(given or {})
+    unknown = set(given) - set(CHECKPOINT_NAMES)
+    paths = [given.get(name) for name in CHECKPOINT_NAMES]
+    if unknown or (any(paths) and not all(paths)):
+        raise UserError(
+            f"{INDEPENDENT_KEY} takes both encoder_checkpoint and abstractor_checkpoint (runs other than the "
+            f"loss's judge), or neither; got {given}. Set {INDEPENDENT_KEY}.encoder_checkpoint=... and "
+            f"{INDEPENDENT_KEY}.abstractor_checkpoint=..., or leave both null."
+        )
+    if not any(paths):
+        return None
+    if all(
+        _same_file(path, loss_judge.get(name)) for path, name in zip(paths, CHECKPOINT_NAMES, strict=True)
+    ):
+        raise UserError(
+            f"{INDEPENDENT_KEY} names the same encoder and abstractor checkpoints as the judge in the loss "
+            f"(model.encoder_checkpoint, model.abstractor_checkpoint), so it is not independent: give it "
+            "another encoder or abstractor run (e.g. another seed), or leave both null."
+        )
+    return GrammarReward.from_checkpoints(*paths, INDEPENDENT_KEY)
+
+
+def _same_file(first: str | os.PathLike | None, second: str | os.PathLike | None) -> bool:
+    return bool(first and second) and os.path.realpath(first) == os.path.realpath(second)
+
+
+def judges_of(frozen: Mapping[str, nn.Module]) -> dict[str, GrammarReward]:
+    """The grammar judges among a stage's frozen modules (`JUDGED_AS` keys), the loss's first."""
+    return {name: frozen[name] for name in JUDGED_AS if name in frozen}
+
+
+def judge_all(judges: Mapping[str, GrammarReward], images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every judge's grammar (B, 4) of `images`."""
+    return {name: judge(images) for name, judge in judges.items()}
+
+
+def judged_tables(scores: Mapping[str, torch.Tensor], stage: str, name: str = "") -> dict[str, torch.Tensor]:
+    """`grammar_table` of each judge's scores, under `<stage>/<grammar | grammar_independent>[/<name>]`."""
+    table = {}
+    for judge, grammar in scores.items():
+        table |= grammar_table(grammar, "/".join(filter(None, (stage, JUDGED_AS[judge], name))))
+    return table
+
+
+def before_after_tables(
+    before: Mapping[str, torch.Tensor], after: Mapping[str, torch.Tensor], stage: str = "test"
+) -> dict[str, torch.Tensor]:
+    """Each judge's grammar of the same designs before and after phase 3, and its gain
+    (`<stage>/<metric>_gain` = after mean − before mean)."""
+    table = judged_tables(before, stage, "before") | judged_tables(after, stage, "after")
+    for judge in after:
+        metric = f"{stage}/{JUDGED_AS[judge]}"
+        table[f"{metric}_gain"] = table[f"{metric}/after/mean"] - table[f"{metric}/before/mean"]
+    return table

@@ -8,13 +8,14 @@ format pair in turn, as `task=sample` does), tones uniform in [0, 1]², then the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
 from models.design.decoder.module import DecoderModel
 from models.design.decoder.samples import SampleRequest, parse_sample_options
-from models.design.grammar_reward import GrammarReward
+from models.design.grammar_reward import GrammarReward, judge_all
 from models.design.sampling import initial_noise
 from training.toolkit.errors import UserError
 
@@ -42,14 +43,14 @@ def fixed_designs(count: int, channels: int, resolution: int, seed: int, key: st
 @torch.no_grad()
 def judged_samples(
     decoder: DecoderModel,
-    judge: GrammarReward,
+    judges: Mapping[str, GrammarReward],
     designs: FixedDesigns,
     latents: torch.Tensor | None = None,
     steps: int | None = None,
     guidance_scale: float | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The decoder's deterministic samples (DDIM) of `designs` from `latents` (default: their own noise)
-    and the judge's grammar of each, (N, 3, R, R) in [-1, 1] and (N, 4)."""
+    and each judge's grammar of them, (N, 3, R, R) in [-1, 1] and {judge: (N, 4)}."""
     start = designs.latents if latents is None else latents
     request = designs.request
     images = decoder.sample(
@@ -61,4 +62,4 @@ def judged_samples(
         latents=start.to(decoder.device),
         sampler="ddim",
     )
-    return images, judge(images)
+    return images, judge_all(judges, images)

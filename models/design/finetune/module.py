@@ -38,7 +38,14 @@ from pytorch_lightning.callbacks import WeightAveraging
 from models.common.generative_quality import QualityTable
 from models.design.decoder.module import DecoderModel, DiffusionTerms
 from models.design.decoder.quality import DecoderQuality
-from models.design.grammar_reward import GrammarReward, grammar_table
+from models.design.grammar_reward import (
+    GrammarReward,
+    before_after_tables,
+    independent_judge,
+    judge_all,
+    judged_tables,
+    judges_of,
+)
 from models.design.judged_designs import FixedDesigns, fixed_designs, judged_samples
 from models.design.sampling import predict_x0
 from models.design.stages import STAGES, existing_checkpoint
@@ -66,6 +73,7 @@ class FinetuneModel(DecoderModel):
         decoder_checkpoint: str | None = None,
         encoder_checkpoint: str | None = None,
         abstractor_checkpoint: str | None = None,
+        independent_judge: dict | None = None,
         grammar_weight: float = 0.1,
         reward_max_timestep: int = 400,
         eval_designs: int = 40,
@@ -106,6 +114,9 @@ class FinetuneModel(DecoderModel):
             self.frozen["judge"] = GrammarReward.from_checkpoints(
                 hp.encoder_checkpoint, hp.abstractor_checkpoint, "model"
             )
+            independent = independent_judge(hp.independent_judge, hp)
+            if independent is not None:
+                self.frozen["independent"] = independent
             path = existing_checkpoint(hp.decoder_checkpoint, DECODER_KEY)
             self.frozen["start"] = load_trained_module(path, DECODER_KEY, expected=DecoderModel)
         if stage == "fit":
@@ -204,10 +215,11 @@ class FinetuneModel(DecoderModel):
         return loss
 
     # --- evaluation ------------------------------------------------------------------------------
-    def designs_grammar(self, decoder: DecoderModel) -> torch.Tensor:
-        """Grammar (N, 4) of `decoder`'s DDIM samples of the fixed designs (the same noise every time)."""
+    def designs_grammar(self, decoder: DecoderModel) -> dict[str, torch.Tensor]:
+        """Each judge's grammar (N, 4) of `decoder`'s DDIM samples of the fixed designs (the same noise
+        every time)."""
         with self.trainer.precision_plugin.forward_context():
-            return judged_samples(decoder, self.judge, self.designs)[1]
+            return judged_samples(decoder, judges_of(self.frozen), self.designs)[1]
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         super().validation_step(batch, batch_idx)
@@ -243,21 +255,18 @@ class FinetuneModel(DecoderModel):
         if self.trainer.sanity_checking:
             return
         # every rank samples the same designs, so the numbers agree without a reduction
-        self.log_dict(grammar_table(self.designs_grammar(self), "val/grammar"), sync_dist=False)
+        self.log_dict(judged_tables(self.designs_grammar(self), "val"), sync_dist=False)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         super().test_step(batch, batch_idx)
         with torch.no_grad():
-            real = self.judge(batch["image"])
-        self.log_dict(
-            grammar_table(real, "test/grammar/real"), on_epoch=True, sync_dist=True, batch_size=len(real)
-        )
+            real = judge_all(judges_of(self.frozen), batch["image"])
+        size = len(batch["image"])
+        self.log_dict(judged_tables(real, "test", "real"), on_epoch=True, sync_dist=True, batch_size=size)
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()  # FID/KID of the starting and the fine-tuned decoder (evaluate_quality)
-        after, before = self.designs_grammar(self), self.designs_grammar(self.start)
-        table = grammar_table(after, "test/grammar/after") | grammar_table(before, "test/grammar/before")
-        table["test/grammar_gain"] = table["test/grammar/after/mean"] - table["test/grammar/before/mean"]
+        table = before_after_tables(self.designs_grammar(self.start), self.designs_grammar(self))
         self.log_dict(table, sync_dist=False)
 
     def evaluate_quality(self) -> dict[str, float]:

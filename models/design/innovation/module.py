@@ -41,7 +41,16 @@ from models.common.generative_quality import (
 )
 from models.design.decoder.module import DecoderModel
 from models.design.decoder.samples import write_sample_files
-from models.design.grammar_reward import GrammarReward, grammar_table
+from models.design.grammar_reward import (
+    JUDGED_AS,
+    GrammarReward,
+    before_after_tables,
+    grammar_table,
+    independent_judge,
+    judge_all,
+    judged_tables,
+    judges_of,
+)
 from models.design.innovation.plots import plot_before_after
 from models.design.judged_designs import fixed_designs, judged_samples
 from models.design.stages import STAGES, existing_checkpoint
@@ -70,6 +79,7 @@ class InnovationModel(ReportsFidFeatures, pl.LightningModule):
         decoder_checkpoint: str | None = None,
         encoder_checkpoint: str | None = None,
         abstractor_checkpoint: str | None = None,
+        independent_judge: dict | None = None,
         num_latents: int = 20,
         resolution: int = 32,
         image_channels: int = 3,
@@ -109,6 +119,9 @@ class InnovationModel(ReportsFidFeatures, pl.LightningModule):
         self.frozen["judge"] = GrammarReward.from_checkpoints(
             hp.encoder_checkpoint, hp.abstractor_checkpoint, "model"
         )
+        independent = independent_judge(hp.independent_judge, hp)
+        if independent is not None:
+            self.frozen["independent"] = independent
         path = existing_checkpoint(hp.decoder_checkpoint, DECODER_KEY)
         decoder = load_trained_module(path, DECODER_KEY, expected=DecoderModel)
         if (decoder.hparams.resolution, decoder.hparams.image_channels) != (hp.resolution, hp.image_channels):
@@ -169,23 +182,17 @@ class InnovationModel(ReportsFidFeatures, pl.LightningModule):
     # --- evaluation ------------------------------------------------------------------------------
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         with torch.no_grad():
-            real = self.judge(batch["image"])
-        self.log_dict(
-            grammar_table(real, "test/grammar/real"), on_epoch=True, sync_dist=True, batch_size=len(real)
-        )
+            real = judge_all(judges_of(self.frozen), batch["image"])
+        size = len(batch["image"])
+        self.log_dict(judged_tables(real, "test", "real"), on_epoch=True, sync_dist=True, batch_size=size)
 
     def on_test_epoch_end(self) -> None:
         start = self.designs.latents.to(self.device)
+        judges, steps = judges_of(self.frozen), self.hparams.sample_steps
         with self.trainer.precision_plugin.forward_context():
-            before = judged_samples(self.decoder, self.judge, self.designs, start, self.hparams.sample_steps)
-            after = judged_samples(
-                self.decoder, self.judge, self.designs, self.latents.detach(), self.hparams.sample_steps
-            )
-        table = grammar_table(after[1], "test/grammar/after") | grammar_table(
-            before[1], "test/grammar/before"
-        )
-        table["test/grammar_gain"] = table["test/grammar/after/mean"] - table["test/grammar/before/mean"]
-        self.log_dict(table, sync_dist=False)
+            before = judged_samples(self.decoder, judges, self.designs, start, steps)
+            after = judged_samples(self.decoder, judges, self.designs, self.latents.detach(), steps)
+        self.log_dict(before_after_tables(before[1], after[1]), sync_dist=False)
         quality = self.quality(before[0], after[0])
         self.remember_fid_features(quality)
         self.log_dict({f"test/{name}": value for name, value in quality.items()}, sync_dist=False)
@@ -225,19 +232,19 @@ class InnovationModel(ReportsFidFeatures, pl.LightningModule):
 
     def write_results(
         self,
-        judged: dict[str, tuple[torch.Tensor, torch.Tensor]],
+        judged: dict[str, tuple[torch.Tensor, dict[str, torch.Tensor]]],
         latents: dict[str, torch.Tensor],
     ) -> None:
-        """`<run>/innovation/<before|after>/{grid.png, samples.npz}` (with latents and per-sample grammar)
-        and the before/after figure."""
+        """`<run>/innovation/<before|after>/{grid.png, samples.npz}` (with latents and each judge's
+        per-sample grammar: `grammar`, `grammar_independent`) and the before/after figure."""
         out_dir = Path(self.trainer.default_root_dir) / "innovation"
-        for name, (images, grammar) in judged.items():
+        for name, (images, scores) in judged.items():
             write_sample_files(
                 out_dir / name,
                 images.float().cpu(),
                 self.designs.request,
                 latents=latents[name].float().cpu().numpy(),
-                grammar=grammar.float().cpu().numpy(),
+                **{JUDGED_AS[judge]: grammar.float().cpu().numpy() for judge, grammar in scores.items()},
                 steps=self.hparams.sample_steps,
                 guidance_scale=self.decoder.hparams.guidance_scale
                 if self.hparams.guidance_scale is None
@@ -246,8 +253,8 @@ class InnovationModel(ReportsFidFeatures, pl.LightningModule):
         figure = plot_before_after(
             judged[BEFORE][0].float().cpu(),
             judged[AFTER][0].float().cpu(),
-            judged[BEFORE][1].float().mean().item(),
-            judged[AFTER][1].float().mean().item(),
+            judged[BEFORE][1]["judge"].float().mean().item(),
+            judged[AFTER][1]["judge"].float().mean().item(),
         )
         report_figure(self, figure, "test/innovation", "innovation_before_after.png")
 

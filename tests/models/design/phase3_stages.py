@@ -61,12 +61,22 @@ def save_stage(path: Path, model_config: dict, seed: int, resolution: int, noise
 
 def write_stages(folder: Path) -> dict[str, str]:
     """`{decoder_checkpoint, encoder_checkpoint, abstractor_checkpoint}` of tiny runs under `folder`."""
-    encoder = {key: value for key, value in tiny_encoder_config().items() if key != "resolution"}
     return {
         "decoder_checkpoint": str(save_stage(folder / "decoder.ckpt", DECODER_CONFIG, 3, RESOLUTION, 0.05)),
-        "encoder_checkpoint": str(save_stage(folder / "encoder.ckpt", encoder, 1, JUDGE_RESOLUTION)),
+        **write_judge(folder, seed=1),
+    }
+
+
+def write_judge(folder: Path, seed: int) -> dict[str, str]:
+    """`{encoder_checkpoint, abstractor_checkpoint}` of a tiny judge (seeds `seed` and `seed + 1`) under
+    `folder`; another seed gives an independent judge."""
+    encoder = {key: value for key, value in tiny_encoder_config().items() if key != "resolution"}
+    return {
+        "encoder_checkpoint": str(
+            save_stage(folder / f"encoder{seed}.ckpt", encoder, seed, JUDGE_RESOLUTION)
+        ),
         "abstractor_checkpoint": str(
-            save_stage(folder / "abstractor.ckpt", ABSTRACTOR_CONFIG, 2, JUDGE_RESOLUTION)
+            save_stage(folder / f"abstractor{seed + 1}.ckpt", ABSTRACTOR_CONFIG, seed + 1, JUDGE_RESOLUTION)
         ),
     }
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.design.grammar_reward import GrammarReward, grammar_table
-from tests.models.design.phase3_stages import JUDGE_RESOLUTION, write_stages
+from models.design.grammar_reward import GrammarReward, before_after_tables, grammar_table, independent_judge
+from tests.models.design.phase3_stages import JUDGE_RESOLUTION, write_judge, write_stages
 from training.toolkit.errors import UserError
 from training.toolkit.stage_checkpoint import load_trained_module
 
@@ -58,3 +58,42 @@ def test_grammar_table_means_over_designs_per_score_and_overall():
 def test_a_checkpoint_path_that_does_not_exist_names_its_key(stages, tmp_path):
     with pytest.raises(UserError, match=r"model\.abstractor_checkpoint=.*missing\.ckpt does not exist"):
         GrammarReward.from_checkpoints(stages["encoder_checkpoint"], tmp_path / "missing.ckpt")
+
+
+def test_before_after_tables_name_each_judge_and_its_gain():
+    before = {"judge": torch.full((2, 4), 0.5), "independent": torch.full((2, 4), 0.25)}
+    after = {"judge": torch.full((2, 4), 0.75), "independent": torch.full((2, 4), 0.25)}
+    table = before_after_tables(before, after)
+    assert table["test/grammar/after/mean"] == 0.75 and table["test/grammar_gain"] == 0.25
+    assert table["test/grammar_independent/before/balance"] == 0.25
+    assert table["test/grammar_independent_gain"] == 0
+
+
+def test_an_independent_judge_loads_other_runs(stages, tmp_path):
+    other = write_judge(tmp_path, seed=11)
+    judge = independent_judge(other, stages)
+    assert isinstance(judge, GrammarReward) and not judge.training
+    assert independent_judge(None, stages) is None
+    assert independent_judge({"encoder_checkpoint": None, "abstractor_checkpoint": None}, stages) is None
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"encoder_checkpoint": "enc.ckpt"}, r"takes both encoder_checkpoint and abstractor_checkpoint"),
+        (
+            {"encoder": "enc.ckpt", "abstractor_checkpoint": "abs.ckpt"},
+            r"model\.independent_judge takes both",
+        ),
+        ("same", r"same encoder and abstractor checkpoints as the judge in the loss"),
+        (
+            {"encoder_checkpoint": "nowhere.ckpt", "abstractor_checkpoint": "abs.ckpt"},
+            r"model\.independent_judge\.encoder_checkpoint=nowhere\.ckpt does not exist",
+        ),
+    ],
+)
+def test_a_bad_independent_judge_names_the_key_and_the_fix(stages, given, message):
+    if given == "same":
+        given = {name: stages[name] for name in ("encoder_checkpoint", "abstractor_checkpoint")}
+    with pytest.raises(UserError, match=message):
+        independent_judge(given, stages)

@@ -11,10 +11,11 @@ from pytorch_lightning.callbacks import EMAWeightAveraging
 
 from models.design.decoder.module import DecoderModel
 from models.design.finetune.module import FinetuneModel
+from models.design.grammar_reward import GrammarReward
 from models.design.judged_designs import judged_samples
 from models.design.sampling import predict_x0
 from tests.helpers import quiet_trainer
-from tests.models.design.phase3_stages import DECODER_CONFIG, ToyDesignData, write_stages
+from tests.models.design.phase3_stages import DECODER_CONFIG, ToyDesignData, write_judge, write_stages
 from tests.models.design.tiny_decoder import toy_designs
 from training.toolkit.errors import UserError
 
@@ -170,7 +171,7 @@ def test_a_reward_limit_beyond_t_names_the_key(stages):
 
 def test_validation_judges_the_fixed_designs_samples(module, tmp_path):
     metrics = quiet_trainer(tmp_path).validate(module, datamodule=ToyDesignData(num_test=4))[0]
-    _, expected = judged_samples(module, module.judge, module.designs)
+    expected = judged_samples(module, {"judge": module.judge}, module.designs)[1]["judge"]
     assert metrics["val/grammar/mean"] == pytest.approx(expected.mean().item(), rel=1e-5)
     assert metrics["val/grammar/balance"] == pytest.approx(expected[:, 2].mean().item(), rel=1e-5)
     assert len(module.designs) == 4 and module.designs.request.goal.tolist() == [0, 1, 2, 3]
@@ -221,3 +222,22 @@ def test_test_compares_the_starting_and_fine_tuned_samples_on_the_same_designs(s
     assert metrics["test/grammar/real/mean"] == pytest.approx(real.mean().item(), rel=1e-5)
     assert isinstance(module, DecoderModel)
     assert module.summary_facts() == {"fid_features": module.judge.reader.identity}  # the renamed table's too
+
+
+def test_an_independent_judge_reports_beside_the_loss_judge(stages, tmp_path):
+    other = write_judge(tmp_path, seed=11)
+    module = set_up(stages, tmp_path, independent_judge=other)  # weights = the starting decoder's
+    metrics = quiet_trainer(tmp_path).test(module, datamodule=ToyDesignData(num_test=4))[0]
+
+    independent = GrammarReward.from_checkpoints(other["encoder_checkpoint"], other["abstractor_checkpoint"])
+    samples = judged_samples(module, {"independent": independent}, module.designs)[1]["independent"]
+    data = ToyDesignData(num_test=4)
+    real = independent(data.on_after_batch_transfer(next(iter(data.test_dataloader())), 0)["image"])
+    assert metrics["test/grammar_independent/before/mean"] == pytest.approx(samples.mean().item(), rel=1e-5)
+    assert metrics["test/grammar_independent/after/hierarchy"] == pytest.approx(
+        samples[:, 3].mean().item(), rel=1e-5
+    )
+    assert metrics["test/grammar_independent_gain"] == 0
+    assert metrics["test/grammar_independent/real/mean"] == pytest.approx(real.mean().item(), rel=1e-5)
+    assert metrics["test/grammar/before/mean"] != metrics["test/grammar_independent/before/mean"]
+    assert "independent" not in str(list(module.state_dict()))

@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from models.design.grammar_reward import GrammarReward
 from models.design.innovation.module import InnovationModel, shell_penalty
 from models.design.judged_designs import judged_samples
 from tests.helpers import quiet_trainer
-from tests.models.design.phase3_stages import ToyDesignData, write_stages
+from tests.models.design.phase3_stages import ToyDesignData, write_judge, write_stages
 from tests.models.design.tiny_decoder import RESOLUTION
 from training.toolkit.errors import UserError
 
@@ -53,7 +54,9 @@ def trained(stages, tmp_path_factory) -> InnovationModel:
 
 def mean_grammar(module: InnovationModel, latents: torch.Tensor) -> float:
     return (
-        judged_samples(module.decoder, module.judge, module.designs, latents, module.hparams.sample_steps)[1]
+        judged_samples(
+            module.decoder, {"j": module.judge}, module.designs, latents, module.hparams.sample_steps
+        )[1]["j"]
         .mean()
         .item()
     )
@@ -117,6 +120,31 @@ def test_test_reports_before_after_grammar_quality_and_writes_the_samples(traine
     assert saved["images"].shape == (4, 3, RESOLUTION, RESOLUTION) and saved["grammar"].shape == (4, 4)
     np.testing.assert_allclose(saved["latents"], trained.latents.detach().numpy())
     assert (tmp_path / "images" / "innovation_before_after.png").is_file()
+
+
+def test_an_independent_judge_scores_the_same_samples_and_saves_its_grammar(trained, stages, tmp_path):
+    other = write_judge(tmp_path, seed=11)
+    module = innovation(stages, independent_judge=other)
+    module.latents.data.copy_(trained.latents.detach())
+    metrics = quiet_trainer(tmp_path).test(module, datamodule=ToyDesignData(num_train=4, num_test=4))[0]
+
+    independent = GrammarReward.from_checkpoints(other["encoder_checkpoint"], other["abstractor_checkpoint"])
+    steps = module.hparams.sample_steps
+    judges = {"independent": independent}
+    before = judged_samples(module.decoder, judges, module.designs, None, steps)[1]["independent"]
+    after = judged_samples(module.decoder, judges, module.designs, module.latents.detach(), steps)[1][
+        "independent"
+    ]
+    assert metrics["test/grammar_independent/before/mean"] == pytest.approx(before.mean().item(), rel=1e-5)
+    assert metrics["test/grammar_independent/after/mean"] == pytest.approx(after.mean().item(), rel=1e-5)
+    assert metrics["test/grammar_independent_gain"] == pytest.approx(
+        (after.mean() - before.mean()).item(), abs=1e-6
+    )
+    assert metrics["test/grammar/after/mean"] == pytest.approx(
+        mean_grammar(trained, trained.latents.detach()), rel=1e-5
+    )
+    saved = np.load(tmp_path / "innovation" / "after" / "samples.npz")
+    np.testing.assert_allclose(saved["grammar_independent"], after.numpy(), rtol=1e-5)
 
 
 def test_a_decoder_of_another_resolution_is_a_user_error(stages, tmp_path):
