@@ -63,7 +63,7 @@ class UkiyoeGANModel(ReportsFidFeatures, pl.LightningModule):
         grid_size: int = 16,
         grid_seed: int = 0,
         sample_batch_size: int = 64,
-        quality: Callable[[pl.LightningModule], Mapping[str, float]] | None = None,
+        quality: Callable[..., Mapping[str, float]] | None = None,
         quality_every_n_epochs: int = 0,
     ) -> None:
         super().__init__()
@@ -271,7 +271,8 @@ class UkiyoeGANModel(ReportsFidFeatures, pl.LightningModule):
             self._log_quality("test")
 
     def _log_quality(self, stage: str) -> None:
-        table = self.quality(self)
+        # validation ranks snapshots by the model's own FID/KID; the baselines are the test's
+        table = self.quality(self, baselines=stage == "test")
         self.remember_fid_features(table)
         for key, value in table.items():
             self.log(f"{stage}/{key}", value, sync_dist=True)

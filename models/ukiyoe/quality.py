@@ -64,9 +64,11 @@ class UkiyoeQuality:
         self.batch_size = batch_size
         self.config_key = config_key
 
-    def __call__(self, module: pl.LightningModule) -> dict[str, float]:
-        """The table for `module` under test (its trainer's datamodule gives the real prints). Nothing, and a
-        warning saying how to get it, while the prints feature extractor is chosen and its checkpoint not set."""
+    def __call__(self, module: pl.LightningModule, baselines: bool = True) -> dict[str, float]:
+        """The table for `module` under test (its trainer's datamodule gives the real prints); without
+        `baselines` only the model's own FID/KID (what validation needs to rank snapshots, at a third of the
+        cost). Nothing, and a warning saying how to get it, while the prints feature extractor is chosen and
+        its checkpoint not set."""
         feature = resolve_feature(
             self.feature,
             inception_weights=self.inception_weights,
@@ -85,13 +87,18 @@ class UkiyoeQuality:
                 self.config_key,
             )
             return {}
-        return self.evaluate(module, module.trainer.datamodule, feature=feature)
+        return self.evaluate(module, module.trainer.datamodule, feature=feature, baselines=baselines)
 
     def evaluate(
-        self, module: pl.LightningModule, datamodule: pl.LightningDataModule, feature: str | None = None
+        self,
+        module: pl.LightningModule,
+        datamodule: pl.LightningDataModule,
+        feature: str | None = None,
+        baselines: bool = True,
     ) -> QualityTable:
         """`{fid|kid|kid_std/<set>, fid_relative/<model|untrained>, kid_relative/<model|untrained>}`, naming
-        its extractor; `feature` is `self.feature` already resolved (None: resolve it here)."""
+        its extractor (only `<set>` = model without `baselines`); `feature` is `self.feature` already
+        resolved (None: resolve it here)."""
         extractor = select_feature_extractor(
             feature or self.feature,
             inception_weights=self.inception_weights,
@@ -99,14 +106,15 @@ class UkiyoeQuality:
             config_key=self.config_key,
         )
         count = min(self.num_samples, _split_size(datamodule, "train"), _split_size(datamodule, "test"))
-        untrained = module.build_generator().to(module.device).eval()
-        shape = (3, datamodule.resolution, datamodule.resolution)
-        candidates = {
-            REAL_VS_REAL: datamodule.uint8_batches("test", count, self.batch_size),
-            MODEL: module.sample_uint8(count, self.seed),
-            UNTRAINED: module.sample_uint8(count, self.seed, generator=untrained),
-            NOISE: noise_images(count, shape, batch_size=self.batch_size, seed=self.seed),
-        }
+        candidates = {MODEL: module.sample_uint8(count, self.seed)}
+        if baselines:
+            untrained = module.build_generator().to(module.device).eval()
+            shape = (3, datamodule.resolution, datamodule.resolution)
+            candidates |= {
+                REAL_VS_REAL: datamodule.uint8_batches("test", count, self.batch_size),
+                UNTRAINED: module.sample_uint8(count, self.seed, generator=untrained),
+                NOISE: noise_images(count, shape, batch_size=self.batch_size, seed=self.seed),
+            }
         return quality_table(
             extractor,
             datamodule.uint8_batches("train", count, self.batch_size),

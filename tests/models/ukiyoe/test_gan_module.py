@@ -250,3 +250,35 @@ def test_the_balance_controller_in_both_modes_adapts_augmentation_and_the_d_sche
     interval_only, unchanged = BalanceController(mode="interval"), torch.tensor(0.2)
     interval_only.adjust_probability(unchanged, torch.tensor(0.99))
     assert float(unchanged) == pytest.approx(0.2)
+
+
+class RecordedQuality:
+    """A quality stub: FID values in turn, and whether each call asked for the baselines."""
+
+    def __init__(self, fids: list[float]) -> None:
+        self.fids, self.baselines = iter(fids), []
+
+    def __call__(self, module: pl.LightningModule, baselines: bool = True) -> dict[str, float]:
+        self.baselines.append(baselines)
+        return {"fid/model": next(self.fids)}
+
+
+def test_validation_ranks_snapshots_by_the_models_fid_and_the_test_adds_the_baselines(tmp_path):
+    quality = RecordedQuality([3.0, 1.0, 2.0, 5.0])
+    gan = tiny_gan(quality=quality, quality_every_n_epochs=1)
+    best = pl.callbacks.ModelCheckpoint(
+        dirpath=tmp_path, monitor="val/fid/model", mode="min", every_n_epochs=1
+    )
+    trainer = quiet_trainer(
+        tmp_path,
+        max_epochs=3,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        enable_checkpointing=True,
+        callbacks=[best],
+    )
+    trainer.fit(gan, prints(), prints(count=4))
+    assert quality.baselines == [False, False, False]  # one per epoch, the model's FID only
+    assert best.best_model_score == 1.0 and "epoch=1" in best.best_model_path
+    trainer.test(gan, prints(count=4))
+    assert quality.baselines[-1] is True

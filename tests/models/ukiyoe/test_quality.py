@@ -146,6 +146,18 @@ def test_the_model_is_measured_beside_its_baselines_on_sets_of_equal_size(featur
     )
 
 
+def test_without_baselines_only_the_model_is_measured_and_no_generator_is_built(features_checkpoint):
+    gan = FakeGAN()
+    options = {"features_checkpoint": str(features_checkpoint), "feature": "prints", "num_samples": 48}
+    options |= {"subset_size": 20, "subsets": 5}
+    full = UkiyoeQuality(**options)(FakeGAN())
+    table = UkiyoeQuality(**options)(gan, baselines=False)
+
+    assert set(table) == {"fid/model", "kid/model", "kid_std/model"}
+    assert table["fid/model"] == pytest.approx(full["fid/model"], rel=1e-6)
+    assert gan.built == [] and gan.trainer.datamodule.requested == [("train", 30)]
+
+
 def test_without_the_prints_extractor_it_warns_how_to_get_one_and_measures_nothing(caplog):
     with caplog.at_level(logging.WARNING):
         assert UkiyoeQuality(feature="prints")(object()) == {}  # the module is not touched
@@ -165,7 +177,7 @@ def test_auto_with_inception_installed_needs_no_prints_checkpoint(monkeypatch):
     monkeypatch.setattr(feature_extractors, "installed_inception_weights", lambda: Path("default_1.pt"))
     chosen = []
     monkeypatch.setattr(
-        UkiyoeQuality, "evaluate", lambda self, module, datamodule, feature: chosen.append(feature)
+        UkiyoeQuality, "evaluate", lambda self, module, datamodule, feature, baselines: chosen.append(feature)
     )
     UkiyoeQuality()(FakeGAN())
     assert chosen == ["inception"]
