@@ -83,9 +83,16 @@ class DesignDM(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         # A plain loader: Lightning re-creates predict loaders to track batch indices.
+        return self.ordered_dataloader("test")
+
+    def ordered_dataloader(self, split: str) -> DataLoader:
+        """A plain loader over all of `split` in index order (no shuffling, no resumable position): for
+        reading a split once beside training without moving the training loader's state."""
+        if split not in self.datasets:
+            self.setup({"train": "fit", "val": "validate", "test": "test"}[split])
         hp = self.hparams
         return DataLoader(
-            self._dataset("test"),
+            self._dataset(split),
             batch_size=hp.eval_batch_size or hp.batch_size,
             num_workers=hp.num_workers,
             pin_memory=hp.pin_memory,

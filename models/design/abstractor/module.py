@@ -7,13 +7,17 @@ Loss = w_goal·CE(goal) + w_format·CE(format) + w_tone·MSE(tone) + w_grammar·
 The encoder reads each design at the resolution its run trained at (`models.design.encoder.reading`),
 so an encoder trained at 128² serves an abstractor run at 64² or 256². It is loaded in `setup()` and
 kept out of this module's state_dict (a plain dict attribute): the abstractor's checkpoints hold only
-the abstractor. With `encoded_share` > 0 training reads that share of every batch through the encoder
-too: the pipeline hands the abstractor encoder-read F_Tensors, whose hierarchy and colour IDs err in ways
-the true ones never show it.
+the abstractor. With `encoded_share` > 0 training replaces that share of every batch by the encoder's
+reading of the same designs: the pipeline hands the abstractor encoder-read F_Tensors, whose hierarchy
+and colour IDs err in ways the true ones never show it. The encoder (frozen, deterministic) reads the
+whole training split once when training starts (`ordered_dataloader` of the datamodule; float16, exact
+for masks and colour IDs): at 128² it costs ~5x an abstractor step, too much to pay every epoch.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -40,6 +44,7 @@ Batch = Mapping[str, torch.Tensor]
 SOURCES = ("true", "encoded")  # which F_Tensors the abstractor reads: the data's, or the encoder's
 STAGE = STAGES["abstractor"]
 ENCODER_KEY = STAGE.key("encoder_checkpoint")
+log = logging.getLogger(__name__)
 
 
 class AbstractorModel(NetOptions, pl.LightningModule):
@@ -74,6 +79,7 @@ class AbstractorModel(NetOptions, pl.LightningModule):
         # Frozen modules of other stages: a plain dict, so they stay out of state_dict and parameters().
         self.stages: dict[str, pl.LightningModule] = {}
         self.encoder_resolution: int | None = None  # the encoder run's data.resolution
+        self.encoded_train: torch.Tensor | None = None  # (N, 4, H, W) the encoder's reading, by design index
         self.metrics = nn.ModuleDict(
             {f"{stage}_{source}": AbstractorMetrics() for stage in ("val", "test") for source in SOURCES}
         )
@@ -102,6 +108,42 @@ class AbstractorModel(NetOptions, pl.LightningModule):
 
     def on_train_start(self) -> None:
         self._encoder_to_device()
+        if self.hparams.encoded_share > 0 and self.encoded_train is None:
+            datamodule = self.trainer.datamodule
+            if not hasattr(datamodule, "ordered_dataloader"):
+                raise UserError(
+                    f"model.encoded_share={self.hparams.encoded_share} reads the training designs through the "
+                    "encoder once, from the datamodule's ordered_dataloader('train'); "
+                    f"{type(datamodule).__name__} has none. Use data=design, or set model.encoded_share=0."
+                )
+            started = time.perf_counter()
+            self.encoded_train = self.encode_designs(datamodule.ordered_dataloader("train"))
+            log.info(
+                "The encoder read %d training designs in %.0f s (model.encoded_share=%s).",
+                len(self.encoded_train),
+                time.perf_counter() - started,
+                self.hparams.encoded_share,
+            )
+
+    @torch.no_grad()
+    def encode_designs(self, loader: Iterable[Batch]) -> torch.Tensor:
+        """The encoder's F_Tensor of every design of `loader`, at row `index` (float16 on this device)."""
+        readings, indices = [], []
+        for batch in loader:
+            batch = self._on_device(batch)
+            f_tensor = encoder_f_tensor(self.stages["encoder"], batch["image"], self.encoder_resolution)
+            readings.append(f_tensor.half())
+            indices.append(batch["index"])
+        index = torch.cat(indices)
+        table = torch.zeros((len(index), *readings[0].shape[1:]), dtype=torch.float16, device=self.device)
+        table[index] = torch.cat(readings)
+        return table
+
+    def _on_device(self, batch: Batch) -> Batch:
+        """`batch` as training sees it: on this device, after the datamodule's transfer hook."""
+        batch = self.transfer_batch_to_device(batch, self.device, 0)
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        return datamodule.on_after_batch_transfer(batch, 0) if datamodule is not None else batch
 
     def on_validation_start(self) -> None:
         self._encoder_to_device()
@@ -127,15 +169,12 @@ class AbstractorModel(NetOptions, pl.LightningModule):
 
     def training_f_tensors(self, batch: Batch) -> torch.Tensor:
         """The batch's true F_Tensors, the first round(encoded_share * B) replaced by the encoder's reading
-        of their images (the loader shuffles, so every epoch the encoder reads other designs)."""
+        of the same designs (the loader shuffles, so every epoch other designs are read through it)."""
         f_tensor = batch["f_tensor"]
         count = round(self.hparams.encoded_share * f_tensor.shape[0])
         if count == 0:
             return f_tensor
-        with torch.no_grad():
-            encoded = encoder_f_tensor(
-                self.stages["encoder"], batch["image"][:count], self.encoder_resolution
-            )
+        encoded = self.encoded_train[batch["index"][:count]].to(f_tensor.dtype)
         return torch.cat([encoded, f_tensor[count:]])
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:

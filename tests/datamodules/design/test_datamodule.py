@@ -68,6 +68,17 @@ def test_training_order_is_fixed_by_seed_and_epoch() -> None:
     assert torch.cat([b["index"] for b in first.val_dataloader()]).tolist() == list(range(6))
 
 
+def test_the_ordered_loader_reads_a_whole_split_in_index_order_and_leaves_training_alone() -> None:
+    datamodule = _datamodule(drop_last=True, batch_size=5)  # 12 designs: training drops the short batch
+    training = datamodule.train_dataloader()
+    position = training.state_dict()
+    ordered = torch.cat([batch["index"] for batch in datamodule.ordered_dataloader("train")])
+    assert ordered.tolist() == list(range(12))
+    assert training.state_dict() == position
+    fresh = DesignDM(resolution=32, num_train=12, num_val=6, num_test=4, storage="memory", seed=3)
+    assert len(fresh.ordered_dataloader("test").dataset) == 4  # opens the split it is asked for
+
+
 def test_prepare_data_renders_shards_that_setup_reads(tmp_path) -> None:
     datamodule = DesignDM(
         resolution=32, num_train=5, num_val=2, num_test=2, batch_size=2, data_dir=str(tmp_path), seed=1

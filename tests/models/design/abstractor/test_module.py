@@ -6,6 +6,7 @@ import functools
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -84,6 +85,23 @@ def design_loader(batch_size: int = 4) -> DataLoader:
     batch = design_batch()
     samples = [{key: value[i] for key, value in batch.items()} for i in range(4)]
     return DataLoader(samples, batch_size=batch_size)
+
+
+class DesignData(pl.LightningDataModule):
+    """The four designs as DesignDM serves them: a training loader, an ordered one, images as they are."""
+
+    def __init__(self, batch_size: int = 2) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.ordered_reads = 0
+
+    def train_dataloader(self) -> DataLoader:
+        return design_loader(self.batch_size)
+
+    def ordered_dataloader(self, split: str) -> DataLoader:
+        assert split == "train"
+        self.ordered_reads += 1
+        return design_loader(batch_size=3)  # batches that do not divide the set: the last one is short
 
 
 def make_module(net: nn.Module | None = None, **kwargs) -> AbstractorModel:
@@ -166,7 +184,7 @@ def test_training_step_never_syncs_with_the_host(tmp_path: Path, encoder_checkpo
 
     module.training_step = guarded_step
     trainer = quiet_trainer(tmp_path, log_every_n_steps=1)
-    trainer.fit(module, train_dataloaders=design_loader(batch_size=2))
+    trainer.fit(module, datamodule=DesignData(batch_size=2))
     assert trainer.global_step == 2
     assert torch.isfinite(trainer.callback_metrics["train/loss_epoch"])
 
@@ -208,22 +226,41 @@ def test_evaluation_reads_true_and_encoded_f_tensors_and_keeps_the_encoder_out(
         assert (tmp_path / "images" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize(("share", "encoded"), [(0.0, 0), (0.5, 2), (0.6, 2), (1.0, 4)])
-def test_training_reads_the_share_of_the_batch_through_the_encoder(
-    encoder_checkpoint, share, encoded
-) -> None:
-    module = make_module(encoder_checkpoint=str(encoder_checkpoint), encoded_share=share)
-    module.setup("fit")
-    batch = design_batch()
-    f_tensor = module.training_f_tensors(batch)
+def test_the_encoder_reads_the_training_designs_once_by_index(tmp_path: Path, encoder_checkpoint) -> None:
+    module = make_module(encoder_checkpoint=str(encoder_checkpoint), encoded_share=0.5)
+    data = DesignData(batch_size=2)
+    trainer = quiet_trainer(tmp_path, max_epochs=2)
+    trainer.fit(module, datamodule=data)
 
     encoder = load_trained_module(encoder_checkpoint, "test", expected=EncoderModel)
-    by_hand = encoder_f_tensor(encoder, batch["image"][:encoded], resolution=8)
-    assert f_tensor.shape == batch["f_tensor"].shape
-    torch.testing.assert_close(f_tensor[:encoded], by_hand)
+    by_hand = encoder_f_tensor(encoder, design_batch()["image"], resolution=8)
+    assert data.ordered_reads == 1 and trainer.global_step == 4  # two epochs, one reading
+    assert module.encoded_train.dtype == torch.float16
+    torch.testing.assert_close(module.encoded_train.float(), by_hand, rtol=1e-3, atol=1e-3)
+    assert "encoded_train" not in str(list(module.state_dict()))
+
+
+@pytest.mark.parametrize(("share", "encoded"), [(0.0, 0), (0.5, 2), (0.6, 2), (1.0, 4)])
+def test_training_reads_the_share_of_the_batch_through_the_encoder(share, encoded) -> None:
+    module = make_module(encoder_checkpoint="encoder.ckpt", encoded_share=share)
+    batch = design_batch()
+    order = torch.tensor([2, 0, 3, 1])  # a shuffled batch: rows come by design index
+    batch = {key: value[order] for key, value in batch.items()}
+    module.encoded_train = -torch.arange(4.0).view(4, 1, 1, 1).expand(4, 4, 16, 16).half()
+    f_tensor = module.training_f_tensors(batch)
+
+    assert f_tensor.shape == batch["f_tensor"].shape and f_tensor.dtype == torch.float32
+    expected = -order[:encoded].float().view(-1, 1, 1, 1).expand(encoded, 4, 16, 16)
+    torch.testing.assert_close(f_tensor[:encoded], expected)
     torch.testing.assert_close(f_tensor[encoded:], batch["f_tensor"][encoded:])
-    if encoded:  # the tiny encoder's reading is not the truth, or this test could not tell them apart
-        assert not torch.equal(by_hand, batch["f_tensor"][:encoded])
+
+
+def test_a_datamodule_without_an_ordered_loader_is_named(tmp_path: Path, encoder_checkpoint) -> None:
+    module = make_module(encoder_checkpoint=str(encoder_checkpoint), encoded_share=0.5)
+    with pytest.raises(
+        UserError, match=r"model\.encoded_share=0\.5 .*ordered_dataloader.*model\.encoded_share=0"
+    ):
+        quiet_trainer(tmp_path).fit(module, train_dataloaders=design_loader())
 
 
 @pytest.mark.parametrize(
