@@ -113,6 +113,26 @@ class UkiyoeGANModel(ReportsFidFeatures, pl.LightningModule):
         self.eval_palette = PaletteUsage(generator.palette.num_colors)
 
     # ------------------------------------------------------------------ setup
+    def on_fit_start(self) -> None:
+        self._check_fid_monitor()
+
+    def _check_fid_monitor(self) -> None:
+        """A UserError before training when the checkpoint ranks snapshots by a validation FID/KID that
+        will never be measured (a crash at the first ranked epoch otherwise)."""
+        monitor = getattr(self.trainer.checkpoint_callback, "monitor", None) or ""
+        if not monitor.startswith(("val/fid/", "val/kid/")):
+            return
+        if self.quality is None or not self.hparams.quality_every_n_epochs:
+            reason = "model.quality is null." if self.quality is None else "model.quality_every_n_epochs is 0."
+        else:
+            reason = getattr(self.quality, "why_unmeasurable", lambda: None)()
+        if reason:
+            raise UserError(
+                f"monitor={monitor} ranks checkpoints by the FID/KID measured at validation, but it is never "
+                f"measured: {reason} Measure it (model.quality_every_n_epochs=N with the Inception weights "
+                "installed or a prints extractor), or set monitor=null to keep and test the newest state."
+            )
+
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         d_parameters = chain(self.discriminator.parameters(), self.critic.parameters() if self.critic else ())
         return [self.g_optimizer_factory(self.generator.parameters()), self.d_optimizer_factory(d_parameters)]

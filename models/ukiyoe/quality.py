@@ -69,25 +69,34 @@ class UkiyoeQuality:
         `baselines` only the model's own FID/KID (what validation needs to rank snapshots, at a third of the
         cost). Nothing, and a warning saying how to get it, while the prints feature extractor is chosen and
         its checkpoint not set."""
-        feature = resolve_feature(
+        feature = self.resolved_feature()
+        unmeasurable = self.why_unmeasurable(feature)
+        if unmeasurable:
+            log.warning("Sample quality (FID/KID) not measured: %s", unmeasurable)
+            return {}
+        return self.evaluate(module, module.trainer.datamodule, feature=feature, baselines=baselines)
+
+    def resolved_feature(self) -> str:
+        """The feature extractor `feature` names here (`auto`: inception when installed, else prints)."""
+        return resolve_feature(
             self.feature,
             inception_weights=self.inception_weights,
             fallback=PRINTS,
             config_key=self.config_key,
         )
-        if feature == PRINTS and not self.features_checkpoint:
-            log.warning(
-                "Sample quality (FID/KID) not measured: %s.features_checkpoint is not set. Train the offline "
-                "feature extractor with `python -m training.run experiment=ukiyoe_features` and give its "
-                "checkpoint (<run>/checkpoints/*.ckpt); or measure with the standard Inception features "
-                "(%s.feature=auto or inception: %s); or set %s=null to silence this.",
-                self.config_key,
-                self.config_key,
-                INCEPTION_INSTALL,
-                self.config_key,
-            )
-            return {}
-        return self.evaluate(module, module.trainer.datamodule, feature=feature, baselines=baselines)
+
+    def why_unmeasurable(self, feature: str | None = None) -> str | None:
+        """Why nothing can be measured, and how to fix it (the prints extractor chosen and its checkpoint
+        unset); None when FID/KID can be measured."""
+        if (feature or self.resolved_feature()) != PRINTS or self.features_checkpoint:
+            return None
+        key = self.config_key
+        return (
+            f"{key}.features_checkpoint is not set. Train the offline feature extractor with "
+            "`python -m training.run experiment=ukiyoe_features` and give its checkpoint "
+            f"(<run>/checkpoints/*.ckpt); or measure with the standard Inception features ({key}.feature=auto "
+            f"or inception: {INCEPTION_INSTALL}); or set {key}=null to silence this."
+        )
 
     def evaluate(
         self,

@@ -282,3 +282,31 @@ def test_validation_ranks_snapshots_by_the_models_fid_and_the_test_adds_the_base
     assert best.best_model_score == 1.0 and "epoch=1" in best.best_model_path
     trainer.test(gan, prints(count=4))
     assert quality.baselines[-1] is True
+
+
+class UnmeasurableQuality(RecordedQuality):
+    def why_unmeasurable(self) -> str:
+        return "model.quality.features_checkpoint is not set."
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ({}, r"model\.quality is null\."),
+        (
+            {"quality": RecordedQuality([]), "quality_every_n_epochs": 0},
+            r"model\.quality_every_n_epochs is 0\.",
+        ),
+        (
+            {"quality": UnmeasurableQuality([]), "quality_every_n_epochs": 5},
+            r"model\.quality\.features_checkpoint is not set\.",
+        ),
+    ],
+)
+def test_ranking_by_an_fid_that_is_never_measured_stops_before_training(tmp_path, options, reason):
+    gan = tiny_gan(**options)
+    best = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, monitor="val/fid/model", mode="min")
+    trainer = quiet_trainer(tmp_path, limit_train_batches=1, enable_checkpointing=True, callbacks=[best])
+    with pytest.raises(UserError, match=rf"monitor=val/fid/model ranks .* {reason} .*monitor=null"):
+        trainer.fit(gan, prints())
+    assert trainer.global_step == 0
