@@ -10,7 +10,7 @@ kept out of this module's state_dict (a plain dict attribute): the abstractor's 
 the abstractor. With `encoded_share` > 0 training replaces that share of every batch by the encoder's
 reading of the same designs: the pipeline hands the abstractor encoder-read F_Tensors, whose hierarchy
 and colour IDs err in ways the true ones never show it. The encoder (frozen, deterministic) reads the
-whole training split once when training starts (`ordered_dataloader` of the datamodule; float16, exact
+whole training split once before training starts (`ordered_dataloader` of the datamodule; float16, exact
 for masks and colour IDs): at 128² it costs ~5x an abstractor step, too much to pay every epoch.
 """
 
@@ -106,7 +106,8 @@ class AbstractorModel(NetOptions, pl.LightningModule):
             self.stages["encoder"] = load_trained_module(path, ENCODER_KEY, expected=EncoderModel)
             self.encoder_resolution = trained_resolution(path)
 
-    def on_train_start(self) -> None:
+    def on_fit_start(self) -> None:
+        # before training starts (and the heartbeat's stall watch with it): the reading takes minutes
         self._encoder_to_device()
         if self.hparams.encoded_share > 0 and self.encoded_train is None:
             datamodule = self.trainer.datamodule
