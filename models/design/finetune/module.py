@@ -21,7 +21,9 @@ Validation logs the grammar of DDIM samples of fixed designs (fixed metadata and
 where the reward means something: `val/x0_grammar_gap/t<lo>-<hi>`, how far the judge's reading of x̂0
 is from its reading of the real design, per fifth of [0, T) (`reward_max_timestep` belongs where the gap
 is still small). Testing logs the samples' grammar for the starting decoder (`test/grammar/before/...`)
-and the fine-tuned one (`.../after/...`) on the same designs, the judge's reading of the real test designs (`test/grammar/real/...`), and, with `quality` (a
+and the fine-tuned one (`.../after/...`) on the same designs, the judge's reading of the real test designs (`test/grammar/real/...`), the same by
+`independent_judge` (other encoder and abstractor runs, never in the loss: `test/grammar_independent/...`)
+when it is set, and, with `quality` (a
 `DecoderQuality`), FID/KID of both decoders' samples beside the real and noise baselines, renamed
 `.../before` and `.../after`, and `test/fid_ratio` = FID after / FID before (the target: ≤ 1.2).
 """

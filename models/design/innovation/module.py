@@ -14,7 +14,8 @@ the second term keeping each latent on the shell where a d-dimensional standard 
 Training batches are only a step clock (`InnovationDM`: `steps_per_epoch` indices per epoch); the
 optimiser is the config's (Adam on the latents). Testing judges the samples of the initial and the
 optimised latents (`test/grammar/before|after/...`, `test/grammar_gain`), the real test designs
-(`test/grammar/real/...`), and measures FID/KID of both sample sets against real training designs beside
+(`test/grammar/real/...`); with `independent_judge` (other encoder and abstractor runs, never optimised
+against) the same under `test/grammar_independent/...`; and it measures FID/KID of both sample sets against real training designs beside
 the real-vs-real and noise baselines (`feature: auto`: the standard Inception features when installed, else
 the design features; `fid_ratio` = after / before; summary.json's `fid_features` names them); it writes
 both sets (grid.png, samples.npz with latents and per-sample grammar) under `<run>/innovation/` and a
