@@ -68,6 +68,7 @@ def compose(args: argparse.Namespace, run_dir: Path) -> DictConfig:
             [
                 "experiment=ukiyoe_gan_nca",
                 "model.quality=null",
+                "monitor=null",  # nothing ranks snapshots without FID
                 f"data.batch_size={args.batch_size}",
                 f"data.num_train={(args.warmup + args.steps + 1) * args.batch_size}",
                 "data.num_val=0",

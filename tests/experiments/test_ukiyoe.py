@@ -63,7 +63,7 @@ def test_the_gan_reports_fid_kid_beside_baselines_and_samples_from_its_checkpoin
 
 
 def test_a_resumed_gan_run_ends_like_an_uninterrupted_one(tmp_path):
-    epochs = ["trainer.limit_train_batches=3", "model.quality=null", "test_after_fit=false"]
+    epochs = ["trainer.limit_train_batches=3", "model.quality=null", "monitor=null", "test_after_fit=false"]
     run_main(tmp_path, *GAN, *epochs, "trainer.max_epochs=2", "run_name=whole")
     run_main(tmp_path, *GAN, *epochs, "trainer.max_epochs=1", "run_name=first")
     first = tmp_path / "logs" / "ukiyoe_gan_nca" / "runs" / "first" / "checkpoints" / "last.ckpt"
