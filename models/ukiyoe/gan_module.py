@@ -123,7 +123,9 @@ class UkiyoeGANModel(ReportsFidFeatures, pl.LightningModule):
         if not monitor.startswith(("val/fid/", "val/kid/")):
             return
         if self.quality is None or not self.hparams.quality_every_n_epochs:
-            reason = "model.quality is null." if self.quality is None else "model.quality_every_n_epochs is 0."
+            reason = (
+                "model.quality is null." if self.quality is None else "model.quality_every_n_epochs is 0."
+            )
         else:
             reason = getattr(self.quality, "why_unmeasurable", lambda: None)()
         if reason:
