@@ -1,7 +1,8 @@
 """The design pipeline: encoder -> abstractor -> decoder -> finetune -> innovation, in order.
 
 Each stage is one `python -m training.run experiment=design_<stage>` run named after the pipeline
-(`logs/design_<stage>/runs/<run name>/`) and reads the best checkpoints of the stages before it. Run the
+(`logs/design_<stage>/runs/<run name>/`) and reads the best checkpoints of the stages before it (with the
+settings that need them, `Stage.pipeline_settings`: the abstractor trains on the encoder's reading too). Run the
 same command again after an interruption: finished stages are skipped, the unfinished one resumes from
 its newest valid checkpoint (`resume=auto`), and the rest follow.
 
@@ -45,6 +46,7 @@ def run_stage(name: str, run_name: str, overrides: list[str], python: str) -> di
     hand_off = []
     if not named_run(stage.experiment, run_name).finished:
         hand_off = [f"{key}={stage_checkpoint(source, run_name)}" for key, source in stage.needs.items()]
+        hand_off += stage.pipeline_settings
     run = finish_run(stage.experiment, run_name, [*hand_off, *overrides], f"[design pipeline] {name}", python)
     return {
         "run_dir": str(run.dir),

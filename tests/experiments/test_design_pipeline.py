@@ -67,6 +67,7 @@ def test_pipeline_hands_each_stage_the_previous_best_checkpoints_and_resumes_per
     encoder = read_summary(stage_run(tmp_path, "design_encoder"))
     abstractor_config = OmegaConf.load(stage_run(tmp_path, "design_abstractor") / "config.yaml")
     assert abstractor_config.model.encoder_checkpoint == encoder["best_checkpoint"]
+    assert abstractor_config.model.encoded_share == 0.5  # the stage's pipeline setting
     abstractor = read_summary(stage_run(tmp_path, "design_abstractor"))
     assert 0.0 <= abstractor["metrics"]["test/encoded/goal_acc"] <= 1.0
 
