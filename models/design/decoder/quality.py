@@ -10,7 +10,8 @@ so FID's small-sample bias is the same for all of them:
 - `noise`: uniform noise images (the ceiling).
 `fid_relative/model` places the model between real (0) and noise (1). Conditioning fidelity is the trained
 abstractor reading goal and format back from the model's samples, beside what it reads from the untrained
-model's (chance) and from the real test images (what the reader itself gets right).
+model's (chance) and from the real test images (what the reader itself gets right); it needs the encoder and
+abstractor checkpoints, which Inception FID/KID do not.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from models.common.feature_extractors import AUTO, select_feature_extractor
+from models.common.feature_extractors import (
+    AUTO,
+    INCEPTION,
+    INCEPTION_INSTALL,
+    inception_available,
+    select_feature_extractor,
+)
 from models.common.generative_quality import (
     NOISE,
     REAL_VS_REAL,
@@ -78,36 +85,55 @@ class DecoderQuality:
 
     def __call__(self, module: pl.LightningModule) -> dict[str, float]:
         """The table for `module` under test: its trainer's datamodule, its run config for the untrained twin.
-        Nothing (and a warning saying how to get it) while the encoder/abstractor checkpoints are not set."""
+        Without the encoder/abstractor checkpoints, Inception FID/KID only (no conditioning fidelity), or
+        nothing when the extractor is the design features; a warning says how to get the rest."""
         missing = [
             f"{self.config_key}.{name}"
             for name in ("encoder_checkpoint", "abstractor_checkpoint")
             if not getattr(self, name)
         ]
-        if missing:
+        if missing and not self._uses_inception():
             log.warning(
-                "Sample quality not measured: %s not set. The decoder's samples are read by the trained "
-                "encoder and abstractor; give their checkpoints (%s does), or set %s=null to silence this.",
+                "Sample quality not measured: %s not set. The design features are the trained encoder and "
+                "abstractor; give their checkpoints (%s does), install the Inception weights (%s), or set "
+                "%s=null to silence this.",
                 " and ".join(missing),
                 PIPELINE,
+                INCEPTION_INSTALL,
                 self.config_key,
             )
             return {}
+        if missing:
+            log.warning(
+                "Conditioning fidelity not measured: %s not set (the trained abstractor reads goal and format "
+                "back from the samples; %s gives its checkpoints). Inception FID/KID are measured.",
+                " and ".join(missing),
+                PIPELINE,
+            )
         untrained = untrained_model(module.trainer, self.config_key, quality=None).to(module.device)
         return self.evaluate(module, module.trainer.datamodule, untrained)
+
+    def _uses_inception(self) -> bool:
+        return self.feature == INCEPTION or (
+            self.feature == AUTO and inception_available(self.inception_weights)
+        )
 
     def evaluate(
         self, module: pl.LightningModule, datamodule: pl.LightningDataModule, untrained: pl.LightningModule
     ) -> QualityTable:
         """`{fid|kid|kid_std/<set>, fid_relative/model, fid_relative/untrained, ...,
         conditioning/<goal|format>/<model|untrained|real>}` (see the module doc), naming its extractor."""
-        reader = DesignFeatures.from_checkpoints(
-            self.encoder_checkpoint, self.abstractor_checkpoint, self.config_key
-        ).to(module.device)
+        reader = (
+            DesignFeatures.from_checkpoints(
+                self.encoder_checkpoint, self.abstractor_checkpoint, self.config_key
+            ).to(module.device)
+            if self.encoder_checkpoint and self.abstractor_checkpoint
+            else None
+        )
         extractor = select_feature_extractor(
             self.feature,
             inception_weights=self.inception_weights,
-            trained={"design": lambda: reader},
+            trained={"design": lambda: reader} if reader is not None else {},
             config_key=self.config_key,
         )
         datamodule.setup("fit")  # `task=test` opens only the test split; the reference is training images
@@ -133,10 +159,14 @@ class DecoderQuality:
             device=module.device,
             config_key=self.config_key,
         )
-        for name, metric in fidelity.items():
-            table.update(
-                {f"conditioning/{field}/{name}": float(value) for field, value in metric.compute().items()}
-            )
+        if reader is not None:
+            for name, metric in fidelity.items():
+                table.update(
+                    {
+                        f"conditioning/{field}/{name}": float(value)
+                        for field, value in metric.compute().items()
+                    }
+                )
         return table
 
     def _samples(
@@ -158,11 +188,17 @@ class DecoderQuality:
 
 
 def _read_back(
-    reader: DesignFeatures, fidelity: ConditioningFidelity, pairs: Iterable[tuple[torch.Tensor, Batch]]
+    reader: DesignFeatures | None,
+    fidelity: ConditioningFidelity,
+    pairs: Iterable[tuple[torch.Tensor, Batch]],
 ) -> Iterator[torch.Tensor]:
     """Yields the images of (images, requested metadata) pairs, updating `fidelity` with the abstractor's
-    reading of each batch on the way, so FID/KID and fidelity share one pass over the samples."""
+    reading of each batch on the way (without a reader, the images only), so FID/KID and fidelity share one
+    pass over the samples."""
     for images, requested in pairs:
+        if reader is None:
+            yield images
+            continue
         with torch.no_grad():
             reading = reader.read(images.to(fidelity.device))
         fidelity.update(

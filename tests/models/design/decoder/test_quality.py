@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, StackDataset
 
+from models.common.feature_extractors import installed_inception_weights
 from models.design.decoder.quality import DecoderQuality
 from models.design.features import DesignFeatures
 from tests.models.design.stage_checkpoints import OPTIMIZER, tiny_encoder_config, write_checkpoint
@@ -145,7 +146,19 @@ def test_real_fidelity_is_the_abstractor_reading_of_the_first_num_samples_test_i
         assert table[f"conditioning/{field}/real"] == pytest.approx(expected)
 
 
-def test_without_stage_checkpoints_nothing_is_measured_and_the_warning_names_the_key(caplog):
+def test_the_design_features_without_stage_checkpoints_measure_nothing_and_the_warning_names_the_key(caplog):
     with caplog.at_level("WARNING"):
-        assert DecoderQuality(encoder_checkpoint="encoder.ckpt")(module=None) == {}
+        assert DecoderQuality(encoder_checkpoint="encoder.ckpt", feature="design")(module=None) == {}
     assert "model.quality.abstractor_checkpoint not set" in caplog.text
+
+
+@pytest.mark.skipif(installed_inception_weights() is None, reason="the Inception weights are not installed")
+def test_inception_without_stage_checkpoints_measures_fid_and_kid_but_not_fidelity(designs):
+    quality = DecoderQuality(feature="inception", num_samples=6, steps=2, subset_size=4, subsets=3)
+    decoder, twin = (untrained_model(trainer_of_run(seed=3), "model.quality", quality=None) for _ in range(2))
+    table = quality.evaluate(decoder, designs, twin)
+    sets = ("real_vs_real", "model", "untrained", "noise")
+    assert {f"{metric}/{name}" for metric in ("fid", "kid") for name in sets} <= set(table)
+    assert not any(key.startswith("conditioning/") for key in table)
+    assert table.features.startswith("inception-v3-fid")
+    assert table["fid/real_vs_real"] < table["fid/noise"]
