@@ -42,8 +42,10 @@ class LatestCheckpoint(Checkpoint):
         step = trainer.global_step
         path = self.dirpath / f"step{step:08d}.ckpt"
         if step != self._last_saved_step or not path.exists():
-            trainer.save_checkpoint(path)
-            trainer.save_checkpoint(self.last_path)
+            # the full state (optimizer, loops, callbacks): what exact resume needs; saying so also keeps
+            # Lightning from logging "`weights_only` was not set" (about saving, not loading) every save
+            trainer.save_checkpoint(path, weights_only=False)
+            trainer.save_checkpoint(self.last_path, weights_only=False)
             self._last_saved_step = step
             if trainer.is_global_zero:
                 self._prune()
