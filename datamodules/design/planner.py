@@ -4,8 +4,9 @@ How the metadata shows (so a model can learn it from the picture and from the F_
 - goal: hue family, preferred text alignment, arrangement (stack / split / text only), headline
   size, number of body lines, image size and texture kinds, decorations.
 - format: the letterboxed rectangle; banners always split side by side, stories always stack.
-- tone: energy raises saturation, headline size and texture frequency and narrows margins;
-  seriousness favours left alignment, dark/neutral palettes, frames and rules over discs.
+- tone: energy raises saturation, headline size, the chance of a dark palette and of a band, and
+  narrows margins; seriousness favours left alignment, dark/neutral palettes, angular textures over
+  round ones, frames and rules over discs. (Texture frequency is drawn independently of the tone.)
 
 Each design also draws four independent flaws (each absent in about half the designs, else of a
 random severity) that the grammar scores measure: jittered alignment, low-contrast text colours,
