@@ -11,7 +11,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
-from callbacks.heartbeat import batch_size_of, check_fields, read_fields
+from callbacks.step_readings import batch_size_of, check_fields, read_fields
 
 log = logging.getLogger(__name__)
 

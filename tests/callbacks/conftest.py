@@ -139,7 +139,7 @@ def read_metrics_csv(trainer: pl.Trainer) -> list[dict[str, str]]:
 def count_field_reads(monkeypatch) -> Callable[[Any], list[str]]:
     """`count_field_reads(module)`: the suffixes of every `read_fields` call that `module` makes (the host reads
     of the heartbeat callbacks), recorded in the returned list."""
-    from callbacks.heartbeat import read_fields
+    from callbacks.step_readings import read_fields
 
     def watch(module: Any) -> list[str]:
         reads: list[str] = []

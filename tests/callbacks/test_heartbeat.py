@@ -14,7 +14,8 @@ import pytest
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import CSVLogger
 
-from callbacks.heartbeat import Heartbeat, batch_size_of, read_fields
+from callbacks.heartbeat import Heartbeat
+from callbacks.step_readings import batch_size_of, read_fields
 from datamodules.loading import ResumableLoader
 from tests.callbacks.conftest import (
     RandomRegression,
