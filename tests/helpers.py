@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import os
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from unittest import mock
 
@@ -24,6 +26,18 @@ from training.run_state import Run
 
 REPO = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO / "conf"
+
+
+def load_script(relative: str) -> ModuleType:
+    """Import a script that lives outside the packages (benchmarks/, experiments/) by its path under the
+    repository, registered under its file name so that its dataclasses and pickles resolve."""
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def compose_config(overrides: list[str] | None = None) -> DictConfig:

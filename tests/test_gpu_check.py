@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
-from tests.helpers import CONF_DIR, REPO, compose_config
-
-
-def _gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_check"] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import CONF_DIR, compose_config, load_script
 
 
 def test_every_gpu_configuration_is_checked_and_composes_in_bf16() -> None:
-    runs = _gpu_check().gpu_configurations()
+    runs = load_script("benchmarks/gpu_check.py").gpu_configurations()
     named = {path.stem for path in (CONF_DIR / "experiment").glob("*_gpu.yaml")}
     assert named and named <= {experiment for experiment, _ in runs}
     assert ("v1_multidataset", ["size=full"]) in runs and ("v1_single", ["size=full"]) in runs
@@ -32,7 +22,12 @@ def test_the_check_runs_end_to_end_on_cpu_and_writes_one_results_file(tmp_path: 
     """Everything but the CUDA calls: a run through the entry point, the efficiency row and the v1 data
     table, written as one markdown file."""
     out = tmp_path / "check.md"
-    assert _gpu_check().main(["--cpu", "--experiments", "cnn_digits", "--steps", "3", "--out", str(out)]) == 0
+    assert (
+        load_script("benchmarks/gpu_check.py").main(
+            ["--cpu", "--experiments", "cnn_digits", "--steps", "3", "--out", str(out)]
+        )
+        == 0
+    )
     text = out.read_text()
     sections = text.split("\n## ")[1:]
     assert [s.splitlines()[0] for s in sections] == [

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from datamodules.design.render import glyph_ink, render_design
-from tests.test_benchmarks_and_scripts import _load
+from tests.helpers import load_script
 
-ceiling = _load("experiments/design_grammar_ceiling.py")
+ceiling = load_script("experiments/design_grammar_ceiling.py")
 
 
 def test_a_line_is_remeasured_by_the_extent_and_height_of_its_ink() -> None:

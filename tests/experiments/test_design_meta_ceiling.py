@@ -6,9 +6,9 @@ from unittest import mock
 
 import numpy as np
 
-from tests.test_benchmarks_and_scripts import _load
+from tests.helpers import load_script
 
-ceiling = _load("experiments/design_meta_ceiling.py")
+ceiling = load_script("experiments/design_meta_ceiling.py")
 
 
 def test_every_layout_gives_the_same_finite_features_and_a_seed_gives_the_same_values() -> None:

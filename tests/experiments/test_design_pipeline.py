@@ -1,24 +1,18 @@
 """experiments/design_pipeline.py: each stage reads the previous stages' best checkpoints; a rerun skips
 finished stages; the fine-tuned decoder samples with task=sample."""
 
-import importlib.util
 import json
 import os
 import re
-import sys
 from unittest import mock
 
 import numpy as np
 from omegaconf import OmegaConf
 
 from models.design.stages import STAGES
-from tests.helpers import REPO, cli_env, read_summary, run_main
+from tests.helpers import cli_env, load_script, read_summary, run_main
 
-_spec = importlib.util.spec_from_file_location("design_pipeline", REPO / "experiments" / "design_pipeline.py")
-design_pipeline = sys.modules["design_pipeline"] = importlib.util.module_from_spec(
-    _spec
-)  # a script, not a package
-_spec.loader.exec_module(design_pipeline)
+design_pipeline = load_script("experiments/design_pipeline.py")
 
 SMALL = [
     "data.resolution=32",

@@ -1,18 +1,14 @@
 """experiments/v1_results.py: runs the table's rows by name, reuses finished runs, judges the spec's targets
 from the runs' summaries and writes the table between the doc's markers."""
 
-import importlib.util
 import os
-import sys
 from unittest import mock
 
 import pytest
 
-from tests.helpers import REPO, cli_env
+from tests.helpers import cli_env, load_script
 
-_spec = importlib.util.spec_from_file_location("v1_results", REPO / "experiments" / "v1_results.py")
-v1_results = sys.modules["v1_results"] = importlib.util.module_from_spec(_spec)  # a script, not a package
-_spec.loader.exec_module(v1_results)
+v1_results = load_script("experiments/v1_results.py")
 
 DOC = "# v1\n\nbefore\n\n{begin}\nold table\n{end}\n\nafter\n"
 
