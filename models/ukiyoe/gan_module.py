@@ -32,7 +32,9 @@ from models.ukiyoe.augment import DiffAugment
 from models.ukiyoe.balance import BalanceController
 from models.ukiyoe.nets.generator import UkiyoeGenerator
 from models.ukiyoe.palette_usage import PaletteUsage
+from models.ukiyoe.quality import check_fid_monitor
 from models.ukiyoe.sample_grid import plot_sample_grid
+from models.ukiyoe.sample_stats import mean_pairwise_distance, palette_exact_share
 from training.toolkit.errors import UserError
 from training.toolkit.figures import report_figure
 from training.toolkit.sample_files import sampling_device, save_grid_png, to_uint8_image
@@ -114,26 +116,11 @@ class UkiyoeGANModel(ReportsFidFeatures, pl.LightningModule):
 
     # ------------------------------------------------------------------ setup
     def on_fit_start(self) -> None:
-        self._check_fid_monitor()
-
-    def _check_fid_monitor(self) -> None:
-        """A UserError before training when the checkpoint ranks snapshots by a validation FID/KID that
-        will never be measured (a crash at the first ranked epoch otherwise)."""
-        monitor = getattr(self.trainer.checkpoint_callback, "monitor", None) or ""
-        if not monitor.startswith(("val/fid/", "val/kid/")):
-            return
-        if self.quality is None or not self.hparams.quality_every_n_epochs:
-            reason = (
-                "model.quality is null." if self.quality is None else "model.quality_every_n_epochs is 0."
-            )
-        else:
-            reason = getattr(self.quality, "why_unmeasurable", lambda: None)()
-        if reason:
-            raise UserError(
-                f"monitor={monitor} ranks checkpoints by the FID/KID measured at validation, but it is never "
-                f"measured: {reason} Measure it (model.quality_every_n_epochs=N with the Inception weights "
-                "installed or a prints extractor), or set monitor=null to keep and test the newest state."
-            )
+        check_fid_monitor(
+            getattr(self.trainer.checkpoint_callback, "monitor", None),
+            self.quality,
+            self.hparams.quality_every_n_epochs,
+        )
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         d_parameters = chain(self.discriminator.parameters(), self.critic.parameters() if self.critic else ())
@@ -403,17 +390,3 @@ def _nca_steps(nca: nn.Module, steps: int) -> Iterator[None]:
         yield
     finally:
         nca.steps = previous
-
-
-def mean_pairwise_distance(images: torch.Tensor) -> torch.Tensor:
-    """Mean L1 distance between all pairs of images (a collapse detector: 0 = every sample alike)."""
-    flat = images.flatten(1)
-    distances = torch.cdist(flat, flat, p=1) / flat.shape[1]
-    count = len(flat)
-    return distances.sum() / max(count * (count - 1), 1)
-
-
-def palette_exact_share(images: torch.Tensor, colors: torch.Tensor) -> torch.Tensor:
-    """Share of pixels of `images` (B, 3, H, W) that equal one of the palette `colors` (P, 3) exactly."""
-    pixels = images.permute(0, 2, 3, 1).reshape(-1, 1, 3)
-    return (pixels == colors[None]).all(dim=-1).any(dim=-1).float().mean()

@@ -16,6 +16,7 @@ images), so FID's small-sample bias is the same for all of them:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import pytorch_lightning as pl
 
@@ -27,6 +28,7 @@ from models.common.feature_extractors import (
     select_feature_extractor,
 )
 from models.common.generative_quality import NOISE, REAL_VS_REAL, QualityTable, noise_images, quality_table
+from training.toolkit.errors import UserError
 
 log = logging.getLogger(__name__)
 PRINTS = "prints"
@@ -146,3 +148,21 @@ def _split_size(datamodule: pl.LightningDataModule, split: str) -> int:
     if split not in datamodule.datasets:
         datamodule.setup("fit")  # under `task=test` only the test split may be open; the reference is train
     return len(datamodule.datasets[split])
+
+
+def check_fid_monitor(monitor: str | None, quality: Callable | None, every_n_epochs: int) -> None:
+    """A UserError before training when checkpoints are ranked (`monitor`) by a validation FID/KID that will
+    never be measured (a crash at the first ranked epoch otherwise)."""
+    monitor = monitor or ""
+    if not monitor.startswith(("val/fid/", "val/kid/")):
+        return
+    if quality is None or not every_n_epochs:
+        reason = "model.quality is null." if quality is None else "model.quality_every_n_epochs is 0."
+    else:
+        reason = quality.why_unmeasurable() if isinstance(quality, UkiyoeQuality) else None
+    if reason:
+        raise UserError(
+            f"monitor={monitor} ranks checkpoints by the FID/KID measured at validation, but it is never "
+            f"measured: {reason} Measure it (model.quality_every_n_epochs=N with the Inception weights "
+            "installed or a prints extractor), or set monitor=null to keep and test the newest state."
+        )

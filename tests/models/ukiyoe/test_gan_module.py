@@ -16,13 +16,15 @@ from callbacks.curriculum import CurriculumCallback
 from callbacks.nonfinite_guard import NonFiniteGuard
 from models.ukiyoe.augment import DiffAugment
 from models.ukiyoe.balance import BalanceController
-from models.ukiyoe.gan_module import UkiyoeGANModel, mean_pairwise_distance, palette_exact_share
+from models.ukiyoe.gan_module import UkiyoeGANModel
 from models.ukiyoe.nets.critic import TransformerCritic
 from models.ukiyoe.nets.discriminator import ResidualDiscriminator
 from models.ukiyoe.nets.generator import UkiyoeGenerator
 from models.ukiyoe.nets.nca import IntegratedNCA
 from models.ukiyoe.nets.palette import GumbelPalette
 from models.ukiyoe.nets.stylegan import StyleGenerator
+from models.ukiyoe.quality import PRINTS, UkiyoeQuality
+from models.ukiyoe.sample_stats import mean_pairwise_distance, palette_exact_share
 from tests.helpers import quiet_trainer
 from training.toolkit.errors import UserError
 
@@ -284,11 +286,6 @@ def test_validation_ranks_snapshots_by_the_models_fid_and_the_test_adds_the_base
     assert quality.baselines[-1] is True
 
 
-class UnmeasurableQuality(RecordedQuality):
-    def why_unmeasurable(self) -> str:
-        return "model.quality.features_checkpoint is not set."
-
-
 @pytest.mark.parametrize(
     ("options", "reason"),
     [
@@ -298,7 +295,7 @@ class UnmeasurableQuality(RecordedQuality):
             r"model\.quality_every_n_epochs is 0\.",
         ),
         (
-            {"quality": UnmeasurableQuality([]), "quality_every_n_epochs": 5},
+            {"quality": UkiyoeQuality(feature=PRINTS), "quality_every_n_epochs": 5},  # no prints checkpoint
             r"model\.quality\.features_checkpoint is not set\.",
         ),
     ],
