@@ -20,6 +20,7 @@ Example config (the Hydra YAML mirrors it; `sessions` comes from the dataset con
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ from models.v1.nets.readout import GaussianReadout
 from models.v1.nets.shifter import Shifter
 from training.toolkit.errors import UserError
 
+log = logging.getLogger(__name__)
 Batch = Mapping[str, Mapping[str, torch.Tensor]]
 NORM_LAYERS = (nn.GroupNorm, nn.LayerNorm)
 
@@ -167,11 +169,12 @@ class MultiSessionNet(nn.Module):
         names = list(batch)
         stims = [self._prepare_stim(name, batch[name]) for name in names]
         features = self.core(torch.cat(stims))
+        frame_to_map = (stims[0].shape[-1] / features.shape[-1], stims[0].shape[-2] / features.shape[-2])
         rates = {}
         for name, session_features in zip(names, features.split([s.shape[0] for s in stims]), strict=True):
             if self.modulator is not None:
                 session_features = self.modulator[name](session_features, self._behavior(name, batch[name]))
-            rates[name] = self.activation(self.readouts[name](session_features))
+            rates[name] = self.activation(self.readouts[name](session_features, frame_to_map))
         return rates
 
     def _prepare_stim(self, name: str, session: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -217,6 +220,18 @@ class MultiSessionNet(nn.Module):
                 f"init_readout_positions({session!r}): expected {tuple(mu.shape)} positions, got {tuple(positions.shape)}."
             )
         mu.copy_(positions.clamp(-1, 1))
+        margin, frame_shape = getattr(self.core, "margin", 0), self.sessions[session].frame_shape
+        if margin and frame_shape:
+            height, width = frame_shape
+            readable = positions.new_tensor([1 - 2 * margin / width, 1 - 2 * margin / height])
+            outside = int((positions.abs() > readable).any(dim=1).sum())
+            if outside:
+                log.warning(
+                    "Session %r: %d of %d units start outside the %d x %d centre that model.core.padding=valid "
+                    "computes (margin %d px); they read its edge. Use model.core.padding=same for sessions "
+                    "with receptive fields near the frame's edge.",
+                    session, outside, len(positions), width - 2 * margin, height - 2 * margin, margin,
+                )  # fmt: skip
 
     def core_regularization(self) -> torch.Tensor:
         """The core's smoothness penalty (sum of squared Laplacians of its spatial kernels)."""

@@ -52,16 +52,20 @@ class GaussianReadout(nn.Module):
         """(N, 2) read positions (x, y) in [-1, 1], detached (for plots and RF recovery)."""
         return self.mu.detach().clamp(-1, 1)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, frame_to_map: Sequence[float] = (1.0, 1.0)) -> torch.Tensor:
+        """`frame_to_map` (x, y): frame width / map width and height / height, when the core's map covers
+        only the frame's centre (a "valid" core): positions and their jitter stay in frame coordinates."""
         batch = features.shape[0]
         grid = self.mu.clamp(-1, 1).expand(batch, -1, -1)
         if self.training:
             noise = torch.randn_like(grid) * self.sigma.abs()[None, :, None]
             grid = (grid + noise).clamp(-1, 1)
+        if tuple(frame_to_map) != (1.0, 1.0):
+            grid = (grid * grid.new_tensor(frame_to_map)).clamp(-1, 1)
         sampled = F.grid_sample(
             features, grid.unsqueeze(2), mode="bilinear", padding_mode="border", align_corners=False
-        )  # (B, C, N, 1)
-        return torch.einsum("bcn,nc->bn", sampled.squeeze(3), self.features) + self.bias
+        ).squeeze(3)  # (B, C, N)
+        return torch.einsum("bcn,nc->bn", sampled, self.features) + self.bias
 
     def feature_l1(self) -> torch.Tensor:
         """Mean over units of each unit's L1 feature norm (independent of the number of units)."""

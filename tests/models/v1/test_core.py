@@ -78,3 +78,20 @@ def test_the_lag_filter_is_the_conv3d_it_replaces(kernel):
     ours.square().sum().backward()
     reference.square().sum().backward()
     torch.testing.assert_close(lag.weight.grad, conv.weight.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_a_valid_core_computes_the_centre_of_the_same_core_map() -> None:
+    """Without norm statistics the two maps agree wherever the zero padding does not reach (kernels 5, 3:
+    a 3 px margin per side)."""
+    same = tiny_core(norm="none")
+    valid = tiny_core(norm="none", padding="valid")
+    valid.load_state_dict(same.state_dict())  # the same parameters: only the padding differs
+    assert (same.margin, valid.margin) == (0, 3)
+    stim = torch.randn(2, 1, LAGS, HEIGHT, WIDTH)
+    centre = same(stim)[..., 3:-3, 3:-3]
+    torch.testing.assert_close(valid(stim), centre)
+
+
+def test_unknown_padding_names_the_key() -> None:
+    with pytest.raises(UserError, match="model.core.padding"):
+        tiny_core(padding="reflect")

@@ -163,3 +163,24 @@ def test_every_parameter_gets_a_gradient_in_a_normal_step() -> None:
     sum(r.sum() for r in rates.values()).backward()
     # Zero-initialised last layers make the hidden layers' first gradients 0, but they are in the graph.
     assert all(p.grad is not None for p in net.parameters())
+
+
+def test_a_valid_core_reads_each_unit_where_the_same_core_does() -> None:
+    """Readout positions stay in frame coordinates; the network scales them to the valid core's smaller map."""
+    same = tiny_net(core=tiny_core(norm="none")).eval()
+    valid = tiny_net(core=tiny_core(norm="none", padding="valid")).eval()
+    valid.load_state_dict(same.state_dict())
+    with torch.no_grad():  # inside the 10 x 10 centre (|position| <= 1 - 2 * 3 / 16 = 0.625, less a pixel)
+        for net in (same, valid):
+            net.readouts["alpha"].mu.copy_(torch.tensor([[0.0, 0.0], [0.31, -0.5], [-0.5, 0.22]]))
+            net.readouts["beta"].mu.uniform_(-0.5, 0.5, generator=torch.Generator().manual_seed(1))
+    batch = make_batch()
+    for name, rates in valid(batch).items():
+        torch.testing.assert_close(rates, same(batch)[name])
+
+
+def test_units_starting_outside_a_valid_core_s_map_are_named_with_the_fix(caplog) -> None:
+    net = tiny_net(core=tiny_core(padding="valid"))
+    net.init_readout_positions("alpha", torch.tensor([[0.0, 0.0], [0.9, 0.0], [0.0, -0.7]]))
+    assert "2 of 3 units start outside the 10 x 10 centre" in caplog.text
+    assert "model.core.padding=same" in caplog.text
