@@ -36,6 +36,7 @@ from models.v1.nets.shifter import Shifter
 from training.toolkit.errors import UserError
 
 log = logging.getLogger(__name__)
+OUTSIDE_MAP_SHARE = 0.1  # more units than this starting outside a valid core's map: a warning, else info
 Batch = Mapping[str, Mapping[str, torch.Tensor]]
 NORM_LAYERS = (nn.GroupNorm, nn.LayerNorm)
 
@@ -225,11 +226,13 @@ class MultiSessionNet(nn.Module):
             height, width = frame_shape
             readable = positions.new_tensor([1 - 2 * margin / width, 1 - 2 * margin / height])
             outside = int((positions.abs() > readable).any(dim=1).sum())
-            if outside:
-                log.warning(
+            if outside:  # a few: units without a clear receptive field peak anywhere; many: a real mismatch
+                level = logging.WARNING if outside > OUTSIDE_MAP_SHARE * len(positions) else logging.INFO
+                log.log(
+                    level,
                     "Session %r: %d of %d units start outside the %d x %d centre that model.core.padding=valid "
-                    "computes (margin %d px); they read its edge. Use model.core.padding=same for sessions "
-                    "with receptive fields near the frame's edge.",
+                    "computes (margin %d px) and read its edge. Use model.core.padding=same for sessions with "
+                    "receptive fields near the frame's edge.",
                     session, outside, len(positions), width - 2 * margin, height - 2 * margin, margin,
                 )  # fmt: skip
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -180,7 +182,14 @@ def test_a_valid_core_reads_each_unit_where_the_same_core_does() -> None:
 
 
 def test_units_starting_outside_a_valid_core_s_map_are_named_with_the_fix(caplog) -> None:
-    net = tiny_net(core=tiny_core(padding="valid"))
-    net.init_readout_positions("alpha", torch.tensor([[0.0, 0.0], [0.9, 0.0], [0.0, -0.7]]))
+    """One unit of many (an energy-STA peak of a unit without a clear receptive field) is noted; more than
+    10 % of a session's units are a warning."""
+    many = SessionSpec("many", 20, list(range(20)), frame_shape=(HEIGHT, WIDTH))
+    net = tiny_net(sessions=[*SESSIONS, many], core=tiny_core(padding="valid"))
+    with caplog.at_level(logging.INFO, logger="models.v1.nets.network"):
+        net.init_readout_positions("many", torch.tensor([[0.9, 0.0]] + [[0.0, 0.0]] * 19))
+        net.init_readout_positions("alpha", torch.tensor([[0.0, 0.0], [0.9, 0.0], [0.0, -0.7]]))
+    levels = {record.getMessage().split(":")[0]: record.levelno for record in caplog.records}
+    assert levels == {"Session 'many'": logging.INFO, "Session 'alpha'": logging.WARNING}
     assert "2 of 3 units start outside the 10 x 10 centre" in caplog.text
     assert "model.core.padding=same" in caplog.text
