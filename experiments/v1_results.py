@@ -68,7 +68,8 @@ def table_rows(size: str) -> list[Row]:
         Row("t1_null", "T1", "null (mean rate)", "v1_multidataset", null),
         Row("t1_ln", "T1", "per-unit LN", "v1_multidataset", ("model=v1_ln",)),
         Row("t1_core", "T1", "multi-session shared core", "v1_multidataset"),
-        # The multi-session benefit like for like: the shared core's model and epochs on one session.
+        # The multi-session benefit like for like: the shared core's model (v1_single's too) and epochs on one
+        # session.
         *(
             Row(
                 f"t1_single_{name}",
@@ -78,19 +79,18 @@ def table_rows(size: str) -> list[Row]:
                 (
                     f"v1.dataset=t1_{size}",
                     f"data.sessions=[{name}]",
-                    "model=v1_core",
                     "trainer.max_epochs=15",
                 ),
             )
             for name in small
         ),  # fmt: skip
         Row("t2_core", "T2", "shared core + shifter", "v1_realistic"),
-        Row("t3_pretrain", "T3", "shared core on the pretraining sessions", "v1_pretrain"),
+        Row("t3_pretrain", "T3", "shared core + shifter on the pretraining sessions", "v1_pretrain"),
         *(
             Row(
                 f"t3_frozen_{percent}",
                 "T3",
-                f"frozen core + new readouts, {percent} % of the data",
+                f"frozen core + new readouts and shifters, {percent} % of the data",
                 "v1_transfer",
                 (f"data.train_fraction={percent / 100}",),
                 pretrained="t3_pretrain",
