@@ -60,8 +60,9 @@ class GaussianReadout(nn.Module):
         if self.training:
             noise = torch.randn_like(grid) * self.sigma.abs()[None, :, None]
             grid = (grid + noise).clamp(-1, 1)
-        if tuple(frame_to_map) != (1.0, 1.0):
-            grid = (grid * grid.new_tensor(frame_to_map)).clamp(-1, 1)
+        if tuple(frame_to_map) != (1.0, 1.0):  # Python-float scales: no host-to-device copy per step
+            x_scale, y_scale = frame_to_map
+            grid = torch.stack((grid[..., 0] * x_scale, grid[..., 1] * y_scale), dim=-1).clamp(-1, 1)
         sampled = F.grid_sample(
             features, grid.unsqueeze(2), mode="bilinear", padding_mode="border", align_corners=False
         ).squeeze(3)  # (B, C, N)
