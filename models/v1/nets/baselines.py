@@ -15,7 +15,7 @@ from torch import nn
 
 from models.v1.nets.core import LAPLACIAN
 from models.v1.nets.network import Batch, SessionSpec, check_session_names, unknown_sessions
-from models.v1.nets.output import check_output, inverse_output, output_activation
+from models.v1.nets.output import RateOutput
 
 
 class _PerSessionBaseline(nn.Module):
@@ -24,9 +24,8 @@ class _PerSessionBaseline(nn.Module):
     def __init__(self, sessions: Sequence[SessionSpec], units: Mapping[str, nn.Module], output: str) -> None:
         super().__init__()
         check_session_names(sessions)
-        self.output = check_output(output)
-        self.activation = output_activation(output)
         self.units = nn.ModuleDict(units)
+        self.outputs = nn.ModuleDict({s.name: RateOutput(output, s.num_units) for s in sessions})
 
     @property
     def session_names(self) -> list[str]:
@@ -34,12 +33,12 @@ class _PerSessionBaseline(nn.Module):
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         unknown_sessions(batch, self.units)
-        return {name: self.activation(self.units[name](session["stim"])) for name, session in batch.items()}
+        return {name: self.outputs[name](self.units[name](session["stim"])) for name, session in batch.items()}
 
     @torch.no_grad()
     def init_readout_bias(self, session: str, mean_rates: torch.Tensor) -> None:
         bias = self.units[session].bias
-        bias.copy_(inverse_output(self.output, mean_rates.to(bias.device)).reshape(bias.shape))
+        bias.copy_(self.outputs[session].init_mean_rates(mean_rates.to(bias.device)).reshape(bias.shape))
 
     def core_regularization(self) -> torch.Tensor:
         return self._zero()
@@ -54,7 +53,9 @@ class _PerSessionBaseline(nn.Module):
         return next(self.parameters()).new_zeros(())
 
     def no_weight_decay(self) -> set[str]:
-        return {f"units.{name}.bias" for name in self.units}
+        return {f"units.{name}.bias" for name in self.units} | {
+            f"outputs.{name}" for name, _ in self.outputs.named_parameters()
+        }
 
 
 class MeanRate(nn.Module):

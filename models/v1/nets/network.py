@@ -6,7 +6,8 @@ shapes for DDP and `torch.compile`); the features are split back and routed to t
 by name. A single-session CNN is this class with one session.
 
 state_dict layout: `adapters.<session>.{weight,bias}`, `shifters.<session>.mlp.*`, `core.*`,
-`modulator.<session>.mlp.*`, `readouts.<session>.{mu,sigma,features,bias}` (only the configured parts).
+`modulator.<session>.mlp.*`, `readouts.<session>.{mu,sigma,features,bias}`,
+`outputs.<session>.{floor,saturation}` (`naka_rushton` only; only the configured parts).
 
 Example config (the Hydra YAML mirrors it; `sessions` comes from the dataset configs):
     core: {_target_: models.v1.nets.core.V1Core, num_lags: 8, ...}
@@ -14,7 +15,7 @@ Example config (the Hydra YAML mirrors it; `sessions` comes from the dataset con
     adapter: true
     shifter: {hidden_units: 16, hidden_layers: 2, gaze_scale_deg: 5.0}   # or null
     modulator: {hidden_units: 16}                                        # or null
-    output: softplus
+    output: naka_rushton                                                 # or softplus | exp
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from torch import nn
 
 from models.v1.nets.adapter import SessionAdapter
 from models.v1.nets.modulator import BehaviorModulator
-from models.v1.nets.output import check_output, inverse_output, output_activation
+from models.v1.nets.output import RateOutput
 from models.v1.nets.readout import GaussianReadout
 from models.v1.nets.shifter import Shifter
 from training.toolkit.errors import UserError
@@ -93,7 +94,7 @@ class MultiSessionNet(nn.Module):
 
     `readout`, `shifter` and `modulator` are keyword dicts for each session's module (`shifter` may
     also give dataset-wide `pixels_per_degree` / `frame_shape`; a SessionSpec's own values win).
-    `core` must expose `out_channels`; `output` is "softplus" or "exp".
+    `core` must expose `out_channels`; `output` is one of `output.OUTPUTS` (a `RateOutput` per session).
     """
 
     def __init__(
@@ -110,8 +111,7 @@ class MultiSessionNet(nn.Module):
         check_session_names(sessions)
         if not hasattr(core, "out_channels"):
             raise UserError(f"model.core ({type(core).__name__}) must have an `out_channels` attribute.")
-        self.output = check_output(output)
-        self.activation = output_activation(output)
+        self.outputs = nn.ModuleDict({s.name: RateOutput(output, s.num_units) for s in sessions})
         self.sessions = {spec.name: spec for spec in sessions}
         channels = int(core.out_channels)
         self.adapters = nn.ModuleDict({s.name: SessionAdapter() for s in sessions}) if adapter else None
@@ -175,7 +175,7 @@ class MultiSessionNet(nn.Module):
         for name, session_features in zip(names, features.split([s.shape[0] for s in stims]), strict=True):
             if self.modulator is not None:
                 session_features = self.modulator[name](session_features, self._behavior(name, batch[name]))
-            rates[name] = self.activation(self.readouts[name](session_features, frame_to_map))
+            rates[name] = self.outputs[name](self.readouts[name](session_features, frame_to_map))
         return rates
 
     def _prepare_stim(self, name: str, session: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -210,7 +210,7 @@ class MultiSessionNet(nn.Module):
             raise ValueError(
                 f"init_readout_bias({session!r}): expected {tuple(bias.shape)} rates, got {tuple(mean_rates.shape)}."
             )
-        bias.copy_(inverse_output(self.output, mean_rates.to(bias.device)))
+        bias.copy_(self.outputs[session].init_mean_rates(mean_rates.to(bias.device)))
 
     @torch.no_grad()
     def init_readout_positions(self, session: str, positions: torch.Tensor) -> None:
@@ -255,6 +255,7 @@ class MultiSessionNet(nn.Module):
     def no_weight_decay(self) -> set[str]:
         """Parameters that must not shrink towards 0: readout biases/sigmas/positions, norms, adapters."""
         names = {f"readouts.{s}.{p}" for s in self.sessions for p in ("bias", "sigma", "mu")}
+        names |= {f"outputs.{name}" for name, _ in self.outputs.named_parameters()}
         if self.adapters is not None:
             names |= {f"adapters.{name}" for name, _ in self.adapters.named_parameters()}
         for module_name, module in self.core.named_modules():

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from models.v1.nets.network import MultiSessionNet, SessionSpec
+from models.v1.nets.output import NAKA_RUSHTON, OUTPUTS
 from models.v1.nets.shifter import Shifter
 from tests.models.v1.tiny_models import HEIGHT, LAGS, SESSIONS, WIDTH, make_batch, tiny_core, tiny_net
 from training.toolkit.errors import UserError
@@ -110,7 +111,7 @@ def test_modulator_without_behaviour_is_an_error_naming_session_and_key() -> Non
         tiny_net(sessions=[SessionSpec("gamma", 2, [1, 2])], modulator={})
 
 
-@pytest.mark.parametrize("output", ["softplus", "exp"])
+@pytest.mark.parametrize("output", OUTPUTS)
 def test_readout_bias_init_reproduces_mean_rates_when_features_are_zero(output: str) -> None:
     net = tiny_net(output=output)
     mean_rates = {"alpha": torch.tensor([0.01, 0.2, 3.0]), "beta": torch.tensor([0.1, 0.0, 0.5, 1.0, 7.0])}
@@ -123,8 +124,9 @@ def test_readout_bias_init_reproduces_mean_rates_when_features_are_zero(output: 
     torch.testing.assert_close(out["beta"][0], mean_rates["beta"].clamp_min(1e-6), rtol=1e-4, atol=1e-6)
 
 
-def test_no_weight_decay_names_exist_and_leave_the_decayed_group() -> None:
-    net = tiny_net(shifter={}, modulator={})
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_no_weight_decay_names_exist_and_leave_the_decayed_group(output: str) -> None:
+    net = tiny_net(shifter={}, modulator={}, output=output)
     names = net.no_weight_decay()
     parameters = dict(net.named_parameters())
     assert names <= set(parameters)
@@ -135,6 +137,8 @@ def test_no_weight_decay_names_exist_and_leave_the_decayed_group() -> None:
         "adapters.alpha.weight",
     } <= names
     assert "core.blocks.0.norm.weight" in names and "core.blocks.1.norm.bias" in names
+    if output == NAKA_RUSHTON:
+        assert {"outputs.alpha.floor", "outputs.beta.saturation"} <= names
     decayed = {id(p) for p in parameter_groups(net)[0]["params"]}
     assert not decayed & {id(parameters[name]) for name in names}
     assert id(parameters["core.blocks.0.spatial.weight"]) in decayed
@@ -145,6 +149,10 @@ def test_state_dict_prefixes() -> None:
     prefixes = {".".join(key.split(".")[:2]) for key in keys if not key.startswith("core.")}
     assert prefixes == {
         f"{part}.{s.name}" for part in ("adapters", "shifters", "modulator", "readouts") for s in SESSIONS
+    }  # a fixed output adds nothing: checkpoints from before learned outputs keep their layout
+    learned = tiny_net(output=NAKA_RUSHTON).state_dict()
+    assert {key for key in learned if key.startswith("outputs.")} == {
+        f"outputs.{s.name}.{p}" for s in SESSIONS for p in ("floor", "saturation")
     }
     assert any(key.startswith("core.frontend") for key in keys)
 
