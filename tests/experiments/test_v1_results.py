@@ -42,6 +42,11 @@ def test_rows_cover_every_model_and_tier_and_the_small_t1_sessions():
     # T1 small: subjA_s01 (25 units), subjA_s02 (46), subjA_s03 (32), subjB_s01 (39); not the 53- and 60-unit ones.
     singles = sorted(k.removeprefix("t1_single_") for k in keys if k.startswith("t1_single_"))
     assert singles == ["subjA_s01", "subjA_s02", "subjA_s03", "subjB_s01"]
+    by_key = {r.key: r for r in rows}  # like for like: the shared core's own experiment, one session more
+    for name in singles:
+        single = by_key[f"t1_single_{name}"]
+        assert single.experiment == by_key["t1_core"].experiment
+        assert single.overrides == (*by_key["t1_core"].overrides, f"data.sessions=[{name}]")
     assert [r.key for r in v1_results.select(rows, "t3")] == ["t3_pretrain", "t3_frozen_25", "t3_frozen_100"]
     with pytest.raises(SystemExit, match="no row matches"):
         v1_results.select(rows, "t9")
