@@ -5,8 +5,8 @@
   response (Albrecht & Hamilton 1982) above a floor: with drive q = relu(logit)^2,
   rate = floor + q / (1 + q / saturation), floor and saturation learned per unit. Neither softplus nor exp
   can saturate, and the simulator's units do (drive / (1 + drive / s) with s = 3-8 times the mean): on T0
-  a per-unit LN model recovers 0.740 of the oracle with softplus (rank 2), 0.856 half-squared, 0.890 with this
-  (docs/v1.md).
+  a per-unit LN model recovers 0.740 of the oracle with softplus (rank 2), 0.856 half-squared and 0.890
+  with this (rank 1), the single-session CNN 0.851 with softplus and 0.885 with this (docs/v1.md).
 """
 
 from __future__ import annotations
