@@ -71,7 +71,13 @@ def table_rows(size: str) -> list[Row]:
         # The multi-session benefit like for like: the shared core's own experiment (model, output, epochs)
         # on one session.
         *(
-            Row(f"t1_single_{name}", "T1", f"single-session CNN on {name}", "v1_multidataset", (f"data.sessions=[{name}]",))
+            Row(
+                f"t1_single_{name}",
+                "T1",
+                f"single-session CNN on {name}",
+                "v1_multidataset",
+                (f"data.sessions=[{name}]",),
+            )
             for name in small
         ),  # fmt: skip
         Row("t2_core", "T2", "shared core + shifter", "v1_realistic"),

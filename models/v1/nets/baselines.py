@@ -33,7 +33,9 @@ class _PerSessionBaseline(nn.Module):
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         unknown_sessions(batch, self.units)
-        return {name: self.outputs[name](self.units[name](session["stim"])) for name, session in batch.items()}
+        return {
+            name: self.outputs[name](self.units[name](session["stim"])) for name, session in batch.items()
+        }
 
     @torch.no_grad()
     def init_readout_bias(self, session: str, mean_rates: torch.Tensor) -> None:
