@@ -4,8 +4,8 @@ Training follows the paper's "regenerating" recipe: batches come from a `SampleP
 (persistence), the worst sample restarts from the seed (growth), the best few lose a random disc
 (regeneration); a random number of steps per batch; Adam with per-parameter gradient normalisation.
 Evaluation grows from the seed for `eval_steps` steps (`grow_mse`), keeps running for twice as long
-(`persist_mse`), cuts away the right half and regrows for `eval_steps` steps (`regrow_mse`): per-pixel MSE
-of RGBA in [0, 1] over the canvas.
+(`persist_mse`), cuts away the right half, regrows for `eval_steps` steps (`regrow_mse`) and again keeps
+running for twice as long (`regrow_persist_mse`): per-pixel MSE of RGBA in [0, 1] over the canvas.
 """
 
 from __future__ import annotations
@@ -137,7 +137,15 @@ class GrowModel(pl.LightningModule):
         persisted = self.grow(grown, 2 * hp.eval_steps, generator)
         damaged = persisted * ~half_plane_mask(persisted.shape[-1], persisted.device)
         regrown = self.grow(damaged, hp.eval_steps, generator)
-        metrics = {"grow_mse": grown, "persist_mse": persisted, "damaged_mse": damaged, "regrow_mse": regrown}
+        # As growth is read at K and 3K steps, regrowth is read at K and 3K after the cut.
+        regrown_persisted = self.grow(regrown, 2 * hp.eval_steps, generator)
+        metrics = {
+            "grow_mse": grown,
+            "persist_mse": persisted,
+            "damaged_mse": damaged,
+            "regrow_mse": regrown,
+            "regrow_persist_mse": regrown_persisted,
+        }
         self.log_dict({f"test/{k}": self._mse(v, target) for k, v in metrics.items()}, batch_size=1)
         shown += [(f"step {3 * hp.eval_steps}", persisted), ("cut in half", damaged), ("regrown", regrown)]
         self._panels = [("target", target[0].cpu())]

@@ -112,7 +112,7 @@ def test_experiment_runs_with_fast_dev_run(tmp_path):
     (run_dir,) = run_dirs(tmp_path, "ukiyoe_nca_grow")
     summary = read_summary(run_dir)
     assert summary["status"] == "finished"
-    for name in ("grow_mse", "persist_mse", "damaged_mse", "regrow_mse"):
+    for name in ("grow_mse", "persist_mse", "damaged_mse", "regrow_mse", "regrow_persist_mse"):
         assert math.isfinite(summary["metrics"][f"test/{name}"]), name
     # the untrained NCA leaves the seed as it is: it is one cell away from the target everywhere
     assert summary["metrics"]["test/grow_mse"] > 0.1
