@@ -29,6 +29,8 @@ from torch import nn
 from torchvision.models import ResNet18_Weights
 from torchvision.models import resnet18 as torchvision_resnet18
 
+from models.design.nets.layout_statistics import COUNT as LAYOUT_STATISTICS
+from models.design.nets.layout_statistics import layout_statistics
 from models.design.schema import FORMATS, GOALS, GRAMMAR_NAMES, HIERARCHY, STRUCTURE_CHANNELS, TONE_AXES
 from training.toolkit.errors import UserError
 
@@ -94,6 +96,7 @@ class Abstractor(nn.Module):
         input_size: int | None = None,
         space_to_depth: int = 1,
         role_pooling: bool = False,
+        layout_statistics: bool = False,
     ) -> None:
         super().__init__()
         self.input_size = input_size
@@ -116,6 +119,9 @@ class Abstractor(nn.Module):
             self._load_imagenet(weights_path, stem)
         self.role_pooling = role_pooling
         pooled = BODY_CHANNELS + (ROLE_POOLED_CHANNELS if role_pooling else 0)
+        # the measured layout (counts, fractions, colours on different scales) enters standardised
+        self.statistics_norm = nn.BatchNorm1d(LAYOUT_STATISTICS) if layout_statistics else None
+        pooled += LAYOUT_STATISTICS if layout_statistics else 0
         self.embedding = nn.Sequential(nn.Linear(pooled, FEATURE_DIM), nn.ReLU(inplace=True))
         self.meta_head = _mlp(FEATURE_DIM, head_hidden, len(GOALS) + len(FORMATS) + len(TONE_AXES), dropout)
         self.grammar_head = _mlp(FEATURE_DIM, head_hidden, len(GRAMMAR_NAMES), dropout)
@@ -135,7 +141,10 @@ class Abstractor(nn.Module):
             if masks is not None and layer in (body.layer1, body.layer2):
                 pooled.append(mean_over(x, masks))
         pooled.append(torch.flatten(body.avgpool(x), 1))
-        return self.embedding(torch.cat(pooled[::-1], dim=1))
+        features = torch.cat(pooled[::-1], dim=1)  # the global pool first, then the role pools
+        if self.statistics_norm is not None:
+            features = torch.cat([features, self.statistics_norm(layout_statistics(structure))], dim=1)
+        return self.embedding(features)
 
     def forward(self, structure: torch.Tensor) -> dict[str, torch.Tensor]:
         """Goal and format logits, tone and grammar in [0, 1]."""

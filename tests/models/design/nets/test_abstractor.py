@@ -11,6 +11,7 @@ from torchvision.models import resnet18 as torchvision_resnet18
 
 from models.design.nets.abstractor import (
     IMAGENET_WEIGHTS_URL,
+    LAYOUT_STATISTICS,
     Abstractor,
     adapt_first_conv,
     mean_over,
@@ -161,3 +162,14 @@ def test_mean_over_averages_feature_maps_over_each_mask_and_gives_zero_for_an_em
     assert torch.equal(pooled[0, :2], maps[0, :, :2, :2].mean((1, 2)))
     assert torch.equal(pooled[0, 2:], torch.zeros(2))
     assert Abstractor(role_pooling=True).embedding[0].in_features == 512 + 3 * (64 + 128)
+
+
+def test_layout_statistics_enter_the_embedding_standardised() -> None:
+    """`layout_statistics=True` appends the measured layout (batch-normalised) to the pooled features."""
+    net = Abstractor(layout_statistics=True).eval()
+    assert net.embedding[0].in_features == 512 + LAYOUT_STATISTICS
+    structure = torch.zeros(2, STRUCTURE_CHANNELS, 64, 64)
+    structure[:, 0, 10:14, 8:40] = 1.0  # a headline line
+    structure[:, 2, 10:14, 8:40] = 1.0
+    out = net(structure)
+    assert out["goal"].shape == (2, len(GOALS)) and torch.isfinite(out["grammar"]).all()

@@ -1,0 +1,91 @@
+"""Layout statistics read a drawn structure's geometry, type and hues exactly, soft or hard."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from datamodules.design.render import decode_structure, render_design
+from models.design.nets.layout_statistics import COUNT, NAMES, layout_statistics
+from models.design.schema import STRUCTURE_CHANNELS, structure_channels
+
+SIDE = 64
+TOP, BOTTOM = 8, 56  # letterbox: the design is rows 8..55, all 64 columns
+
+
+def _structure() -> torch.Tensor:
+    """Two left-aligned headline lines, one body line, a red image block and a grey band on a light page."""
+    s = torch.zeros(1, STRUCTURE_CHANNELS, SIDE, SIDE)
+    s[0, 7, :TOP] = s[0, 7, BOTTOM:] = 1.0  # outside flag
+    s[0, 3, TOP:BOTTOM] = 0.9  # page lightness
+    s[0, 3, 52:BOTTOM] = 0.5  # a darker band across the foot
+    for rows, cols, level in ((slice(10, 14), slice(8, 41), 1.0), (slice(16, 20), slice(8, 31), 1.0)):
+        s[0, 0, rows, cols], s[0, 2, rows, cols], s[0, 3, rows, cols] = 1.0, level, 0.1
+    s[0, 0, 30:32, 8:51], s[0, 2, 30:32, 8:51] = 1.0, 0.4
+    s[0, 1, 40:51, 20:45], s[0, 2, 40:51, 20:45], s[0, 4, 40:51, 20:45] = 1.0, 0.6, 0.5
+    return s
+
+
+def _read(structure: torch.Tensor) -> dict[str, float]:
+    return dict(zip(NAMES, layout_statistics(structure)[0].tolist(), strict=True))
+
+
+def test_geometry_type_and_hue_of_a_drawn_structure() -> None:
+    stats = _read(_structure())
+    px = 1 / SIDE  # one pixel as a fraction of the design's width
+    assert len(NAMES) == COUNT
+    assert stats["aspect"] == pytest.approx(SIDE / (BOTTOM - TOP))
+    assert stats["headline_lines"] == 2 and stats["body_lines"] == 1 and stats["subhead_lines"] == 0
+    assert stats["headline_line_height"] == pytest.approx(4 / SIDE)
+    assert stats["headline_left"] == pytest.approx(8.5 * px)
+    assert stats["headline_left_std"] == pytest.approx(0.0, abs=1e-6)
+    assert stats["headline_right_std"] == pytest.approx(5 * px)  # right edges at 40.5 and 30.5 px
+    assert stats["headline_width"] == pytest.approx(32 * px)
+    assert stats["image_coverage"] == pytest.approx(11 * 25 / ((BOTTOM - TOP) * SIDE))
+    assert stats["image_x"] == pytest.approx(32.5 * px)
+    assert stats["image_y"] == pytest.approx((45.5 - TOP) / (BOTTOM - TOP))
+    assert stats["headline_L"] == pytest.approx(0.1, rel=1e-5) and stats["page_L"] == pytest.approx(
+        0.9, rel=1e-5
+    )
+    # the image is pure +a* (hue angle 0): all of its chroma-weighted share in one sector
+    hues = [stats[f"image_hue{k}"] for k in range(12)]
+    assert hues[6] == pytest.approx(1.0) and sum(hues) == pytest.approx(1.0)
+    assert stats["page_chroma"] == 0.0 and stats["image_texture"] == 0.0
+    assert stats["background_L"] == pytest.approx(0.9)
+    # the band is the only panel: full width, rows 52..55
+    assert stats["panel_coverage"] == pytest.approx(4 / (BOTTOM - TOP))
+    assert stats["panel_spread_x"] == pytest.approx(SIDE / math.sqrt(12) * px, rel=1e-3)
+    assert stats["panel_L"] == pytest.approx(0.5)
+    assert (stats["content_left"], stats["content_right"]) == pytest.approx((8.5 * px, 50.5 * px))
+    # the band lies in the bottom strip; its two ends (6 columns each) in the corners
+    assert stats["panel_bottom"] == pytest.approx(1 / 12) and stats["panel_top"] == 0.0
+    assert stats["panel_corners"] == pytest.approx(2 * 6 * 4 / ((BOTTOM - TOP) * SIDE))
+    assert stats["hue_dispersion"] == pytest.approx(0.0, abs=1e-6)  # one hue (the image's) on the page
+    # the narrowest gap from content to an edge: the first headline row, 2.5 px below the letterbox
+    assert stats["margin"] == pytest.approx(2.5 / (BOTTOM - TOP))
+    # headline rows 4 px high against the widest line (the body's, 42 px); no subhead: ratios 0
+    assert stats["headline_to_column"] == pytest.approx(4 / 42, rel=1e-5)
+    assert stats["headline_to_subhead"] == 0.0 and stats["subhead_to_body"] == 0.0
+    # every text line shares its left edge; the image's centre is 0.5 px off the page's centre line
+    image_off = math.exp(-(0.5 * px) / 0.01)
+    assert stats["alignment_0.01"] == pytest.approx((3 + image_off) / 4, rel=1e-5)
+
+
+def test_soft_masks_read_like_hard_ones() -> None:
+    """The encoder's soft text/image masks (confident, not 0/1) give the same statistics."""
+    hard = _structure()
+    soft = hard.clone()
+    soft[:, :2] = hard[:, :2] * 0.8 + 0.1
+    torch.testing.assert_close(layout_statistics(soft), layout_statistics(hard))
+
+
+def test_rendered_designs_give_finite_statistics_without_gradient() -> None:
+    f_tensors = torch.stack(
+        [torch.from_numpy(decode_structure(render_design(i, 64).structure)) for i in range(4)]
+    )
+    structure = structure_channels(f_tensors).requires_grad_(True)
+    stats = layout_statistics(structure)
+    assert stats.shape == (4, COUNT) and torch.isfinite(stats).all()
+    assert not stats.requires_grad
