@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.metrics import confusion_matrix
 from threadpoolctl import threadpool_limits
@@ -34,11 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from datamodules.design.layout import ALIGNMENTS, Box, Layout, shape_coverage  # noqa: E402
 from datamodules.design.metadata import DesignMeta, sample_metadata  # noqa: E402
 from datamodules.design.planner import ARRANGEMENTS, plan_layout  # noqa: E402
-from datamodules.design.render import design_streams  # noqa: E402
+from datamodules.design.render import decode_structure, design_streams, render_layout  # noqa: E402
 from datamodules.design.textures import TEXTURES  # noqa: E402
 from datamodules.design.typography import HEADLINE_WORDS  # noqa: E402
 from models.design.color_science import cielab, contrast_ratio, luminance  # noqa: E402
-from models.design.schema import GOALS, TONE_AXES  # noqa: E402
+from models.design.nets.layout_statistics import layout_statistics  # noqa: E402
+from models.design.schema import GOALS, TONE_AXES, structure_channels  # noqa: E402
 
 ROLES = ("headline", "subhead", "body")
 PANEL_KINDS = ("band", "rule", "frame", "disc")
@@ -244,6 +246,18 @@ def feature_matrix(layouts: list[Layout], words: bool = False) -> tuple[np.ndarr
     return np.array([[row[name] for name in names] for row in rows]), names
 
 
+def pixel_matrix(layouts: list[Layout], chunk: int = 256) -> np.ndarray:
+    """(designs, features): the abstractor's layout statistics of each layout's rendered F_Tensor, i.e. what
+    its measured branch sees (no layout variables)."""
+    rows = []
+    for start in range(0, len(layouts), chunk):
+        structures = np.stack(
+            [decode_structure(render_layout(lay)[1]) for lay in layouts[start : start + chunk]]
+        )
+        rows.append(layout_statistics(structure_channels(torch.from_numpy(structures))).numpy())
+    return np.concatenate(rows)
+
+
 def fit_and_score(
     train_x: np.ndarray, train_y: np.ndarray, train_tone: np.ndarray, test_x: np.ndarray, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -264,9 +278,10 @@ def fit_and_score(
     return goal, np.clip(tone, 0.0, 1.0)
 
 
-def evaluate(train: int, test: int, resolution: int, seed: int) -> dict:
+def evaluate(train: int, test: int, resolution: int, seed: int, pixels: bool = False) -> dict:
     """Test goal accuracy and tone MAE of the layout-feature models, the constant predictors, hue alone,
-    and layout plus headline words; with the goal confusion matrix of the layout-feature model."""
+    and layout plus headline words; with the goal confusion matrix of the layout-feature model. With
+    `pixels`, also of the same trees on the abstractor's layout statistics of the rendered F_Tensors."""
     train_meta, train_layouts = draw_layouts(train, resolution, seed, "train")
     test_meta, test_layouts = draw_layouts(test, resolution, seed, "test")
     train_y = np.array([m.goal_index for m in train_meta])
@@ -303,6 +318,8 @@ def evaluate(train: int, test: int, resolution: int, seed: int) -> dict:
     train_w, _ = feature_matrix(train_layouts, words=True)
     test_w, _ = feature_matrix(test_layouts, words=True)
     score("layout+words", train_w, test_w)
+    if pixels:
+        score("pixels", pixel_matrix(train_layouts), pixel_matrix(test_layouts))
     return results
 
 
@@ -313,7 +330,10 @@ def report(results: dict) -> str:
         ("constant", "constant"),
         ("layout", "layout (no words)"),
         ("layout+words", "layout + words"),
+        ("pixels", "F_Tensor statistics"),
     ):
+        if name not in results:
+            continue
         r = results[name]
         mae = r["tone_mae"]
         lines.append(
@@ -341,10 +361,15 @@ def main() -> dict:
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="OpenMP threads for the trees")
+    parser.add_argument(
+        "--pixels",
+        action="store_true",
+        help="also fit the trees on the layout statistics of the rendered F_Tensors (~25 ms per design)",
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     with threadpool_limits(args.threads):
-        results = evaluate(args.train, args.test, args.resolution, args.seed)
+        results = evaluate(args.train, args.test, args.resolution, args.seed, args.pixels)
     print(
         f"{args.train} train / {args.test} test layouts at {args.resolution}², seed {args.seed}, "
         f"{len(results['features'])} layout features"

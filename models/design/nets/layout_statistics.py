@@ -178,10 +178,14 @@ def _alignment(edges: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return torch.stack(scores, 1)
 
 
-@torch.no_grad()
 def layout_statistics(structure: torch.Tensor) -> torch.Tensor:
-    """(B, STRUCTURE_CHANNELS, H, W) structure -> (B, COUNT) statistics, named by NAMES."""
-    structure = structure.float()
+    """(B, STRUCTURE_CHANNELS, H, W) structure -> (B, COUNT) statistics, named by NAMES; in float32 even
+    under mixed precision (sums over every pixel), and without gradient."""
+    with torch.no_grad(), torch.autocast(structure.device.type, enabled=False):
+        return _statistics(structure.float())
+
+
+def _statistics(structure: torch.Tensor) -> torch.Tensor:
     inside = structure[:, OUTSIDE] < 0.5
     x, y, width, height = _design_frame(inside)
     inside = inside.float()

@@ -89,3 +89,10 @@ def test_rendered_designs_give_finite_statistics_without_gradient() -> None:
     stats = layout_statistics(structure)
     assert stats.shape == (4, COUNT) and torch.isfinite(stats).all()
     assert not stats.requires_grad
+
+
+def test_mixed_precision_reads_in_float32() -> None:
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        stats = layout_statistics(_structure())
+    assert stats.dtype == torch.float32
+    torch.testing.assert_close(stats, layout_statistics(_structure()))
