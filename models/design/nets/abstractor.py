@@ -2,8 +2,9 @@
 
 Input: `schema.structure_channels` (text, image, hierarchy, and the colour ID's fixed colour features:
 CIELAB, contrast level, outside flag; STRUCTURE_CHANNELS channels), optionally area-resized to
-`input_size` and folded by `space_to_depth` (below) -> ResNet-18 body -> global pool -> FC-512
-(`features`, also the design FID feature) -> two MLP heads: V_Meta (goal and format logits, tone in [0, 1]) and V_Grammar (4 scores in [0, 1]).
+`input_size` and folded by `space_to_depth` (below) -> ResNet-18 body -> global pool (plus, optionally,
+layer1/2 pooled over each text role's ink, `role_pooling`, and the measured layout, `layout_statistics`)
+-> FC-512 (`features`, also the design FID feature) -> two MLP heads: V_Meta (goal and format logits, tone in [0, 1]) and V_Grammar (4 scores in [0, 1]).
 
 Stems: `imagenet` is torchvision's 7x7 stride-2 conv + max-pool (the body sees H/4); `cifar` is a
 3x3 stride-1 conv without max-pool (the body sees H), which keeps thin text strokes at 64-128 px
