@@ -31,7 +31,8 @@ from torchvision.models import ResNet18_Weights
 from torchvision.models import resnet18 as torchvision_resnet18
 
 from models.design.nets.layout_statistics import COUNT as LAYOUT_STATISTICS
-from models.design.nets.layout_statistics import layout_statistics
+from models.design.nets.layout_statistics import HIERARCHY_CHANNEL, TEXT_ROLES, layout_statistics
+from models.design.nets.layout_statistics import TEXT as TEXT_CHANNEL
 from models.design.schema import FORMATS, GOALS, GRAMMAR_NAMES, HIERARCHY, STRUCTURE_CHANNELS, TONE_AXES
 from training.toolkit.errors import UserError
 
@@ -41,8 +42,6 @@ IMAGENET_WEIGHTS_URL = ResNet18_Weights.IMAGENET1K_V1.url
 IMAGENET_WEIGHTS_FILE = Path(IMAGENET_WEIGHTS_URL).name  # resnet18-f37072fd.pth
 FEATURE_DIM = 512
 BODY_CHANNELS = 512  # ResNet-18's last stage
-TEXT_CHANNEL, HIERARCHY_CHANNEL = 0, 2  # where schema.structure_channels puts the text mask and hierarchy
-TEXT_ROLES = ("headline", "subhead", "body")
 ROLE_POOLED_CHANNELS = len(TEXT_ROLES) * (64 + 128)  # layer1 and layer2 over each role's ink (`role_pooling`)
 
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from models.design.schema import HIERARCHY
 
+# where schema.structure_channels puts each channel (the abstractor reads the same indices)
 TEXT, IMAGE, HIERARCHY_CHANNEL, LIGHTNESS, GREEN_RED, BLUE_YELLOW, CONTRAST, OUTSIDE = range(8)
 TEXT_ROLES = ("headline", "subhead", "body")
 # inside the design, neither text nor image: the page (its background colour) and panels (any other colour)
