@@ -3,9 +3,10 @@
 The abstractor's CNN reads hue well but barely combines the layout cues that decide goal and tone
 (docs/design.md: boosted trees on the layout's own variables reach goal 0.88, the CNN alone 0.74):
 where the text and the image sit and how much of the page each covers, how big each role's type is,
-how its lines align, and the palette's hues per region. `layout_statistics` measures them from the
-abstractor's input (`schema.structure_channels`) without parameters or gradient, so the network only
-has to combine them. Masks are thresholded at 0.5, so the encoder's soft F_Tensors read like true ones.
+how its lines align, how far content and frames sit from each edge (the planner's margin shrinks
+with energy), the palette's hues per region and per distinct colour, and the image's texture
+(`colour_statistics`). `layout_statistics` measures them from the abstractor's input
+(`schema.structure_channels`) without parameters or gradient, so the network only has to combine them. Masks are thresholded at 0.5, so the encoder's soft F_Tensors read like true ones.
 
 Coordinates are fractions of the design's rectangle (the pixels not flagged `outside`), so every
 format reads on the same scale. Lines are runs of rows holding a role's ink; alignment is the
@@ -21,6 +22,13 @@ import math
 import torch
 import torch.nn.functional as F
 
+from models.design.nets.colour_statistics import (
+    PALETTE_NAMES,
+    TEXTURE_NAMES,
+    colour_codes,
+    palette_statistics,
+    texture_statistics,
+)
 from models.design.schema import HIERARCHY
 
 # where schema.structure_channels puts each channel (the abstractor reads the same indices)
@@ -36,6 +44,11 @@ CHROMA_FULL = 0.3  # a*, b* / 100: a colour this vivid (chroma 30) counts fully 
 PANEL_DISTANCE = 0.02  # CIELAB / 100: a page pixel this far from the background colour is a panel's
 EDGE = 0.1  # the outer tenth of each side: where bands, frames and corner discs sit
 PANEL_ZONES = ("top", "bottom", "sides", "corners")
+SIDES = ("left", "right", "top", "bottom")
+# the planner insets a frame by 0.35 margin (0.12 margin thick) and runs bands 0.35-0.7 margin from the
+# edge: read along the middle lines of each side (clear of corner discs) within its outer quarter
+EDGE_DEPTH, EDGE_MIDDLE = 0.25, 0.2
+EDGE_STATS = ("panel_inset", "panel_thickness", "panel_lines")
 LINE_STATS = (
     "lines",
     "line_height",
@@ -58,6 +71,10 @@ NAMES = (
     + tuple(f"{role}_{stat}" for role in ("all_text", *TEXT_ROLES) for stat in LINE_STATS)
     + tuple(f"alignment_{tolerance}" for tolerance in ALIGN_TOLERANCES)
     + ("headline_to_column", "headline_to_subhead", "subhead_to_body")
+    + tuple(f"{what}_gap_{side}" for what in ("content", "text") for side in SIDES)
+    + tuple(f"{side}_{stat}" for side in SIDES for stat in EDGE_STATS)
+    + PALETTE_NAMES
+    + TEXTURE_NAMES
 )
 COUNT = len(NAMES)
 
@@ -200,9 +217,13 @@ def _statistics(structure: torch.Tensor) -> torch.Tensor:
     panel = plain * ((lab - background[..., None, None]).square().sum(1) > PANEL_DISTANCE**2)
     page = plain - panel
     chroma = torch.hypot(structure[:, GREEN_RED], structure[:, BLUE_YELLOW]) * inside
+    content = ((text + image) > 0).float()
+    short = torch.minimum(width, height)[:, None]
+    content_gaps = _gaps(content, x, y, width, height) / short
     parts = [
         (width / height)[:, None],
-        _content_box(((text + image) > 0).float(), x, y, width, height),
+        _content_box(content, x, y),
+        content_gaps.amin(1, keepdim=True),
         _texture(structure[:, LIGHTNESS], image)[:, None],
         chroma.flatten(1).amax(1)[:, None],
         _hue_dispersion(structure, inside)[:, None],
@@ -212,6 +233,10 @@ def _statistics(structure: torch.Tensor) -> torch.Tensor:
     parts.append(_region_stats(structure, torch.stack([text, *roles, image, panel, page], 1), inside, x, y))
     parts += [_hue_histogram(structure, region) for region in (text, image, panel, page)]
     parts += _text_stats(text, roles, image, x, width)
+    parts += [content_gaps, _gaps(text, x, y, width, height) / short]
+    parts.append(_edge_panels(panel, x, y, width, height, short))
+    codes = colour_codes(lab)
+    parts += [palette_statistics(lab, codes, inside > 0.5), texture_statistics(lab, codes, image)]
     return torch.cat(parts, 1)
 
 
@@ -245,13 +270,41 @@ def _zones(panel: torch.Tensor, inside: torch.Tensor, x: torch.Tensor, y: torch.
     return torch.stack([(panel * zone).sum((1, 2)) / area for zone in zones], 1)
 
 
-def _content_box(content: torch.Tensor, x, y, width, height) -> torch.Tensor:
-    """The text and image's extent (design fractions) and the page margin in short sides: the narrowest
-    gap between that content and an edge (energy narrows it)."""
-    left, right = _first_last(content, x)
-    top, bottom = _first_last(content, y)
+def _content_box(content: torch.Tensor, x, y) -> torch.Tensor:
+    """The text and image's extent: leftmost, rightmost, top and bottom pixel centre (design fractions)."""
+    return torch.stack([*_first_last(content, x), *_first_last(content, y)], 1)
+
+
+def _gaps(mask: torch.Tensor, x, y, width, height) -> torch.Tensor:
+    """Pixels from each edge (SIDES) of the design to the mask's nearest pixel centre; 0 for an empty mask."""
+    left, right = _first_last(mask, x)
+    top, bottom = _first_last(mask, y)
     gaps = torch.stack([left * width, (1 - right) * width, top * height, (1 - bottom) * height], 1)
-    return torch.stack([left, right, top, bottom, gaps.amin(1) / torch.minimum(width, height)], 1)
+    return gaps.where(mask.flatten(1).any(1, keepdim=True), 0.0)
+
+
+def _edge_panels(panel: torch.Tensor, x, y, width, height, short) -> torch.Tensor:
+    """EDGE_STATS per side (SIDES): over the side's middle lines that hold a panel in its outer quarter, the
+    median distance of the first panel pixel from the edge and the median panel depth there (short
+    sides; -1 when no line has one), and the share of the middle lines that have one."""
+    stats = []
+    for depth, across, span, along in (
+        (x, y, width, 2),
+        (1 - x, y, width, 2),
+        (y, x, height, 1),
+        (1 - y, x, height, 1),
+    ):
+        middle = ((across - 0.5).abs() < EDGE_MIDDLE) & (depth > 0)
+        zone = (panel > 0.5) & middle & (depth < EDGE_DEPTH)
+        first = (depth * span[:, None, None]).where(zone, math.inf).amin(along)  # (B, lines)
+        has = torch.isfinite(first)
+        lines = middle.any(along).sum(1).clamp_min(1)
+        inset = first.where(has, math.nan).nanmedian(1).values
+        thickness = zone.sum(along).float().where(has, math.nan).nanmedian(1).values
+        found = has.any(1, keepdim=True)
+        stats.append(torch.stack([inset, thickness], 1).div(short).where(found, -1.0))
+        stats.append((has.sum(1) / lines)[:, None])
+    return torch.cat(stats, 1)
 
 
 def _text_stats(text, roles, image, x, width) -> list[torch.Tensor]:

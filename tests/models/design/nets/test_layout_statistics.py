@@ -96,3 +96,65 @@ def test_mixed_precision_reads_in_float32() -> None:
         stats = layout_statistics(_structure())
     assert stats.dtype == torch.float32
     torch.testing.assert_close(stats, layout_statistics(_structure()))
+
+
+def _page(side: int = SIDE) -> torch.Tensor:
+    """A full-canvas light page with nothing on it."""
+    s = torch.zeros(1, STRUCTURE_CHANNELS, side, side)
+    s[0, 3] = 0.9
+    return s
+
+
+def test_margins_and_frame_read_in_short_sides() -> None:
+    """A frame 3 px in from every edge, 2 px thick (where the planner's frames sit: 0.35 margin in, 0.12
+    margin thick), around a text block at rows 20..29, columns 12..39."""
+    s = _page()
+    s[0, 3, 3:61, 3:61] = 0.4
+    s[0, 3, 5:59, 5:59] = 0.9  # the frame's hole
+    s[0, 0, 20:30, 12:40], s[0, 2, 20:30, 12:40], s[0, 3, 20:30, 12:40] = 1.0, 0.4, 0.1
+    stats = _read(s)
+    # gaps to the nearest pixel centre: 12 px, 64 - 39.5, 20 px and 64 - 29.5, over a 64 px short side
+    expected = (12.5 / SIDE, 24.5 / SIDE, 20.5 / SIDE, 34.5 / SIDE)
+    for side, gap in zip(("left", "right", "top", "bottom"), expected, strict=True):
+        assert stats[f"text_gap_{side}"] == pytest.approx(gap) and stats[
+            f"content_gap_{side}"
+        ] == pytest.approx(gap)
+        assert stats[f"{side}_panel_inset"] == pytest.approx(3.5 / SIDE)  # first frame pixel's centre
+        assert stats[f"{side}_panel_thickness"] == pytest.approx(2 / SIDE)
+        assert stats[f"{side}_panel_lines"] == 1.0
+    assert stats["margin"] == pytest.approx(12.5 / SIDE)
+
+
+def test_a_page_without_panels_reads_no_inset() -> None:
+    stats = _read(_page())
+    assert all(stats[f"{side}_panel_inset"] == -1.0 for side in ("left", "right", "top", "bottom"))
+    assert stats["left_panel_lines"] == 0.0 and stats["palette_colours"] == 1.0
+
+
+def test_palette_counts_each_colour_once() -> None:
+    """A big +a* panel and a small +b* text line weigh the same in the palette's hues, unlike by area."""
+    s = _page()
+    s[0, 4, 0:40, :] = 0.5  # +a* (hue angle 0): 40 rows
+    s[0, 0, 50:52, 8:40], s[0, 2, 50:52, 8:40], s[0, 5, 50:52, 8:40] = 1.0, 1.0, 0.5  # +b* (90°): 2 rows
+    stats = _read(s)
+    hues = [stats[f"palette_hue{k}"] for k in range(12)]
+    assert hues[6] == pytest.approx(0.5) and hues[9] == pytest.approx(0.5)
+    assert (stats["palette_hue_cos"], stats["palette_hue_sin"]) == pytest.approx((0.5, 0.5))
+    assert stats["palette_hue_dispersion"] == pytest.approx(1 - math.sqrt(0.5))
+    assert stats["palette_colours"] == 3.0 and stats["palette_chromatic"] == 2.0
+    assert stats["palette_chroma_max"] == pytest.approx(0.5)
+
+
+def test_texture_reads_stripe_direction_and_period() -> None:
+    """Vertical stripes 2 px wide (period 4) over the image: colour changes along x only, at odd lags."""
+    s = _page()
+    s[0, 1, 16:48, 16:48] = 1.0
+    stripes = (torch.arange(SIDE) // 2 % 2).float()
+    s[0, 4, 16:48, 16:48] = (0.2 + 0.3 * stripes)[None, 16:48]
+    stats = _read(s)
+    # lag 1: 15 stripe edges among a row's 31 neighbour pairs; lag 2 always crosses one, lags 4 and 8 never
+    assert [stats[f"texture_change_x{lag}"] for lag in (1, 2, 4, 8)] == pytest.approx(
+        [15 / 31, 1.0, 0.0, 0.0]
+    )
+    assert [stats[f"texture_change_y{lag}"] for lag in (1, 2, 4, 8)] == [0.0] * 4
+    assert stats["texture_colours"] == 2.0 and stats["texture_largest_share"] == pytest.approx(0.5)
