@@ -6,6 +6,7 @@ Training follows the paper's "regenerating" recipe: batches come from a `SampleP
 Evaluation grows from the seed for `eval_steps` steps (`grow_mse`), keeps running for twice as long
 (`persist_mse`), cuts away the right half, regrows for `eval_steps` steps (`regrow_mse`) and again keeps
 running for twice as long (`regrow_persist_mse`): per-pixel MSE of RGBA in [0, 1] over the canvas.
+Validation runs the same sequence on another seed of the stochastic updates than the test.
 """
 
 from __future__ import annotations
@@ -111,43 +112,52 @@ class GrowModel(pl.LightningModule):
         """`steps` NCA steps with the evaluation generator."""
         return self.nca(states, steps=steps, generator=generator)
 
-    def _seeds(self) -> tuple[torch.Tensor, torch.Generator]:
-        """`eval_samples` seed states and a generator reset to `eval_seed` (the same evaluation every time)."""
-        generator = torch.Generator(device=self.device).manual_seed(self.hparams.eval_seed)
-        return self.pool.seed.expand(self.hparams.eval_samples, -1, -1, -1), generator
-
-    def _mse(self, states: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return rgba_mse(self.nca.rgba(states).clamp(0, 1), target).mean()
-
-    def validation_step(self, target: torch.Tensor, batch_idx: int) -> None:
-        states, generator = self._seeds()
-        grown = self.grow(states, self.hparams.eval_steps, generator)
-        self.log("val/grow_mse", self._mse(grown, target), prog_bar=True, batch_size=1)
-
-    def test_step(self, target: torch.Tensor, batch_idx: int) -> None:
+    def _trajectory(self, seed: int, frames: int = 1) -> dict[str, torch.Tensor]:
+        """The evaluation from `eval_samples` seed cells with stochastic updates drawn from `seed`: the
+        states after growing `eval_steps` steps (in `frames` chunks, `frame_<k>`), persisting twice as long,
+        the right half cut away, regrowing `eval_steps` steps and persisting twice as long again."""
         hp = self.hparams
-        states, generator = self._seeds()
-        shown, done = [], 0
-        for i in range(hp.num_frames):  # grow in chunks so the figure shows the stages
-            frame = hp.eval_steps * (i + 1) // hp.num_frames
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        states = self.pool.seed.expand(hp.eval_samples, -1, -1, -1)
+        shown, done = {}, 0
+        for i in range(frames):
+            frame = hp.eval_steps * (i + 1) // frames
             states = self.grow(states, frame - done, generator)
-            shown.append((f"step {frame}", states))
-            done = frame
-        grown = states
-        persisted = self.grow(grown, 2 * hp.eval_steps, generator)
+            shown[f"step {frame}"], done = states, frame
+        persisted = self.grow(states, 2 * hp.eval_steps, generator)
         damaged = persisted * ~half_plane_mask(persisted.shape[-1], persisted.device)
         regrown = self.grow(damaged, hp.eval_steps, generator)
         # As growth is read at K and 3K steps, regrowth is read at K and 3K after the cut.
-        regrown_persisted = self.grow(regrown, 2 * hp.eval_steps, generator)
-        metrics = {
-            "grow_mse": grown,
+        return shown | {
+            "grow_mse": states,
             "persist_mse": persisted,
             "damaged_mse": damaged,
             "regrow_mse": regrown,
-            "regrow_persist_mse": regrown_persisted,
+            "regrow_persist_mse": self.grow(regrown, 2 * hp.eval_steps, generator),
         }
-        self.log_dict({f"test/{k}": self._mse(v, target) for k, v in metrics.items()}, batch_size=1)
-        shown += [(f"step {3 * hp.eval_steps}", persisted), ("cut in half", damaged), ("regrown", regrown)]
+
+    def _log_errors(self, stage: str, states: dict[str, torch.Tensor], target: torch.Tensor) -> None:
+        errors = {
+            f"{stage}/{name}": rgba_mse(self.nca.rgba(state).clamp(0, 1), target).mean()
+            for name, state in states.items()
+            if name.endswith("_mse")
+        }
+        self.log_dict(errors, prog_bar=stage == "val", batch_size=1)
+
+    def validation_step(self, target: torch.Tensor, batch_idx: int) -> None:
+        # Another seed than the test's: the checkpoint is chosen on updates the test does not replay.
+        self._log_errors("val", self._trajectory(self.hparams.eval_seed + 1), target)
+
+    def test_step(self, target: torch.Tensor, batch_idx: int) -> None:
+        hp = self.hparams
+        states = self._trajectory(hp.eval_seed, frames=hp.num_frames)
+        self._log_errors("test", states, target)
+        shown = [(name, state) for name, state in states.items() if name.startswith("step ")]
+        shown += [
+            (f"step {3 * hp.eval_steps}", states["persist_mse"]),
+            ("cut in half", states["damaged_mse"]),
+        ]
+        shown.append(("regrown", states["regrow_mse"]))
         self._panels = [("target", target[0].cpu())]
         self._panels += [(title, self.nca.rgba(state[:1])[0].cpu()) for title, state in shown]
 

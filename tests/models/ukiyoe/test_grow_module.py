@@ -126,3 +126,28 @@ def test_a_damage_share_outside_zero_one_names_the_key():
     nca = IntegratedNCA(state_channels=8, hidden=8, w_dim=0, num_colors=0)
     with pytest.raises(UserError, match=r"model.half_plane_share=1.5"):
         GrowModel(nca, torch.optim.Adam, canvas=8, pool_size=8, batch_size=4, half_plane_share=1.5)
+
+
+def test_validation_replays_the_test_sequence_on_its_own_seed():
+    """Validation reads growth, persistence and regrowth like the test, but on other stochastic updates, so
+    the checkpoint it picks is not fitted to the test's draw."""
+    from models.ukiyoe.grow_module import GrowModel
+    from models.ukiyoe.nets.nca import IntegratedNCA
+
+    torch.manual_seed(0)
+    nca = IntegratedNCA(state_channels=8, hidden=8, w_dim=0, num_colors=0)
+    torch.nn.init.normal_(nca.update.weight, std=0.1)  # a rule that changes the state ...
+    torch.nn.init.constant_(nca.update.bias, 0.05)  # ... and keeps its cells alive
+    model = GrowModel(nca, torch.optim.Adam, canvas=8, pool_size=8, batch_size=4, eval_steps=4)
+    test, again, val = model._trajectory(0, frames=2), model._trajectory(0), model._trajectory(1)
+    assert list(test)[:2] == ["step 2", "step 4"]
+    for name in ("grow_mse", "persist_mse", "damaged_mse", "regrow_mse", "regrow_persist_mse"):
+        torch.testing.assert_close(test[name], again[name])  # one seed, one sequence, whatever the chunks
+    assert not torch.equal(test["regrow_mse"], val["regrow_mse"])
+    assert test["damaged_mse"][..., 4:].eq(0).all()  # the right half cut away
+    logged = {}
+    model.log_dict = lambda values, **kwargs: logged.update(values)
+    model.validation_step(torch.zeros(1, 4, 8, 8), 0)
+    assert set(logged) == {
+        f"val/{n}" for n in ("grow_mse", "persist_mse", "damaged_mse", "regrow_mse", "regrow_persist_mse")
+    }
