@@ -114,7 +114,7 @@ class GrowModel(pl.LightningModule):
 
     def _trajectory(self, seed: int, frames: int = 1) -> dict[str, torch.Tensor]:
         """The evaluation from `eval_samples` seed cells with stochastic updates drawn from `seed`: the
-        states after growing `eval_steps` steps (in `frames` chunks, `frame_<k>`), persisting twice as long,
+        states after growing `eval_steps` steps (in `frames` chunks, keyed `step <k>`), persisting twice as long,
         the right half cut away, regrowing `eval_steps` steps and persisting twice as long again."""
         hp = self.hparams
         generator = torch.Generator(device=self.device).manual_seed(seed)
