@@ -18,7 +18,7 @@ import torch
 CODE_STEP = 0.02  # CIELAB / 100: vocabulary colours lie further apart than this
 MIN_SHARE = 1e-3  # of the design's pixels: a colour used less is an edge's blend, not a palette entry
 CHROMATIC = 0.05  # CIELAB chroma / 100 below which a colour counts as grey
-CHROMA_FULL = 0.3  # a colour this vivid counts fully in the hue histogram
+CHROMA_FULL = 0.3  # a*, b* / 100: a colour this vivid (chroma 30) counts fully in a hue histogram
 HUE_BINS = 12
 LAGS = (1, 2, 4, 8)  # pixels: the textures' periods are 4-13 px at 128²
 PALETTE_NAMES = (
@@ -36,6 +36,13 @@ def colour_codes(lab: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) CIELAB / 100 -> (B, H, W) int64, one code per colour at CODE_STEP resolution."""
     q = (lab / CODE_STEP).round().long() + 1000
     return (q[:, 0] * 2000 + q[:, 1]) * 2000 + q[:, 2]
+
+
+def hue_sector_and_weight(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each colour's hue sector (of HUE_BINS) and its weight in a hue histogram (its chroma, capped at 1 from
+    CHROMA_FULL on): the one definition every hue histogram of the design statistics uses."""
+    sector = ((torch.atan2(b, a) + math.pi) / (2 * math.pi) * HUE_BINS).long().clamp(0, HUE_BINS - 1)
+    return sector, (torch.hypot(a, b) / CHROMA_FULL).clamp(max=1.0)
 
 
 def _distinct(codes: torch.Tensor, lab: torch.Tensor, mask: torch.Tensor, min_count: float):
@@ -58,8 +65,7 @@ def palette_statistics(lab: torch.Tensor, codes: torch.Tensor, inside: torch.Ten
             continue
         a, yellow = colours[:, 1], colours[:, 2]
         chroma = torch.hypot(a, yellow)
-        weight = (chroma / CHROMA_FULL).clamp(max=1.0)
-        sector = ((torch.atan2(yellow, a) + math.pi) / (2 * math.pi) * HUE_BINS).long().clamp(0, HUE_BINS - 1)
+        sector, weight = hue_sector_and_weight(a, yellow)
         total = weight.sum().clamp_min(1e-6)
         histogram = lab.new_zeros(HUE_BINS).index_add_(0, sector, weight) / total
         direction = (torch.stack([a, yellow], 1) / chroma.clamp_min(1e-6)[:, None] * weight[:, None]).sum(

@@ -23,9 +23,11 @@ import torch
 import torch.nn.functional as F
 
 from models.design.nets.colour_statistics import (
+    HUE_BINS,
     PALETTE_NAMES,
     TEXTURE_NAMES,
     colour_codes,
+    hue_sector_and_weight,
     palette_statistics,
     texture_statistics,
 )
@@ -37,10 +39,8 @@ TEXT_ROLES = ("headline", "subhead", "body")
 # inside the design, neither text nor image: the page (its background colour) and panels (any other colour)
 REGIONS = ("text", *TEXT_ROLES, "image", "panel", "page")
 REGION_STATS = ("coverage", "L", "a", "b", "contrast", "x", "y", "spread_x", "spread_y")
-HUE_BINS = 12
 HUE_REGIONS = ("text", "image", "panel", "page")
 HUE_STATS = tuple(f"hue{k}" for k in range(HUE_BINS)) + ("chroma",)
-CHROMA_FULL = 0.3  # a*, b* / 100: a colour this vivid (chroma 30) counts fully in the hue histogram
 PANEL_DISTANCE = 0.02  # CIELAB / 100: a page pixel this far from the background colour is a panel's
 EDGE = 0.1  # the outer tenth of each side: where bands, frames and corner discs sit
 PANEL_ZONES = ("top", "bottom", "sides", "corners")
@@ -116,8 +116,8 @@ def _hue_histogram(structure: torch.Tensor, region: torch.Tensor) -> torch.Tenso
     """The region's share of each of HUE_BINS hue sectors, counted by chroma, and its mean chroma."""
     a, b = structure[:, GREEN_RED], structure[:, BLUE_YELLOW]
     chroma = torch.hypot(a, b)
-    sector = ((torch.atan2(b, a) + math.pi) / (2 * math.pi) * HUE_BINS).long().clamp(0, HUE_BINS - 1)
-    weight = region * (chroma / CHROMA_FULL).clamp(max=1.0)
+    sector, weight = hue_sector_and_weight(a, b)
+    weight = region * weight
     histogram = torch.zeros(region.shape[0], HUE_BINS, device=region.device)
     histogram.scatter_add_(1, sector.flatten(1), weight.flatten(1))
     total = region.sum((1, 2)).clamp_min(1e-6)
@@ -255,7 +255,7 @@ def _hue_dispersion(structure: torch.Tensor, region: torch.Tensor) -> torch.Tens
     """1 - the length of the chroma-weighted mean hue direction: 0 for one hue, near 1 for hues all round."""
     a, b = structure[:, GREEN_RED], structure[:, BLUE_YELLOW]
     chroma = torch.hypot(a, b)
-    weight = region * (chroma / CHROMA_FULL).clamp(max=1.0)
+    weight = region * hue_sector_and_weight(a, b)[1]
     direction = torch.stack([a, b], 1) / chroma.clamp_min(1e-6)[:, None]
     mean = torch.einsum("bchw,bhw->bc", direction, weight) / weight.sum((1, 2)).clamp_min(1e-6)[:, None]
     return torch.where(weight.sum((1, 2)) > 0, 1 - mean.norm(dim=1), 0.0)
