@@ -22,7 +22,7 @@ core=$(find "$LOG_ROOT/v1_pretrain/runs/${stamp}_core/checkpoints" -name 'best-*
 # Frozen pretrained core + new readouts, then the same fractions trained from scratch (the control).
 for arm in frozen scratch; do
     if [[ $arm == frozen ]]; then core_args=("model.pretrained_checkpoint=$core" model.freeze_vision=true)
-    else core_args=(model.pretrained_checkpoint=null model.freeze_vision=false); fi
+    else core_args=(model.pretrained_checkpoint=null model.freeze_vision=false model.regularization.readout_prior=0); fi
     VISIONCORE_RUN_ID="${stamp}_$arm" "$PYTHON" -m training.run --multirun experiment=v1_transfer \
         "data.train_fraction=$FRACTIONS" "${core_args[@]}" "$@"
     echo

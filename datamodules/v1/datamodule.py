@@ -169,6 +169,11 @@ class MultiDatasetDM(pl.LightningDataModule):
             self._mean_rates[name] = torch.as_tensor(rates, dtype=torch.float32)
         return self._mean_rates[name]
 
+    def training_bins(self, name: str) -> int:
+        """The session's training windows: each holds one bin of every unit."""
+        self._require_setup()
+        return len(self.samples["train"][name])
+
     def training_windows(
         self, name: str, batch_size: int = 2048, stim_types: Sequence[str] | None = None
     ) -> Iterator[dict[str, torch.Tensor]]:

@@ -10,6 +10,7 @@ sessions and units the readouts belong to.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -40,8 +41,12 @@ from models.v1.summaries import (
 from training.toolkit.errors import UserError
 
 Batch = Mapping[str, Mapping[str, torch.Tensor]]
+log = logging.getLogger(__name__)
 STAGES = ("val", "test")
 READOUT_INITS = ("energy_sta", "centre")  # where readout positions start (see _init_readouts)
+# readout_prior: the pretrained units' feature distribution as a prior on new readouts' (models.v1.readout_prior),
+# in units of the MAP weight
+REGULARIZATION_KEYS = ("readout_l1", "core_smoothness", "shifter", "readout_prior")
 WHITE_NOISE_STIMULI = ("gaborium",)
 
 
@@ -93,10 +98,15 @@ class MultiDatasetModel(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.lr_schedule = lr_schedule
         self.regularization = dict(regularization or {})
-        unknown = set(self.regularization) - {"readout_l1", "core_smoothness", "shifter"}
+        unknown = set(self.regularization) - set(REGULARIZATION_KEYS)
         if unknown:
             raise UserError(
-                f"model.regularization has unknown keys {sorted(unknown)}; use readout_l1, core_smoothness, shifter."
+                f"model.regularization has unknown keys {sorted(unknown)}; use {', '.join(REGULARIZATION_KEYS)}."
+            )
+        if self.regularization.get("readout_prior") and not pretrained_checkpoint:
+            raise UserError(
+                "model.regularization.readout_prior fits its prior to the readouts of "
+                "model.pretrained_checkpoint=PATH: set it, or set readout_prior to 0."
             )
         if readout_init not in READOUT_INITS:
             raise UserError(f"model.readout_init={readout_init!r}: choose one of {', '.join(READOUT_INITS)}.")
@@ -173,6 +183,8 @@ class MultiDatasetModel(pl.LightningModule):
 
             load_pretrained_core(self, self.hparams.pretrained_checkpoint)
         datamodule = getattr(self.trainer, "datamodule", None)
+        if self.regularization.get("readout_prior"):
+            self._init_readout_prior(datamodule)
         if datamodule is not None:
             self._init_readouts(datamodule)
 
@@ -199,6 +211,34 @@ class MultiDatasetModel(pl.LightningModule):
                     sta.update(batch["stim"], batch["robs"], batch["dfs"])
                 if sta.spikes is not None:
                     self.net.init_readout_positions(name, sta.positions())
+
+    @torch.no_grad()
+    def _init_readout_prior(self, datamodule: Any) -> None:
+        """Fit the feature prior to the pretrained run's readouts, weigh it as a prior over this run's
+        training bins (the loss is a mean over unit x bin entries, so weight 1 is the MAP estimate), and
+        start every new unit at its mean (a resumed run's checkpoint then overwrites the features)."""
+        from models.v1.readout_prior import ReadoutFeaturePrior
+        from models.v1.transfer import readout_features
+
+        if not hasattr(datamodule, "training_bins"):
+            raise UserError(
+                "model.regularization.readout_prior weighs its prior by the training bins of the v1 datamodule: "
+                "fit with data=v1 (the experiment's default), or set readout_prior to 0."
+            )
+        entries = sum(
+            datamodule.training_bins(name) * self.configs.session(name).num_units
+            for name in self.session_names
+        )
+        self.prior_weight = self.regularization["readout_prior"] / (2 * max(entries, 1))
+        units = readout_features(self.hparams.pretrained_checkpoint)
+        self.readout_prior = ReadoutFeaturePrior(units)
+        log.info(
+            "Readout prior: fitted to the %d units of %s; weight %.3g = %g / (2 x %d training unit-bins).",
+            len(units), self.hparams.pretrained_checkpoint, self.prior_weight,
+            self.regularization["readout_prior"], entries,
+        )  # fmt: skip
+        for readout in self.net.readouts.values():  # the core loaded strictly: the channel counts agree
+            readout.features.copy_(self.readout_prior.mean.expand_as(readout.features))
 
     def _build_repeat_metrics(self) -> None:
         """FEVE / noise-corrected correlation need each session's repeat layout (its trials)."""
@@ -263,6 +303,9 @@ class MultiDatasetModel(pl.LightningModule):
             weight = self.regularization.get(key, 0.0)
             if weight:
                 penalty = penalty + weight * getattr(self.net, method)()
+        if self.regularization.get("readout_prior"):
+            features = torch.cat([readout.features for readout in self.net.readouts.values()])
+            penalty = penalty + self.prior_weight * self.readout_prior.penalty(features)
         return penalty
 
     def configure_optimizers(self) -> dict:

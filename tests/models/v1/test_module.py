@@ -149,6 +149,49 @@ def test_freeze_vision_keeps_the_pretrained_core_fixed_and_in_eval_mode(tiny_t1,
     assert changed, "the new readouts should train"
 
 
+def test_a_readout_prior_starts_new_units_at_the_pretrained_mean_weighed_by_the_training_bins(
+    tiny_t1, tmp_path
+):
+    pretrained, datamodule = _parts(tiny_t1)
+    _fit(pretrained, datamodule, tmp_path / "pretrain")
+    checkpoint = tmp_path / "pretrained.ckpt"
+    torch.save(
+        {"state_dict": pretrained.state_dict(), "visioncore": {}, "v1": record_of(pretrained)}, checkpoint
+    )
+    units = torch.cat([readout.features for readout in pretrained.net.readouts.values()]).detach()
+
+    model, datamodule = _parts(
+        tiny_t1,
+        f"model.pretrained_checkpoint={checkpoint}",
+        "model.freeze_vision=true",
+        "model.regularization.readout_prior=0.5",
+    )
+    starts = []
+
+    class RecordStart(Callback):
+        def on_fit_start(self, trainer, pl_module):
+            starts.extend(readout.features.detach().clone() for readout in pl_module.net.readouts.values())
+
+    _fit(model, datamodule, tmp_path / "transfer", callbacks=[RecordStart()])
+    torch.testing.assert_close(model.readout_prior.mean, units.mean(0))
+    for start in starts:
+        torch.testing.assert_close(start, units.mean(0).expand_as(start))
+    entries = sum(
+        datamodule.training_bins(name) * model.configs.session(name).num_units for name in model.session_names
+    )
+    assert entries > 0 and model.prior_weight == pytest.approx(0.5 / (2 * entries))
+    features = torch.cat([readout.features for readout in model.net.readouts.values()])
+    without = model._regularization() - model.prior_weight * model.readout_prior.penalty(features)
+    model.regularization["readout_prior"] = 0.0
+    torch.testing.assert_close(model._regularization(), without)
+    assert not any("readout_prior" in key for key in model.state_dict())
+
+
+def test_a_readout_prior_without_a_pretrained_checkpoint_is_an_error(tiny_t1):
+    with pytest.raises(Exception, match="readout_prior"):
+        _parts(tiny_t1, "model.regularization.readout_prior=1e-3")
+
+
 def test_freeze_vision_without_a_pretrained_checkpoint_is_an_error(tiny_t1):
     with pytest.raises(Exception, match="pretrained_checkpoint"):
         _parts(tiny_t1, "model.freeze_vision=true")
