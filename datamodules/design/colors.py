@@ -13,10 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from models.design.color_science import RGB, cielab, color_with_luminance, contrast_ratio, luminance
-from models.design.color_vocabulary import VOCABULARY_LAB, VOCABULARY_LUMINANCE, VOCABULARY_RGB
+from models.design.color_vocabulary import (
+    CONTRAST_BANDS,
+    VOCABULARY_LAB,
+    VOCABULARY_LUMINANCE,
+    VOCABULARY_RGB,
+)
 
-# WCAG contrast ratio ranges against the background, one per palette entry (most to least legible).
-CONTRAST_BANDS = ((7.0, 11.0), (4.5, 7.0), (3.0, 4.5), (1.8, 3.0), (1.15, 1.8))
 PALETTE_SIZE = len(CONTRAST_BANDS)  # element colours per design
 # backgrounds are kept far from the letterbox's luminance (0.22)
 LIGHT_BACKGROUND_LUMINANCE = (0.55, 0.92)

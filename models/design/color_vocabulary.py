@@ -32,6 +32,9 @@ from models.design.color_science import RGB, cielab, color_with_luminance, lumin
 
 LEVELS = 9
 MAX_CONTRAST = 21.0  # white on black
+# WCAG contrast ratio ranges against the background of the palette's entries, most to least legible
+# (datamodules/design/colors.py); each holds whole level steps: 6, 4-5, 3, 2 and 1
+CONTRAST_BANDS = ((7.0, 11.0), (4.5, 7.0), (3.0, 4.5), (1.8, 3.0), (1.15, 1.8))
 LEVEL_LUMINANCE = tuple(1.05 * MAX_CONTRAST ** (-k / (LEVELS - 1)) - 0.05 for k in range(LEVELS))
 SATURATIONS = ((0.2, 6), (0.5, 12), (0.85, 12))  # (HLS saturation, number of hues)
 # the letterbox (luminance 0.22, between levels 3 and 4): no vocabulary colour

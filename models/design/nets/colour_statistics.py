@@ -7,13 +7,28 @@ distinct colours a design uses and off how often the image's colour changes betw
 change along one axis, checkers along both, rings and dots at their period, blobs and landscapes
 rarely). Colours are told apart by their CIELAB coordinates rounded to CODE_STEP, so the encoder's
 confident soft colours (expected coordinates a hair off the vocabulary's) read like the true IDs.
+
+Each distinct colour is also named as its nearest vocabulary entry (`models.design.color_vocabulary`),
+which gives what the planner chose before snapping: the HLS saturation tier (energy raises saturation,
+seriousness lowers it), the luminance level, and so the contrast band against the background that
+says which palette entry it is, and the hue. The background's hue is the goal's base hue, so each
+entry's hue offset from it reads the palette's hue spread (0.08 + 0.4 x (1 - seriousness)).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
+
+from models.design.color_vocabulary import (
+    CONTRAST_BANDS,
+    ENTRIES,
+    LEVEL_LUMINANCE,
+    MAX_CONTRAST,
+    VOCABULARY_LAB,
+)
 
 CODE_STEP = 0.02  # CIELAB / 100: vocabulary colours lie further apart than this
 MIN_SHARE = 1e-3  # of the design's pixels: a colour used less is an edge's blend, not a palette entry
@@ -25,6 +40,14 @@ PALETTE_NAMES = (
     tuple(f"palette_hue{k}" for k in range(HUE_BINS))
     + ("palette_hue_cos", "palette_hue_sin", "palette_hue_dispersion", "palette_colours")
     + ("palette_chromatic", "palette_chroma_mean", "palette_chroma_max", "palette_L_range", "palette_L_std")
+)
+SATURATION_TIERS = (0.0, 0.2, 0.5, 0.85)  # the vocabulary's greys and its HLS saturations
+BAND_STATS = ("present", "saturation", "level", "hue_offset")
+VOCABULARY_NAMES = (
+    ("background_saturation", "background_level", "saturation_mean", "saturation_max")
+    + tuple(f"saturation_share{k}" for k in range(len(SATURATION_TIERS)))
+    + tuple(f"band{k}_{stat}" for k in range(len(CONTRAST_BANDS)) for stat in BAND_STATS)
+    + ("hue_offset_mean", "hue_offset_max", "hue_range")
 )
 TEXTURE_NAMES = tuple(f"texture_change_{axis}{lag}" for axis in "yx" for lag in LAGS) + (
     "texture_colours",
@@ -54,14 +77,84 @@ def _distinct(codes: torch.Tensor, lab: torch.Tensor, mask: torch.Tensor, min_co
     return sums[keep] / counts[keep, None], counts[keep]
 
 
-def palette_statistics(lab: torch.Tensor, codes: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
-    """PALETTE_NAMES of each design: the hues of its distinct colours (each once, weighted by chroma), their
-    mean direction and dispersion, how many there are and how vivid and how spread in lightness."""
+@functools.cache
+def _vocabulary(device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Per vocabulary entry: CIELAB / 100, HLS saturation, luminance level and hue (nan for greys)."""
+    return (
+        torch.as_tensor(VOCABULARY_LAB / 100, dtype=torch.float32, device=device),
+        torch.tensor([saturation for _, saturation, _ in ENTRIES], device=device),
+        torch.tensor([float(level) for _, _, level in ENTRIES], device=device),
+        torch.tensor([math.nan if hue is None else hue for hue, _, _ in ENTRIES], device=device),
+    )
+
+
+def _turns(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Circular distance between hues in turns (0 .. 0.5); nan where either is a grey's."""
+    distance = (a - b).abs() % 1.0
+    return torch.minimum(distance, 1 - distance)
+
+
+def _contrast_steps() -> tuple[tuple[int, ...], ...]:
+    """The level steps from the background inside each CONTRAST_BANDS band: the levels are equally spaced
+    in contrast (ratio MAX_CONTRAST^(1/(LEVELS-1)) per step), so a band is a set of whole steps."""
+    steps = len(LEVEL_LUMINANCE)
+    ratios = [MAX_CONTRAST ** (step / (steps - 1)) for step in range(steps)]
+    return tuple(tuple(s for s, r in enumerate(ratios) if low <= r <= high) for low, high in CONTRAST_BANDS)
+
+
+BAND_STEPS = _contrast_steps()
+
+
+def vocabulary_statistics(colours: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """VOCABULARY_NAMES of one design from its distinct colours (K, 3) and background (3,), CIELAB / 100."""
+    vocabulary_lab, saturation, level, hue = _vocabulary(colours.device)
+    entries = torch.cdist(torch.cat([background[None], colours]), vocabulary_lab).argmin(1)
+    page, entries = entries[0], entries[1:]
+    entries = entries[entries != page]
+    missing = colours.new_tensor(-1.0)
+    if len(entries) == 0:
+        return torch.cat(
+            [torch.stack([saturation[page], level[page]]), missing.expand(len(VOCABULARY_NAMES) - 2)]
+        )
+    tiers = saturation[entries]
+    steps = (level[entries] - level[page]).abs()
+    offsets = _turns(hue[entries], hue[page])  # nan for greys, and for all on a grey page
+    bands = []
+    for band in BAND_STEPS:
+        inside = (steps[:, None] == steps.new_tensor(band)).any(1)
+        if inside.any():
+            bands += [colours.new_tensor(1.0), tiers[inside].max(), level[entries][inside].mean(),
+                      offsets[inside].nanmean().nan_to_num(-1.0)]  # fmt: skip
+        else:
+            bands += [colours.new_tensor(0.0), missing, missing, missing]
+    chromatic = hue[entries][~hue[entries].isnan()]
+    summary = [
+        saturation[page],
+        level[page],
+        tiers.mean(),
+        tiers.max(),
+        *((tiers == tier).float().mean() for tier in SATURATION_TIERS),
+        *bands,
+        offsets.nanmean().nan_to_num(-1.0),
+        offsets.nan_to_num(-1.0).max(),
+        _turns(chromatic[:, None], chromatic[None]).max() if len(chromatic) > 1 else missing,
+    ]
+    return torch.stack(summary)
+
+
+def palette_statistics(
+    lab: torch.Tensor, codes: torch.Tensor, inside: torch.Tensor, background: torch.Tensor
+) -> torch.Tensor:
+    """PALETTE_NAMES + VOCABULARY_NAMES of each design: the hues of its distinct colours (each once,
+    weighted by chroma), their mean direction and dispersion, how many there are and how vivid and how
+    spread in lightness; then the same colours named in the vocabulary against the `background` (B, 3)."""
     rows = []
     for b in range(lab.shape[0]):
         colours, _ = _distinct(codes[b], lab[b], inside[b], MIN_SHARE * float(inside[b].sum()))
         if len(colours) == 0:
-            rows.append(lab.new_zeros(len(PALETTE_NAMES)))
+            rows.append(
+                torch.cat([lab.new_zeros(len(PALETTE_NAMES)), vocabulary_statistics(colours, background[b])])
+            )
             continue
         a, yellow = colours[:, 1], colours[:, 2]
         chroma = torch.hypot(a, yellow)
@@ -81,7 +174,11 @@ def palette_statistics(lab: torch.Tensor, codes: torch.Tensor, inside: torch.Ten
             lightness.max() - lightness.min(),
             lightness.std(correction=0),
         ]
-        rows.append(torch.cat([histogram, direction, torch.stack(summary)]))
+        rows.append(
+            torch.cat(
+                [histogram, direction, torch.stack(summary), vocabulary_statistics(colours, background[b])]
+            )
+        )
     return torch.stack(rows)
 
 

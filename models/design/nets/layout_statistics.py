@@ -26,6 +26,7 @@ from models.design.nets.colour_statistics import (
     HUE_BINS,
     PALETTE_NAMES,
     TEXTURE_NAMES,
+    VOCABULARY_NAMES,
     colour_codes,
     hue_sector_and_weight,
     palette_statistics,
@@ -74,6 +75,7 @@ NAMES = (
     + tuple(f"{what}_gap_{side}" for what in ("content", "text") for side in SIDES)
     + tuple(f"{side}_{stat}" for side in SIDES for stat in EDGE_STATS)
     + PALETTE_NAMES
+    + VOCABULARY_NAMES
     + TEXTURE_NAMES
 )
 COUNT = len(NAMES)
@@ -236,7 +238,7 @@ def _statistics(structure: torch.Tensor) -> torch.Tensor:
     parts += [content_gaps, _gaps(text, x, y, width, height) / short]
     parts.append(_edge_panels(panel, x, y, width, height, short))
     codes = colour_codes(lab)
-    parts += [palette_statistics(lab, codes, inside > 0.5), texture_statistics(lab, codes, image)]
+    parts += [palette_statistics(lab, codes, inside > 0.5, background), texture_statistics(lab, codes, image)]
     return torch.cat(parts, 1)
 
 

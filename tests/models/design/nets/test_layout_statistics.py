@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from datamodules.design.render import decode_structure, render_design
+from models.design.color_vocabulary import ENTRIES
 from models.design.nets.layout_statistics import COUNT, NAMES, layout_statistics
-from models.design.schema import STRUCTURE_CHANNELS, structure_channels
+from models.design.schema import F_CHANNELS, F_COLOR, STRUCTURE_CHANNELS, structure_channels
 
 SIDE = 64
 TOP, BOTTOM = 8, 56  # letterbox: the design is rows 8..55, all 64 columns
@@ -158,3 +159,38 @@ def test_texture_reads_stripe_direction_and_period() -> None:
     )
     assert [stats[f"texture_change_y{lag}"] for lag in (1, 2, 4, 8)] == [0.0] * 4
     assert stats["texture_colours"] == 2.0 and stats["texture_largest_share"] == pytest.approx(0.5)
+
+
+def _entry(hue: float | None, saturation: float, level: int) -> int:
+    return ENTRIES.index((hue, saturation, level))
+
+
+def test_colours_are_named_by_their_vocabulary_entry_against_the_background() -> None:
+    """A medium-saturation page at level 1 with vivid text six levels darker (band 0) at a hue 2/12 away
+    and a grey panel two levels darker (band 3): saturation tiers, levels and hue offsets as drawn."""
+    page, text, panel = _entry(7 / 12, 0.5, 1), _entry(9 / 12, 0.85, 7), _entry(None, 0.0, 3)
+    f_tensor = torch.zeros(1, F_CHANNELS, SIDE, SIDE)
+    f_tensor[0, F_COLOR] = 1 + page
+    f_tensor[0, F_COLOR, 40:50] = 1 + panel
+    f_tensor[0, 0, 10:20, 8:40], f_tensor[0, F_COLOR, 10:20, 8:40] = 1.0, 1 + text
+    stats = _read(structure_channels(f_tensor))
+    assert stats["background_saturation"] == pytest.approx(0.5) and stats["background_level"] == 1.0
+    assert stats["saturation_mean"] == pytest.approx((0.85 + 0.0) / 2) and stats[
+        "saturation_max"
+    ] == pytest.approx(0.85)
+    assert [stats[f"saturation_share{k}"] for k in range(4)] == pytest.approx([0.5, 0.0, 0.0, 0.5])
+    # band 0 (contrast 7-11: 6 level steps from the page): the text
+    assert (stats["band0_present"], stats["band0_saturation"], stats["band0_level"]) == pytest.approx(
+        (1.0, 0.85, 7.0)
+    )
+    assert stats["band0_hue_offset"] == pytest.approx(2 / 12)
+    # band 3 (contrast 1.8-3: 2 steps): the grey panel, which has no hue
+    assert (stats["band3_present"], stats["band3_saturation"], stats["band3_level"]) == pytest.approx(
+        (1.0, 0.0, 3.0)
+    )
+    assert stats["band3_hue_offset"] == -1.0
+    assert all(stats[f"band{k}_present"] == 0.0 and stats[f"band{k}_level"] == -1.0 for k in (1, 2, 4))
+    assert stats["hue_offset_mean"] == pytest.approx(2 / 12) and stats["hue_offset_max"] == pytest.approx(
+        2 / 12
+    )
+    assert stats["hue_range"] == -1.0  # one chromatic colour besides the page
