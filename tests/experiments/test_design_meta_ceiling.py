@@ -26,9 +26,10 @@ def test_the_script_reads_goal_and_tone_better_than_the_constant_predictors(caps
     argv = ["design_meta_ceiling.py", "--train", "300", "--test", "100", "--resolution", "64", "--pixels"]
     with mock.patch.object(sys, "argv", argv):
         results = ceiling.main()
-    for reader in ("layout", "layout+words", "pixels"):
+    for reader in ("layout", "layout-margin", "layout+words", "pixels"):
         assert results[reader]["goal_accuracy"] > 0.4
         assert np.mean(results[reader]["tone_mae"]) < np.mean(results["constant"]["tone_mae"])
     assert results["confusion"].sum() == 100
     out = capsys.readouterr().out
     assert "hue features only" in out and "F_Tensor statistics" in out and "wall time" in out
+    assert "margin unseen" in out
