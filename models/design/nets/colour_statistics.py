@@ -77,14 +77,30 @@ def _distinct(codes: torch.Tensor, lab: torch.Tensor, mask: torch.Tensor, min_co
     return sums[keep] / counts[keep, None], counts[keep]
 
 
+def _band_of_step() -> tuple[int, ...]:
+    """The CONTRAST_BANDS band of each number of level steps from the background (-1: in none). The levels
+    are equally spaced in contrast (ratio MAX_CONTRAST^(1/(LEVELS-1)) per step), so a band is whole steps."""
+    steps = len(LEVEL_LUMINANCE)
+    ratios = [MAX_CONTRAST ** (step / (steps - 1)) for step in range(steps)]
+    return tuple(
+        next((k for k, (low, high) in enumerate(CONTRAST_BANDS) if low <= ratio <= high), -1)
+        for ratio in ratios
+    )
+
+
+BAND_OF_STEP = _band_of_step()
+
+
 @functools.cache
 def _vocabulary(device: torch.device) -> tuple[torch.Tensor, ...]:
-    """Per vocabulary entry: CIELAB / 100, HLS saturation, luminance level and hue (nan for greys)."""
+    """Per vocabulary entry: CIELAB / 100, HLS saturation, luminance level and hue (nan for greys); and
+    BAND_OF_STEP."""
     return (
         torch.as_tensor(VOCABULARY_LAB / 100, dtype=torch.float32, device=device),
         torch.tensor([saturation for _, saturation, _ in ENTRIES], device=device),
         torch.tensor([float(level) for _, _, level in ENTRIES], device=device),
         torch.tensor([math.nan if hue is None else hue for hue, _, _ in ENTRIES], device=device),
+        torch.tensor(BAND_OF_STEP, device=device),
     )
 
 
@@ -94,20 +110,9 @@ def _turns(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.minimum(distance, 1 - distance)
 
 
-def _contrast_steps() -> tuple[tuple[int, ...], ...]:
-    """The level steps from the background inside each CONTRAST_BANDS band: the levels are equally spaced
-    in contrast (ratio MAX_CONTRAST^(1/(LEVELS-1)) per step), so a band is a set of whole steps."""
-    steps = len(LEVEL_LUMINANCE)
-    ratios = [MAX_CONTRAST ** (step / (steps - 1)) for step in range(steps)]
-    return tuple(tuple(s for s, r in enumerate(ratios) if low <= r <= high) for low, high in CONTRAST_BANDS)
-
-
-BAND_STEPS = _contrast_steps()
-
-
 def vocabulary_statistics(colours: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
     """VOCABULARY_NAMES of one design from its distinct colours (K, 3) and background (3,), CIELAB / 100."""
-    vocabulary_lab, saturation, level, hue = _vocabulary(colours.device)
+    vocabulary_lab, saturation, level, hue, band_of_step = _vocabulary(colours.device)
     entries = torch.cdist(torch.cat([background[None], colours]), vocabulary_lab).argmin(1)
     page, entries = entries[0], entries[1:]
     entries = entries[entries != page]
@@ -116,25 +121,29 @@ def vocabulary_statistics(colours: torch.Tensor, background: torch.Tensor) -> to
         return torch.cat(
             [torch.stack([saturation[page], level[page]]), missing.expand(len(VOCABULARY_NAMES) - 2)]
         )
-    tiers = saturation[entries]
-    steps = (level[entries] - level[page]).abs()
-    offsets = _turns(hue[entries], hue[page])  # nan for greys, and for all on a grey page
-    bands = []
-    for band in BAND_STEPS:
-        inside = (steps[:, None] == steps.new_tensor(band)).any(1)
-        if inside.any():
-            bands += [colours.new_tensor(1.0), tiers[inside].max(), level[entries][inside].mean(),
-                      offsets[inside].nanmean().nan_to_num(-1.0)]  # fmt: skip
-        else:
-            bands += [colours.new_tensor(0.0), missing, missing, missing]
-    chromatic = hue[entries][~hue[entries].isnan()]
+    tiers, levels, hues = saturation[entries], level[entries], hue[entries]
+    offsets = _turns(hues, hue[page])  # nan for greys, and for all on a grey page
+    steps = (levels - level[page]).abs().long()
+    band = band_of_step[steps]
+    member = band[:, None] == torch.arange(len(CONTRAST_BANDS), device=colours.device)  # (K, bands)
+    present = member.any(0)
+    values = torch.stack(
+        [
+            tiers[:, None].where(member, -1.0).amax(0),
+            (levels[:, None] * member).sum(0) / member.sum(0).clamp_min(1),
+            offsets[:, None].where(member, math.nan).nanmean(0).nan_to_num(-1.0),
+        ],
+        1,
+    ).where(present[:, None], missing)  # absent bands read -1
+    per_band = torch.cat([present.float()[:, None], values], 1)  # (bands, BAND_STATS)
+    chromatic = hues[~hues.isnan()]
     summary = [
         saturation[page],
         level[page],
         tiers.mean(),
         tiers.max(),
         *((tiers == tier).float().mean() for tier in SATURATION_TIERS),
-        *bands,
+        *per_band.flatten(),
         offsets.nanmean().nan_to_num(-1.0),
         offsets.nan_to_num(-1.0).max(),
         _turns(chromatic[:, None], chromatic[None]).max() if len(chromatic) > 1 else missing,

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from datamodules.design.render import decode_structure, render_design
-from models.design.color_vocabulary import ENTRIES
+from models.design.color_vocabulary import ENTRIES, ENTRY_OF_RGB
+from models.design.nets.colour_statistics import BAND_OF_STEP
 from models.design.nets.layout_statistics import COUNT, NAMES, layout_statistics
 from models.design.schema import F_CHANNELS, F_COLOR, STRUCTURE_CHANNELS, structure_channels
 
@@ -194,3 +195,11 @@ def test_colours_are_named_by_their_vocabulary_entry_against_the_background() ->
         2 / 12
     )
     assert stats["hue_range"] == -1.0  # one chromatic colour besides the page
+
+
+def test_the_contrast_band_of_a_level_step_is_the_palette_entry_the_renderer_drew_there() -> None:
+    for index in range(20):
+        layout = render_design(index, 64).layout
+        page_level = ENTRIES[ENTRY_OF_RGB[layout.background]][2]
+        for k, colour in enumerate(layout.palette):
+            assert BAND_OF_STEP[abs(ENTRIES[ENTRY_OF_RGB[colour]][2] - page_level)] == k
