@@ -122,13 +122,19 @@ def test_checkpoint_record_names_sessions_and_units_and_is_strict(tiny_t1):
         check_record(model, None)
 
 
-def test_freeze_vision_keeps_the_pretrained_core_fixed_and_in_eval_mode(tiny_t1, tmp_path):
+def _pretrained_checkpoint(tiny_t1, root: Path) -> tuple[MultiDatasetModel, Path]:
+    """A briefly trained model and its checkpoint, the source of a transfer run's core (and readout prior)."""
     pretrained, datamodule = _parts(tiny_t1)
-    _fit(pretrained, datamodule, tmp_path / "pretrain")
-    checkpoint = tmp_path / "pretrained.ckpt"
+    _fit(pretrained, datamodule, root / "pretrain")
+    checkpoint = root / "pretrained.ckpt"
     torch.save(
         {"state_dict": pretrained.state_dict(), "visioncore": {}, "v1": record_of(pretrained)}, checkpoint
     )
+    return pretrained, checkpoint
+
+
+def test_freeze_vision_keeps_the_pretrained_core_fixed_and_in_eval_mode(tiny_t1, tmp_path):
+    pretrained, checkpoint = _pretrained_checkpoint(tiny_t1, tmp_path)
 
     model, datamodule = _parts(
         tiny_t1, f"model.pretrained_checkpoint={checkpoint}", "model.freeze_vision=true"
@@ -152,12 +158,7 @@ def test_freeze_vision_keeps_the_pretrained_core_fixed_and_in_eval_mode(tiny_t1,
 def test_a_readout_prior_starts_new_units_at_the_pretrained_mean_weighed_by_the_training_bins(
     tiny_t1, tmp_path
 ):
-    pretrained, datamodule = _parts(tiny_t1)
-    _fit(pretrained, datamodule, tmp_path / "pretrain")
-    checkpoint = tmp_path / "pretrained.ckpt"
-    torch.save(
-        {"state_dict": pretrained.state_dict(), "visioncore": {}, "v1": record_of(pretrained)}, checkpoint
-    )
+    pretrained, checkpoint = _pretrained_checkpoint(tiny_t1, tmp_path)
     units = torch.cat([readout.features for readout in pretrained.net.readouts.values()]).detach()
 
     model, datamodule = _parts(
