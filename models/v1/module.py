@@ -178,13 +178,16 @@ class MultiDatasetModel(pl.LightningModule):
             self._build_repeat_metrics()
         if stage != "fit":
             return
-        if self.hparams.pretrained_checkpoint:
-            from models.v1.transfer import load_pretrained_core
-
-            load_pretrained_core(self, self.hparams.pretrained_checkpoint)
         datamodule = getattr(self.trainer, "datamodule", None)
-        if self.regularization.get("readout_prior"):
-            self._init_readout_prior(datamodule)
+        source = self.hparams.pretrained_checkpoint
+        # read once: the core, and the readouts the prior is fitted to (__init__ refused a prior without one)
+        if source:
+            from models.v1.transfer import load_pretrained_core, pretrained_weights
+
+            weights = pretrained_weights(source)
+            load_pretrained_core(self, weights, source)
+            if self.regularization.get("readout_prior"):
+                self._init_readout_prior(datamodule, weights)
         if datamodule is not None:
             self._init_readouts(datamodule)
 
@@ -213,7 +216,7 @@ class MultiDatasetModel(pl.LightningModule):
                     self.net.init_readout_positions(name, sta.positions())
 
     @torch.no_grad()
-    def _init_readout_prior(self, datamodule: Any) -> None:
+    def _init_readout_prior(self, datamodule: Any, pretrained: dict) -> None:
         """Fit the feature prior to the pretrained run's readouts, weigh it as a prior over this run's
         training bins (the loss is a mean over unit x bin entries, so weight 1 is the MAP estimate), and
         start every new unit at its mean (a resumed run's checkpoint then overwrites the features)."""
@@ -230,7 +233,7 @@ class MultiDatasetModel(pl.LightningModule):
             for name in self.session_names
         )
         self.prior_weight = self.regularization["readout_prior"] / (2 * max(entries, 1))
-        units = readout_features(self.hparams.pretrained_checkpoint)
+        units = readout_features(pretrained, self.hparams.pretrained_checkpoint)
         self.readout_prior = ReadoutFeaturePrior(units)
         log.info(
             "Readout prior: fitted to the %d units of %s; weight %.3g = %g / (2 x %d training unit-bins).",

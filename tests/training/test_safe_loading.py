@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from callbacks.resume_state import ResumeState
 from models.common.classifier_features import ClassifierFeatures
 from models.design.encoder.reading import trained_resolution
-from models.v1.transfer import core_weights
+from models.v1.transfer import pretrained_weights
 from tests.helpers import run_main
 from training import migrate
 from training.checkpoint_config import config_from_checkpoint
@@ -80,7 +80,7 @@ DOORS: dict[str, Callable[[Path], object]] = {
     "design stage checkpoints": lambda p: load_trained_module(p, "model.encoder_checkpoint"),
     "design encoder resolution": trained_resolution,
     "ukiyoe feature checkpoint": ClassifierFeatures.from_checkpoint,
-    "v1 pretrained_checkpoint": core_weights,
+    "v1 pretrained_checkpoint": pretrained_weights,
 }
 
 

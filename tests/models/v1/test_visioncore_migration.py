@@ -18,7 +18,7 @@ import yaml
 from models.v1.legacy import network_era
 from models.v1.nets.network import SessionSpec
 from models.v1.nets.visioncore import VisionCoreNet
-from models.v1.transfer import load_pretrained_core
+from models.v1.transfer import load_pretrained_core, pretrained_weights
 from tests.helpers import compose_config
 from tests.models.v1.test_visioncore_early import _reference_a, seed_config_a
 from tests.models.v1.test_visioncore_net import _reference, seed_config
@@ -190,7 +190,7 @@ def test_a_compiled_checkpoint_migrates_with_the_config_given(tmp_path) -> None:
         ["experiment=v1_multidataset", "model=v1_visioncore", *small, "model.freeze_vision=true"]
     )
     transfer = hydra.utils.instantiate(cfg.model, pretrained_checkpoint=str(tmp_path / "new.ckpt"))
-    load_pretrained_core(transfer, tmp_path / "new.ckpt")
+    load_pretrained_core(transfer, pretrained_weights(tmp_path / "new.ckpt"), tmp_path / "new.ckpt")
     expected = {
         k.removeprefix("core."): v.float() for k, v in net.state_dict().items() if k.startswith("core.")
     }
