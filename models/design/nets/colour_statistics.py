@@ -160,10 +160,9 @@ def palette_statistics(
     rows = []
     for b in range(lab.shape[0]):
         colours, _ = _distinct(codes[b], lab[b], inside[b], MIN_SHARE * float(inside[b].sum()))
+        named = vocabulary_statistics(colours, background[b])
         if len(colours) == 0:
-            rows.append(
-                torch.cat([lab.new_zeros(len(PALETTE_NAMES)), vocabulary_statistics(colours, background[b])])
-            )
+            rows.append(torch.cat([lab.new_zeros(len(PALETTE_NAMES)), named]))
             continue
         a, yellow = colours[:, 1], colours[:, 2]
         chroma = torch.hypot(a, yellow)
@@ -183,11 +182,7 @@ def palette_statistics(
             lightness.max() - lightness.min(),
             lightness.std(correction=0),
         ]
-        rows.append(
-            torch.cat(
-                [histogram, direction, torch.stack(summary), vocabulary_statistics(colours, background[b])]
-            )
-        )
+        rows.append(torch.cat([histogram, direction, torch.stack(summary), named]))
     return torch.stack(rows)
 
 
