@@ -44,6 +44,7 @@ Batch = Mapping[str, torch.Tensor]
 SOURCES = ("true", "encoded")  # which F_Tensors the abstractor reads: the data's, or the encoder's
 STAGE = STAGES["abstractor"]
 ENCODER_KEY = STAGE.key("encoder_checkpoint")
+PROGRESS_EVERY_S = 60.0  # how often the encoder's one reading of the training set reports its progress
 log = logging.getLogger(__name__)
 
 
@@ -130,11 +131,21 @@ class AbstractorModel(NetOptions, pl.LightningModule):
     def encode_designs(self, loader: Iterable[Batch]) -> torch.Tensor:
         """The encoder's F_Tensor of every design of `loader`, at row `index` (float16 on this device)."""
         readings, indices = [], []
+        total = len(getattr(loader, "dataset", ()))
+        started = reported = time.perf_counter()
         for batch in loader:
             batch = self._on_device(batch)
             f_tensor = encoder_f_tensor(self.stages["encoder"], batch["image"], self.encoder_resolution)
             readings.append(f_tensor.half())
             indices.append(batch["index"])
+            if time.perf_counter() - reported > PROGRESS_EVERY_S:  # a CPU reading takes many minutes
+                reported, done = time.perf_counter(), sum(len(i) for i in indices)
+                log.info(
+                    "The encoder has read %d / %d designs (%.1f per s).",
+                    done,
+                    total,
+                    done / (reported - started),
+                )
         index = torch.cat(indices)
         table = torch.zeros((len(index), *readings[0].shape[1:]), dtype=torch.float16, device=self.device)
         table[index] = torch.cat(readings)

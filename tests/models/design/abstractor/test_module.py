@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from models.design.abstractor import module as abstractor_module
 from models.design.abstractor.metrics import AbstractorMetrics, encoder_gap
 from models.design.abstractor.module import AbstractorModel
 from models.design.encoder.module import EncoderModel
@@ -226,11 +228,21 @@ def test_evaluation_reads_true_and_encoded_f_tensors_and_keeps_the_encoder_out(
         assert (tmp_path / "images" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_encoder_reads_the_training_designs_once_by_index(tmp_path: Path, encoder_checkpoint) -> None:
+def test_the_encoder_reads_the_training_designs_once_by_index(
+    tmp_path: Path, encoder_checkpoint, monkeypatch, caplog
+) -> None:
+    monkeypatch.setattr(abstractor_module, "PROGRESS_EVERY_S", 0.0)  # report after every batch
     module = make_module(encoder_checkpoint=str(encoder_checkpoint), encoded_share=0.5)
     data = DesignData(batch_size=2)
     trainer = quiet_trainer(tmp_path, max_epochs=2)
-    trainer.fit(module, datamodule=data)
+    with caplog.at_level(logging.INFO, logger=abstractor_module.__name__):
+        trainer.fit(module, datamodule=data)
+
+    progress = [r.getMessage() for r in caplog.records if "has read" in r.getMessage()]
+    assert [m.split(" designs")[0] for m in progress] == [
+        "The encoder has read 3 / 4",
+        "The encoder has read 4 / 4",
+    ]
 
     encoder = load_trained_module(encoder_checkpoint, "test", expected=EncoderModel)
     by_hand = encoder_f_tensor(encoder, design_batch()["image"], resolution=8)
