@@ -326,7 +326,8 @@ class MultiDatasetModel(pl.LightningModule):
     def _evaluate(self, stage: str, batch: Batch) -> None:
         rates = self(batch)
         total, count = self._masked_loss(batch, rates)
-        # Weighted by valid entries (on the device, no host read), so the epoch value is exact under DDP.
+        # Weighted by valid entries (on the device, no host read): the epoch value is the mean over every entry
+        # on 1 or N processes alike.
         self.eval_loss[stage].update(total / count.clamp_min(1.0), weight=count)
         self.log(f"{stage}/loss", self.eval_loss[stage], on_epoch=True)
         for name, predicted in rates.items():

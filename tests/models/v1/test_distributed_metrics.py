@@ -1,4 +1,4 @@
-"""Validation bits/spike and oracle fractions are identical for 1 and 2 processes (real DDP, gloo)."""
+"""Validation bits/spike, oracle fractions and loss agree for 1 and 2 processes (real DDP, gloo)."""
 
 from __future__ import annotations
 
@@ -33,5 +33,8 @@ def test_validation_metrics_do_not_depend_on_the_number_of_processes(tmp_path):
     one, two = metrics["cpu"], metrics["ddp_cpu"]
     sessions = [key for key in one if key.startswith("val/bps/")]
     assert len(sessions) == 2
+    # The predictions are float32 and the two runs batch the windows differently, so kernels may round a
+    # window's prediction differently: equal to a few float32 ulps. A wrong reduction (padding duplicates,
+    # a mean of the ranks' means) moves them by far more.
     for key in (*EXACT, *sessions):
-        assert two[key] == pytest.approx(one[key], rel=1e-9, abs=1e-12), key
+        assert two[key] == pytest.approx(one[key], rel=1e-6, abs=1e-9), key
