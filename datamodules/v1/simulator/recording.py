@@ -7,6 +7,7 @@ trial by trial, so the temporal filters start from grey at every trial start.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,10 +69,21 @@ class Recording:
     onsets: np.ndarray  # saccade onsets on the timeline
 
 
-def record(plan: SessionPlan, units: Units) -> Recording:
-    """Run every trial: world, gaze, stored and seen frames, linear drive and saccade gain."""
+def record(
+    plan: SessionPlan,
+    units: Units,
+    bank: FilterBank | None = None,
+    seen_offset: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Recording:
+    """Run every trial: world, gaze, stored and seen frames, linear drive and saccade gain.
+
+    For what-if analyses only (experiments/v1_information_budget.py): `bank` replaces the units' own
+    filters, and `seen_offset` maps a trial's true gaze (F, 2) to an offset (deg) at which the drive's
+    frames are cropped instead, e.g. the error a shifter leaves. The stored frames never change.
+    """
     tier, size, frames, count = plan.tier, plan.size, plan.num_frames, plan.num_units
-    bank, geometry, field = FilterBank.of(units, size), geometry_of(plan), session_calibration(plan)
+    bank = bank or FilterBank.of(units, size)
+    geometry, field = geometry_of(plan), session_calibration(plan)
     out = Recording(
         stored=np.empty((frames, size.frame_px, size.frame_px), dtype=np.uint8),
         true_gaze=np.empty((frames, 2), np.float32),
@@ -90,7 +102,10 @@ def record(plan: SessionPlan, units: Units) -> Recording:
         out.eyepos[rows] = measure(gaze, field, plan.rng("tracker", trial.id), tier.calibration_error)
         out.stored[rows] = to_pixels(crop(world, out.eyepos[rows], geometry))
         # The neurons see the world at the true gaze (identical to the stored frames with perfect gaze).
-        seen = out.stored[rows] if not tier.calibration_error else to_pixels(crop(world, gaze, geometry))
+        if seen_offset is not None:
+            seen = to_pixels(crop(world, gaze + seen_offset(gaze), geometry))
+        else:
+            seen = out.stored[rows] if not tier.calibration_error else to_pixels(crop(world, gaze, geometry))
         contrast = to_contrast(seen).reshape(trial.frames, -1)
         contrast[out.closed[rows]] = 0.0  # eyes closed: no image
         for name, value in trial_drive(contrast, bank).items():

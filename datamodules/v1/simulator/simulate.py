@@ -27,7 +27,7 @@ from datamodules.v1.session import META_FILE, write_session
 from datamodules.v1.simulator.configs import BEHAVIOR_NAMES, write_configs
 from datamodules.v1.simulator.masks import dropout_blocks, validity
 from datamodules.v1.simulator.plan import GENERATOR_NAME, GENERATOR_VERSION, SessionPlan, plan_tier
-from datamodules.v1.simulator.recording import record, session_calibration
+from datamodules.v1.simulator.recording import Recording, record, session_calibration
 from datamodules.v1.simulator.responses import (
     expected_counts,
     hidden_gain,
@@ -36,7 +36,7 @@ from datamodules.v1.simulator.responses import (
     running_speed,
     stimulus_drive,
 )
-from datamodules.v1.simulator.units import draw_units
+from datamodules.v1.simulator.units import Units, draw_units
 from models.v1.schema import TRUTH_CALIBRATION, TRUTH_UNITS
 
 log = logging.getLogger(__name__)
@@ -64,16 +64,25 @@ def simulate_session(plan: SessionPlan) -> SimulatedSession:
         return _simulate_session(plan)
 
 
+def session_rates(
+    plan: SessionPlan, units: Units, recording: Recording
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True and achievable lambda (T, N) of a recording, and the hidden state (T,) behind them."""
+    frames, signals = plan.num_frames, recording.signals
+    drive = stimulus_drive(signals["center"], signals["surround"], signals["pool"], units)
+    hidden = plan.tier.hidden_gain
+    state = hidden_state(plan.rng("hidden"), frames, plan.size.rate_hz) if hidden else np.zeros(frames)
+    rates, achievable = expected_counts(
+        drive, recording.saccade, hidden_gain(state, units), units, plan.size.rate_hz
+    )
+    return rates, achievable, state
+
+
 def _simulate_session(plan: SessionPlan) -> SimulatedSession:
     tier, size, frames, count = plan.tier, plan.size, plan.num_frames, plan.num_units
     units = draw_units(plan)
     recording = record(plan, units)
-    signals = recording.signals
-    drive = stimulus_drive(signals["center"], signals["surround"], signals["pool"], units)
-    state = hidden_state(plan.rng("hidden"), frames, size.rate_hz) if tier.hidden_gain else np.zeros(frames)
-    rates, achievable = expected_counts(
-        drive, recording.saccade, hidden_gain(state, units), units, size.rate_hz
-    )
+    rates, achievable, state = session_rates(plan, units, recording)
     robs = poisson_spikes(plan.rng("spikes"), rates)
     dropped = dropout_blocks(plan.rng("dropout"), frames, count, tier.dropout)
     records = units.records()
