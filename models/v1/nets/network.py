@@ -13,7 +13,7 @@ Example config (the Hydra YAML mirrors it; `sessions` comes from the dataset con
     core: {_target_: models.v1.nets.core.V1Core, num_lags: 8, ...}
     readout: {init_sigma: 0.05, init_mu_range: 0.1}   # then init_readout_positions(EnergySTA)
     adapter: true
-    shifter: {hidden_units: 16, hidden_layers: 2, gaze_scale_deg: 5.0}   # or null
+    shifter: {hidden_units: 16, hidden_layers: 2, gaze_scale_deg: 1.0}   # or null
     modulator: {hidden_units: 16}                                        # or null
     output: naka_rushton                                                 # or softplus | exp
 """

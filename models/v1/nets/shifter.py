@@ -27,8 +27,9 @@ def pixel_centre_grid(height: int, width: int) -> torch.Tensor:
 class Shifter(nn.Module):
     """Gaze (B, L, 2) deg -> shift (B, L, 2) deg -> every lag frame of the stimulus translated by it.
 
-    `gaze_scale_deg` divides the gaze so typical gazes fall in the tanh's linear range. `last_shift`
-    keeps the shifts of the last forward pass for `penalty()`.
+    `gaze_scale_deg` divides the gaze; set it to about the gaze range, so the gazes span the tanh's bend:
+    where they all fall in its linear range, the MLP is an affine map of the gaze and misses the calibration
+    field's curvature (docs/v1.md). `last_shift` keeps the shifts of the last forward pass for `penalty()`.
     """
 
     def __init__(
@@ -37,7 +38,7 @@ class Shifter(nn.Module):
         frame_shape: Sequence[int],
         hidden_units: int = 16,
         hidden_layers: int = 2,
-        gaze_scale_deg: float = 5.0,
+        gaze_scale_deg: float = 1.0,
     ) -> None:
         super().__init__()
         height, width = (int(size) for size in frame_shape)
