@@ -242,9 +242,28 @@ class MultiDatasetDM(pl.LightningDataModule):
             )
 
     def setup(self, stage: str | None = None) -> None:
-        """Open every session, check it against its configs and index its windows (once)."""
-        if self.data:
-            return
+        """Open every session, check it against its configs and index its windows (once); fitting also
+        needs training windows in every session (testing a checkpoint on fixrsvp, which has none, does not)."""
+        if not self.data:
+            self._index_sessions()
+        if stage in (None, "fit"):
+            self._require_training_windows()
+
+    def _split_labels(self) -> dict[str, str]:
+        return {**{s: s for s in SPLITS}, **dict(self.configs.parent.get("split") or {})}
+
+    def _where(self, name: str) -> str:
+        return f"{self.configs.path / (name + '.yaml')} (session {name})"
+
+    def _require_training_windows(self) -> None:
+        for name, windows in self.samples["train"].items():
+            if len(windows) == 0:
+                raise UserError(
+                    f"{self._where(name)} has no training windows: no '{self._split_labels()['train']}' trial "
+                    f"of types {self.stim_types} is at least lags={self.configs.lags} frames long."
+                )
+
+    def _index_sessions(self) -> None:
         missing = self._missing()
         if missing:
             raise SessionDataNotFoundError(
@@ -252,11 +271,11 @@ class MultiDatasetDM(pl.LightningDataModule):
                 "(the Trainer does) or put the sessions there."
             )
         cones = self._cones_params()
-        split_labels = {**{s: s for s in SPLITS}, **dict(self.configs.parent.get("split") or {})}
+        split_labels = self._split_labels()
         self.samples = {split: {} for split in SPLITS}
         for config in self.configs.sessions:
             session = Session(self._folder(config))
-            where = f"{self.configs.path / (config.name + '.yaml')} (session {config.name})"
+            where = self._where(config.name)
             if session.frame_shape != self.configs.frame_shape:
                 raise UserError(
                     f"{where}: frames are {list(session.frame_shape)} but parent.yaml says frame_shape "
@@ -281,11 +300,6 @@ class MultiDatasetDM(pl.LightningDataModule):
             for split in SPLITS:
                 fraction = self.hparams.train_fraction if split == "train" else 1.0
                 self.samples[split][config.name] = data.windows(split_labels[split], fraction)
-            if len(self.samples["train"][config.name]) == 0:
-                raise UserError(
-                    f"{where} has no training windows: no '{split_labels['train']}' trial of types "
-                    f"{self.stim_types} is at least lags={self.configs.lags} frames long."
-                )
 
     def _cones_params(self) -> dict[str, Any] | None:
         cones = self.hparams.cones

@@ -64,6 +64,15 @@ def test_facts_after_setup(tiny_dataset):
     assert _dm(tiny_dataset, max_datasets=1).session_names == ["alpha"]
 
 
+def test_a_stimulus_type_without_training_trials_can_be_tested_but_not_fitted(tiny_dataset):
+    options = {"batch_size": 4, "seed": 11, "stim_types": ["gratings"]}  # beta shows no gratings
+    dm = MultiDatasetDM(str(tiny_dataset.configs), str(tiny_dataset.data_dir), **options)
+    dm.setup("test")
+    assert len(dm.samples["test"]["alpha"]) == 8 and len(dm.samples["test"]["beta"]) == 0  # frames 72..79
+    with pytest.raises(UserError, match=r"session beta\) has no training windows.*\['gratings'\]"):
+        dm.setup("fit")
+
+
 def test_train_fraction_keeps_the_first_training_trials(tiny_dataset):
     dm = _dm(tiny_dataset, train_fraction=0.5)  # alpha: 2 of its 4 training trials; beta: its only one
     assert dm.samples["train"]["alpha"].tolist() == [*range(2, 10), *range(22, 30)]
