@@ -39,7 +39,8 @@ from datamodules.v1.simulator.responses import FilterBank  # noqa: E402
 from datamodules.v1.simulator.simulate import session_rates  # noqa: E402
 from datamodules.v1.simulator.tiers import tier_spec  # noqa: E402
 from datamodules.v1.simulator.units import OTHER_SUBTYPES, Units, draw_units, frame_coords  # noqa: E402
-from models.v1.metrics import ORACLE_PIECES, OracleInformation, oracle_summary  # noqa: E402
+from models.v1.metrics import OracleInformation  # noqa: E402
+from models.v1.summaries import summarize_oracle  # noqa: E402
 
 GROUPS = ("simple", "complex", *OTHER_SUBTYPES)
 RESIDUAL_WAVES, RESIDUAL_MAX_CPD = 3, 1.0  # the smooth residual: a few plane waves over the gaze
@@ -116,14 +117,12 @@ def with_tracker_noise(
 def limited_rates(plan: SessionPlan, units: Units, limitation: str, value: float) -> np.ndarray:
     """The session's (achievable) rates simulated under one limitation: `none`, `receptive_field` (px),
     `no_saccade`, `gaze_error` (a smooth residual of RMS `value` deg) or `affine_shifter`."""
-    residuals = {
-        "gaze_error": lambda: smooth_residual(plan, value),
-        "affine_shifter": lambda: affine_residual(plan),
-    }
-    if limitation in residuals:
-        recording = record(plan, units, seen_offset=with_tracker_noise(plan, residuals[limitation]()))
-    elif limitation == "receptive_field":
+    if limitation == "receptive_field":
         recording = record(plan, units, bank=windowed_bank(units, plan, value))
+    elif limitation == "gaze_error":
+        recording = record(plan, units, seen_offset=with_tracker_noise(plan, smooth_residual(plan, value)))
+    elif limitation == "affine_shifter":
+        recording = record(plan, units, seen_offset=with_tracker_noise(plan, affine_residual(plan)))
     else:
         recording = record(plan, units)
     if limitation == "no_saccade":
@@ -134,7 +133,6 @@ def limited_rates(plan: SessionPlan, units: Units, limitation: str, value: float
 
 def limitations(tier: str) -> Iterator[tuple[str, str, float]]:
     """(row label, limitation, value) of every row that applies to `tier`."""
-    yield "none (the simulator's own rates)", "none", 0.0
     for width in (15, 21, 31):
         yield f"receptive field {width} px", "receptive_field", float(width)
     if tier_spec(tier).saccade_gain:
@@ -148,24 +146,25 @@ def limitations(tier: str) -> Iterator[tuple[str, str, float]]:
 def budget(tier: str, size: str, seed: int = 0) -> dict[str, dict[str, float]]:
     """Row label -> {"pooled": fraction, group: fraction} over the tier's pretraining sessions."""
     sessions = [(plan, draw_units(plan)) for plan in plan_tier(tier, size, seed).part("pretrain")]
-    groups = np.concatenate([np.where(u.cell_type == "other", u.subtype, u.cell_type) for _, u in sessions])
-    truths = [limited_rates(plan, units, "none", 0.0) for plan, units in sessions]
+    groups = {
+        plan.name: list(np.where(units.cell_type == "other", units.subtype, units.cell_type))
+        for plan, units in sessions
+    }
+    truths = {plan.name: torch.as_tensor(limited_rates(plan, units, "none", 0.0)) for plan, units in sessions}
     table = {}
     for label, limitation, value in limitations(tier):
-        pieces = []
-        for (plan, units), truth in zip(sessions, truths, strict=True):
-            rates, metric = torch.as_tensor(truth), OracleInformation(len(units))
+        per_session = {}
+        for plan, units in sessions:
+            rates, metric = truths[plan.name], OracleInformation(len(units))
             prediction = torch.as_tensor(limited_rates(plan, units, limitation, value))
             metric.update(prediction, rates, torch.zeros_like(rates), torch.ones_like(rates))
-            pieces.append(metric.compute())
-        merged = {key: torch.cat([p[key] for p in pieces]) for key in ORACLE_PIECES}
-        row = {"pooled": float(oracle_summary(merged)["fraction_pooled"])}
-        for group in GROUPS:
-            chosen = torch.as_tensor(groups == group)
-            if chosen.any():
-                subset = {key: values[chosen] for key, values in merged.items()}
-                row[group] = float(oracle_summary(subset)["fraction_pooled"])
-        table[label] = row
+            per_session[plan.name] = metric.compute()
+        scalars = summarize_oracle("budget", per_session, groups)
+        table[label] = {"pooled": scalars["budget/fraction_of_oracle"]} | {
+            group: scalars[f"budget/fraction_of_oracle/{group}"]
+            for group in GROUPS
+            if f"budget/fraction_of_oracle/{group}" in scalars
+        }
     return table
 
 

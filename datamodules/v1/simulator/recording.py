@@ -82,7 +82,7 @@ def record(
     frames are cropped instead, e.g. the error a shifter leaves. The stored frames never change.
     """
     tier, size, frames, count = plan.tier, plan.size, plan.num_frames, plan.num_units
-    bank = bank or FilterBank.of(units, size)
+    bank = FilterBank.of(units, size) if bank is None else bank
     geometry, field = geometry_of(plan), session_calibration(plan)
     out = Recording(
         stored=np.empty((frames, size.frame_px, size.frame_px), dtype=np.uint8),
