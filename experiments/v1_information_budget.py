@@ -8,6 +8,10 @@ filters and nonlinearities keeps under that limitation alone. A trained model ca
 - `receptive field W px`: every filter (centre, surround, normalisation pool) cut to the W x W pixels
   around the unit's centre, what a core whose receptive field spans W px can see (the default core's
   [11, 5] kernels: 15 px).
+- `L latencies`: every unit's temporal filters moved to the nearest of L latencies spread evenly over the
+  simulator's range (35-60 ms), what a core whose every feature has one latency, in L copies, can give
+  (a core that reads one time step after its nonlinearity must spend channels on each latency it needs;
+  `model.net.core.output_steps` reads several).
 - `no saccade input`: the saccade-locked gain replaced by each unit's mean gain (no eye-movement input).
 - `gaze error E deg`: the image the drive sees displaced by the tracker's white noise (which no shifter
   can know from the measured gaze) plus a smooth residual calibration error whose RMS over the gaze range,
@@ -38,7 +42,14 @@ from datamodules.v1.simulator.recording import record, session_calibration  # no
 from datamodules.v1.simulator.responses import FilterBank  # noqa: E402
 from datamodules.v1.simulator.simulate import session_rates  # noqa: E402
 from datamodules.v1.simulator.tiers import tier_spec  # noqa: E402
-from datamodules.v1.simulator.units import OTHER_SUBTYPES, Units, draw_units, frame_coords  # noqa: E402
+from datamodules.v1.simulator.units import (  # noqa: E402
+    LATENCY_RANGE_MS,
+    OTHER_SUBTYPES,
+    Units,
+    draw_units,
+    frame_coords,
+    temporal_kernels,
+)
 from models.v1.metrics import OracleInformation  # noqa: E402
 from models.v1.summaries import summarize_oracle  # noqa: E402
 
@@ -55,6 +66,15 @@ def windowed_bank(units: Units, plan: SessionPlan, width_px: float) -> FilterBan
         np.abs(y[:, None] - units.center_deg[:, 1]) <= half
     )
     return replace(bank, spatial=bank.spatial * np.tile(inside, 4), pool=bank.pool * inside)
+
+
+def latency_bank(units: Units, plan: SessionPlan, levels: int) -> FilterBank:
+    """The units' filters with each temporal filter at the nearest of `levels` evenly spread latencies."""
+    low, high = LATENCY_RANGE_MS
+    latencies = low + (np.arange(levels) + 0.5) * (high - low) / levels
+    nearest = latencies[np.abs(units.latency_ms[:, None] - latencies).argmin(1)]
+    bank = FilterBank.of(units, plan.size)
+    return replace(bank, kernels=temporal_kernels(replace(units, latency_ms=nearest), plan.size))
 
 
 def gaze_grid(plan: SessionPlan) -> np.ndarray:
@@ -116,9 +136,11 @@ def with_tracker_noise(
 
 def limited_rates(plan: SessionPlan, units: Units, limitation: str, value: float) -> np.ndarray:
     """The session's (achievable) rates simulated under one limitation: `none`, `receptive_field` (px),
-    `no_saccade`, `gaze_error` (a smooth residual of RMS `value` deg) or `affine_shifter`."""
+    `latencies` (how many), `no_saccade`, `gaze_error` (a smooth residual of RMS `value` deg) or `affine_shifter`."""
     if limitation == "receptive_field":
         recording = record(plan, units, bank=windowed_bank(units, plan, value))
+    elif limitation == "latencies":
+        recording = record(plan, units, bank=latency_bank(units, plan, int(value)))
     elif limitation == "gaze_error":
         recording = record(plan, units, seen_offset=with_tracker_noise(plan, smooth_residual(plan, value)))
     elif limitation == "affine_shifter":
@@ -135,6 +157,8 @@ def limitations(tier: str) -> Iterator[tuple[str, str, float]]:
     """(row label, limitation, value) of every row that applies to `tier`."""
     for width in (15, 21, 31):
         yield f"receptive field {width} px", "receptive_field", float(width)
+    for levels in (1, 2, 3):
+        yield f"{levels} latenc{'y' if levels == 1 else 'ies'}", "latencies", float(levels)
     if tier_spec(tier).saccade_gain:
         yield "no saccade input", "no_saccade", 0.0
     if tier_spec(tier).calibration_error:

@@ -52,8 +52,21 @@ def test_a_window_keeps_only_the_pixels_around_each_units_centre() -> None:
     assert kept.max() <= 25 and kept.min() >= 16  # 5 x 5 px, fewer only where a Gabor is exactly 0
 
 
+def test_latencies_move_every_filter_to_the_nearest_level() -> None:
+    plan = plan_tier("T1", "tiny").sessions[0]
+    units = draw_units(plan)
+    one = information_budget.latency_bank(units, plan, levels=1).kernels
+    assert np.ptp(one.biphasic, axis=1).max() == 0 and np.ptp(one.quadrature, axis=1).max() == 0
+    two = information_budget.latency_bank(units, plan, levels=2).kernels.biphasic
+    early = units.latency_ms < 47.5  # nearer 41.25 ms than 53.75 ms
+    assert 0 < early.sum() < len(units)
+    assert np.ptp(two[:, early], axis=1).max() == 0 and np.ptp(two[:, ~early], axis=1).max() == 0
+    assert not np.allclose(two[:, early][:, 0], two[:, ~early][:, 0])
+
+
 def test_the_ceilings_order_as_the_limitations_do(t2_tiny) -> None:
     pooled = {label: row["pooled"] for label, row in t2_tiny.items()}
+    assert pooled["1 latency"] < pooled["2 latencies"] < pooled["3 latencies"] < 1.0
     assert pooled["receptive field 15 px"] <= pooled["receptive field 21 px"] <= 1.0
     assert pooled["receptive field 31 px"] == pytest.approx(1.0, abs=1e-3)  # larger than the 16 px frame
     assert 0.9 < pooled["no saccade input"] < 1.0

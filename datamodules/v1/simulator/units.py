@@ -18,6 +18,7 @@ from datamodules.v1.simulator.plan import SessionPlan
 from datamodules.v1.simulator.tiers import SizeSpec
 
 OTHER_SUBTYPES = ("surround_suppressed", "direction_selective", "non_visual")
+LATENCY_RANGE_MS = (35.0, 60.0)  # each unit's temporal filter peaks at a latency drawn uniformly here
 SUBTYPE_OF = {"simple": "linear_nonlinear", "complex": "energy"}
 MEAN_RATE_MEDIAN_HZ, MEAN_RATE_LOG_SD, MEAN_RATE_RANGE_HZ = 7.0, 0.5, (1.5, 40.0)
 SF_MEDIAN_CPD, SF_LOG_SD, SF_RANGE_CPD = 3.0, 0.25, (1.5, 5.0)
@@ -90,7 +91,7 @@ def draw_units(plan: SessionPlan) -> Units:
         "aspect": rng.uniform(1.0, 2.0, count),
         "ori_deg": rng.uniform(0, 180, count),
         "phase_deg": rng.uniform(0, 360, count),
-        "latency_ms": rng.uniform(35, 60, count),
+        "latency_ms": rng.uniform(*LATENCY_RANGE_MS, count),
         "baseline_fraction": rng.uniform(0.05, 0.3, count),
         "saturation": rng.uniform(3, 8, count),
         "surround_weight": rng.uniform(1, 3, count),
