@@ -4,20 +4,24 @@ Input (B, C, L, H, W) with lags ascending in time (index L-1 is the current fram
 (B, out_channels, H, W) features for the current frame. Every temporal convolution is "valid"
 (no padding), so the output only sees the L lags, and time shrinks by `kernel - 1` per layer; the
 default front end spans all lags at once, so the blocks run on a single time step (cheap on CPU).
-Norms have no running statistics (GroupNorm), so train and eval compute the same function and the
-result does not depend on how a batch is split across processes. Spatial convs have stride 1 and, with
-`padding="same"`, feature (i, j) is centred on pixel (i, j). With `padding="valid"` each block trims
-(k - 1) / 2 pixels per side (`margin` in all): the map covers only the frame's centre, computed without the
-positions the zero padding reaches, at a fraction of the FLOPs (32 x 32 frames, kernels [11, 5]: an
-18 x 18 map, 37 % of the conv FLOPs; GroupNorm's statistics come from the map it sees). The readout keeps frame coordinates and scales them to
-the map (MultiSessionNet), so it suits sessions whose receptive fields lie in the centre, as the
-simulated ones do (within 35 % of the half-field).
+`output_steps=S` leaves S steps (the front end spans L - S + 1 lags) and returns them stacked as channels
+(B, C * S, H, W), so each unit's readout weighs its own latency after the nonlinearity: the features of
+step S - 1 - s are those of the frame s bins back. Without it every latency a unit needs costs channels
+(the simulated units' 35-60 ms latencies, one per feature: at most 0.82 of T1's oracle; two: 0.95).
+Norms have no running statistics (GroupNorm, per time step), so train and eval compute the same function
+and the result does not depend on how a batch is split across processes. Spatial convs have stride 1
+and, with `padding="same"`, feature (i, j) is centred on pixel (i, j). With `padding="valid"` each block
+trims (k - 1) / 2 pixels per side (`margin` in all): the map covers only the frame's centre, computed
+without the positions the zero padding reaches, at a fraction of the FLOPs (32 x 32 frames, kernels
+[11, 5]: an 18 x 18 map, 37 % of the conv FLOPs; GroupNorm's statistics come from the map it sees). The
+readout keeps frame coordinates and scales them to the map (MultiSessionNet), so it suits sessions whose
+receptive fields lie in the centre, as the simulated ones do (within 35 % of the half-field).
 
 Default config (32x32 frames, 8 lags; the Hydra YAML mirrors these keywords):
     {num_lags: 8, in_channels: 1, temporal_channels: 4, temporal_kernel: null (= num_lags),
      channels: [16, 16], spatial_kernels: [11, 5], temporal_kernels: [1, 1], norm: group,
      norm_groups: 4, nonlinearity: elu (or one per block, e.g. [halfsquare, elu]), padding: same,
-     gru_channels: 0, gru_kernel: 3}
+     gru_channels: 0, gru_kernel: 3, output_steps: 1}
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
 
 def make_norm(kind: str, channels: int, groups: int) -> nn.Module:
-    """GroupNorm over (channels in a group, time, space) per sample; "layer" is one group; no running stats."""
+    """GroupNorm over (channels in a group, space) per sample and time step; "layer" is one group; no running stats."""
     if kind == "none":
         return nn.Identity()
     groups = 1 if kind == "layer" else groups
@@ -75,6 +79,13 @@ class LagFilter(nn.Conv3d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         windows = x.unfold(2, self.kernel_size[0], 1)  # (B, C, T - k + 1, H, W, k)
         return torch.einsum("bcthwk,ock->bothw", windows, self.weight[..., 0, 0])
+
+
+def per_step(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Apply a 2-D `layer` to every time step of (B, C, T, H, W)."""
+    batch, channels, time, height, width = x.shape
+    y = layer(x.transpose(1, 2).reshape(batch * time, channels, height, width))
+    return y.reshape(batch, time, *y.shape[1:]).transpose(1, 2)
 
 
 class SpaceTimeBlock(nn.Module):
@@ -104,11 +115,9 @@ class SpaceTimeBlock(nn.Module):
         self.nonlinearity = NONLINEARITIES[nonlinearity]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, channels, time, height, width = x.shape
-        frames = x.transpose(1, 2).reshape(batch * time, channels, height, width)
-        y = self.spatial(frames)
-        y = y.reshape(batch, time, *y.shape[1:]).transpose(1, 2)
-        return self.nonlinearity(self.norm(self.temporal(y)))
+        y = per_step(self.spatial, x)
+        # normalised per time step, so each step's features are a function of its own frames alone
+        return self.nonlinearity(per_step(self.norm, self.temporal(y)))
 
 
 class ConvGRU(nn.Module):
@@ -156,6 +165,7 @@ class V1Core(nn.Module):
         padding: str = "same",
         gru_channels: int = 0,
         gru_kernel: int = 3,
+        output_steps: int = 1,
     ) -> None:
         super().__init__()
         channels = [int(c) for c in channels]
@@ -163,13 +173,15 @@ class V1Core(nn.Module):
         temporal_kernels = (
             [1] * len(channels) if temporal_kernels is None else [int(k) for k in temporal_kernels]
         )
-        temporal_kernel = num_lags if temporal_kernel is None else int(temporal_kernel)
+        output_steps = int(output_steps)
+        temporal_kernel = num_lags - output_steps + 1 if temporal_kernel is None else int(temporal_kernel)
         nonlinearities = (
             [nonlinearity] * len(channels) if isinstance(nonlinearity, str) else list(nonlinearity)
         )
         self._check(
-            num_lags, temporal_kernel, channels, spatial_kernels, temporal_kernels, norm, nonlinearities
-        )
+            num_lags, temporal_kernel, channels, spatial_kernels, temporal_kernels, norm, nonlinearities,
+            output_steps if gru_channels == 0 else 1,
+        )  # fmt: skip
         if padding not in PADDINGS:
             raise UserError(f"model.core.padding must be one of {PADDINGS}, got {padding!r}.")
         self.num_lags = num_lags
@@ -183,13 +195,21 @@ class V1Core(nn.Module):
             )
         )  # fmt: skip
         self.gru = ConvGRU(channels[-1], gru_channels, gru_kernel) if gru_channels > 0 else None
-        self.out_channels = gru_channels if gru_channels > 0 else channels[-1]
+        self.output_steps = 1 if gru_channels > 0 else output_steps
+        self.out_channels = gru_channels if gru_channels > 0 else channels[-1] * output_steps
         # pixels the map loses per side (the ConvGRU pads "same")
         self.margin = sum(k // 2 for k in spatial_kernels) if padding == "valid" else 0
 
     @staticmethod
     def _check(
-        num_lags, temporal_kernel, channels, spatial_kernels, temporal_kernels, norm, nonlinearities
+        num_lags,
+        temporal_kernel,
+        channels,
+        spatial_kernels,
+        temporal_kernels,
+        norm,
+        nonlinearities,
+        output_steps,
     ) -> None:
         if (
             not (len(channels) == len(spatial_kernels) == len(temporal_kernels) == len(nonlinearities))
@@ -202,11 +222,14 @@ class V1Core(nn.Module):
             )
         if any(k % 2 == 0 for k in spatial_kernels):
             raise UserError(f"model.core.spatial_kernels must be odd (same padding), got {spatial_kernels}.")
+        if output_steps < 1:
+            raise UserError(f"model.core.output_steps must be at least 1, got {output_steps}.")
         steps_left = num_lags - (temporal_kernel - 1) - sum(k - 1 for k in temporal_kernels)
-        if temporal_kernel < 1 or steps_left < 1:
+        if temporal_kernel < 1 or steps_left < output_steps:
             raise UserError(
-                f"model.core.temporal_kernel={temporal_kernel} plus temporal_kernels={temporal_kernels} span more "
-                f"than num_lags={num_lags} lags; shorten them so (kernel - 1) summed stays below num_lags."
+                f"model.core.temporal_kernel={temporal_kernel} plus temporal_kernels={temporal_kernels} leave "
+                f"{steps_left} of num_lags={num_lags} time steps, and model.core.output_steps={output_steps} "
+                "reads that many; shorten the kernels (or read fewer steps)."
             )
         if norm not in NORMS:
             raise UserError(f"model.core.norm must be one of {NORMS}, got {norm!r}.")
@@ -223,7 +246,9 @@ class V1Core(nn.Module):
                 f"V1Core expects {self.num_lags} lags (model.core.num_lags), got {stim.shape[2]}."
             )
         x = self.blocks(self.frontend(stim))
-        return self.gru(x) if self.gru is not None else x[:, :, -1]
+        if self.gru is not None:
+            return self.gru(x)
+        return x[:, :, -self.output_steps :].flatten(1, 2)  # (B, C * steps, H, W): channel-major
 
     def smoothness_penalty(self) -> torch.Tensor:
         """Sum of squared Laplacians of every spatial kernel (rough kernels cost more)."""

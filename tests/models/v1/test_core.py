@@ -37,11 +37,30 @@ def test_every_lag_reaches_the_output() -> None:
         ({"norm_groups": 3}, "norm_groups"),
         ({"nonlinearity": "tanh"}, "nonlinearity"),
         ({"nonlinearity": ["elu"]}, "nonlinearity"),  # one per block: the tiny core has two
+        ({"output_steps": 0}, "output_steps"),
+        ({"temporal_kernel": 4, "output_steps": 2}, "output_steps"),  # 4 lags leave one step
     ],
 )
 def test_bad_configs_name_the_key(overrides: dict, key: str) -> None:
     with pytest.raises(UserError, match=f"model.core.{key}"):
         tiny_core(**overrides)
+
+
+def test_output_steps_stack_the_last_time_steps_as_channels() -> None:
+    """Step s of channel c is feature c * steps + s; the earlier step is the same features one frame
+    before: it never sees the newest frame, and the newest step sees it."""
+    core = tiny_core(output_steps=2)
+    assert core.frontend.kernel_size[0] == LAGS - 1  # the default front end leaves exactly two steps
+    assert core.out_channels == 2 * 4
+    stim = torch.randn(2, 1, LAGS, HEIGHT, WIDTH, requires_grad=True)
+    features = core(stim)
+    assert features.shape == (2, 8, HEIGHT, WIDTH)
+    earlier, latest = features[:, 0::2], features[:, 1::2]
+    (newest_frame_grad,) = torch.autograd.grad(earlier.sum(), stim, retain_graph=True)
+    assert newest_frame_grad[:, :, -1].abs().max() == 0
+    assert newest_frame_grad[:, :, 0].abs().max() > 0
+    (grad,) = torch.autograd.grad(latest.sum(), stim)
+    assert grad[:, :, -1].abs().max() > 0 and grad[:, :, 0].abs().max() == 0
 
 
 def test_one_nonlinearity_per_block_and_half_squaring() -> None:
