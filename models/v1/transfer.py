@@ -10,7 +10,7 @@ from torch import nn
 
 from training.toolkit.checkpoints import META_KEY, load_checkpoint_file
 from training.toolkit.errors import UserError
-from training.toolkit.legacy import detect, load_weights_strictly
+from training.toolkit.legacy import LegacyCheckpointError, detect, load_weights_strictly
 
 CORE_PREFIX = "net.core."
 READOUT_PREFIX = "net.readouts."
@@ -38,9 +38,16 @@ def core_weights(weights: dict, source: str | os.PathLike) -> dict:
 
 def load_pretrained_core(module: nn.Module, weights: dict, source: str | os.PathLike) -> None:
     """Load the core of `weights` into `module.net.core` strictly: every tensor present, every shape equal."""
-    load_weights_strictly(
-        module.net.core, core_weights(weights, source), f"model.pretrained_checkpoint={source}"
-    )
+    try:
+        load_weights_strictly(
+            module.net.core, core_weights(weights, source), f"model.pretrained_checkpoint={source}"
+        )
+    except LegacyCheckpointError as error:
+        raise UserError(
+            f"{error} Build this run's core as the pretraining run's was: the same model= and "
+            "model.net.core.* overrides (channels, kernels, output_steps). v1_pretrain runs made before T1-T3 "
+            "read two time steps used model=v1_core_wide."
+        ) from error
 
 
 def readout_features(weights: dict, source: str | os.PathLike) -> torch.Tensor:

@@ -180,8 +180,13 @@ class V1Core(nn.Module):
         )
         self._check(
             num_lags, temporal_kernel, channels, spatial_kernels, temporal_kernels, norm, nonlinearities,
-            output_steps if gru_channels == 0 else 1,
+            output_steps,
         )  # fmt: skip
+        if gru_channels > 0 and output_steps > 1:
+            raise UserError(
+                f"model.core.output_steps={output_steps} reads time steps the ConvGRU (model.core.gru_channels="
+                f"{gru_channels}) already integrates into its last state; keep output_steps at 1 with a ConvGRU."
+            )
         if padding not in PADDINGS:
             raise UserError(f"model.core.padding must be one of {PADDINGS}, got {padding!r}.")
         self.num_lags = num_lags
@@ -195,7 +200,7 @@ class V1Core(nn.Module):
             )
         )  # fmt: skip
         self.gru = ConvGRU(channels[-1], gru_channels, gru_kernel) if gru_channels > 0 else None
-        self.output_steps = 1 if gru_channels > 0 else output_steps
+        self.output_steps = output_steps
         self.out_channels = gru_channels if gru_channels > 0 else channels[-1] * output_steps
         # pixels the map loses per side (the ConvGRU pads "same")
         self.margin = sum(k // 2 for k in spatial_kernels) if padding == "valid" else 0

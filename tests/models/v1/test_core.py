@@ -39,6 +39,7 @@ def test_every_lag_reaches_the_output() -> None:
         ({"nonlinearity": ["elu"]}, "nonlinearity"),  # one per block: the tiny core has two
         ({"output_steps": 0}, "output_steps"),
         ({"temporal_kernel": 4, "output_steps": 2}, "output_steps"),  # 4 lags leave one step
+        ({"output_steps": 2, "gru_channels": 3}, "output_steps"),
     ],
 )
 def test_bad_configs_name_the_key(overrides: dict, key: str) -> None:

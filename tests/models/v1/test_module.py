@@ -19,6 +19,7 @@ from models.v1.checkpoint_record import SessionMismatchError, check_record, reco
 from models.v1.module import MultiDatasetModel
 from models.v1.readout_init import EnergySTA
 from tests.helpers import compose_config, quiet_trainer, read_summary, run_dirs, run_main
+from training.toolkit.errors import UserError
 
 # An old checkout's shipped dataset configs, which old checkpoints' stored configs name.
 STALE = "/home/someone/VisionCore/conf/v1_datasets"
@@ -153,6 +154,15 @@ def test_freeze_vision_keeps_the_pretrained_core_fixed_and_in_eval_mode(tiny_t1,
     assert modes and all(core is False and readouts is True for core, readouts in modes)
     changed = [k for k, v in model.net.readouts.state_dict().items() if not torch.equal(v, readout_before[k])]
     assert changed, "the new readouts should train"
+
+
+def test_a_pretrained_core_built_otherwise_names_the_overrides_to_match(tiny_t1, tmp_path):
+    _, checkpoint = _pretrained_checkpoint(tiny_t1, tmp_path)
+    model, datamodule = _parts(
+        tiny_t1, f"model.pretrained_checkpoint={checkpoint}", "model.net.core.output_steps=1"
+    )
+    with pytest.raises(UserError, match=r"frontend.weight.*model.net.core.\* overrides .*output_steps"):
+        _fit(model, datamodule, tmp_path / "transfer")
 
 
 def test_a_readout_prior_starts_new_units_at_the_pretrained_mean_weighed_by_the_training_bins(
