@@ -4,6 +4,8 @@
     python experiments/v1_results.py --rows t0 --seeds 3    # the T0 rows with seeds 0, 1, 2
     python experiments/v1_results.py --collect              # rebuild the table from the finished runs only
     python experiments/v1_results.py --rows t1_core size=full   # overrides go to every run (GPU size)
+    python experiments/v1_results.py --seeds 3 --jobs 2 torch_threads=1   # two runs at a time on 2 cores
+    python experiments/v1_results.py --seeds 3 --jobs 12 trainer=gpu      # the small size, 12 runs on one GPU
 
 Rows: null (mean rate), per-unit LN, single-session CNN (T0, and each T1 session with <= 50 units for
 the multi-session benefit), multi-session shared core (T1), shared core + shifter (T2), a core pretrained
@@ -25,6 +27,7 @@ import shutil
 import statistics
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from datamodules.v1.simulator.configs import simulated_dataset  # noqa: E402
-from training.named_run import finish_run, named_run  # noqa: E402
+from training.named_run import finish_run, log_dir, named_run  # noqa: E402
 
 SMALL_SESSION_UNITS = 50  # the spec's multi-session benefit is judged on sessions this small
 BEGIN, END = "<!-- v1-results:begin -->", "<!-- v1-results:end -->"
@@ -113,7 +116,13 @@ def run_name(size: str, row: Row, seed: int) -> str:
 
 
 def run_row(
-    row: Row, size: str, seed: int, overrides: Sequence[str], by_key: dict[str, Row], compile_core: bool
+    row: Row,
+    size: str,
+    seed: int,
+    overrides: Sequence[str],
+    by_key: dict[str, Row],
+    compile_core: bool,
+    output: Path | None = None,
 ) -> None:
     extra = [*row.overrides, f"seed={seed}", *(["model.compile_model=true"] if compile_core and row.has_core else []),
              *overrides]  # fmt: skip
@@ -123,7 +132,50 @@ def run_row(
         if not checkpoint:
             raise SystemExit(f"v1 results: {row.key} needs the finished row {source.key} (add it to --rows).")
         extra.append(f"model.pretrained_checkpoint={checkpoint}")
-    finish_run(row.experiment, run_name(size, row, seed), extra, f"[v1 results] {row.key} seed {seed}")
+    finish_run(
+        row.experiment, run_name(size, row, seed), extra, f"[v1 results] {row.key} seed {seed}", output=output
+    )
+
+
+def console_log(size: str, row: Row, seed: int) -> Path:
+    """Where a run started beside others writes its console output: logs/v1_results/<run name>.log."""
+    return log_dir() / "v1_results" / f"{run_name(size, row, seed)}.log"
+
+
+def run_rows(
+    rows: Sequence[Row],
+    size: str,
+    seeds: Sequence[int],
+    overrides: Sequence[str],
+    by_key: dict[str, Row],
+    compile_core: bool,
+    jobs: int = 1,
+) -> None:
+    """Every (row, seed), `jobs` at a time. Side by side, each run writes to its `console_log`, the rows whose
+    core comes from another row start once the others ended, and a run that fails stops no other: the
+    script ends with one message naming every unfinished run and its output."""
+    tasks = [(row, seed) for seed in seeds for row in rows]
+    if jobs == 1:
+        for row, seed in tasks:
+            run_row(row, size, seed, overrides, by_key, compile_core)
+        return
+    unfinished = []
+    for wave in ([t for t in tasks if not t[0].pretrained], [t for t in tasks if t[0].pretrained]):
+        with ThreadPoolExecutor(jobs) as pool:
+            futures = {
+                pool.submit(
+                    run_row, row, size, seed, overrides, by_key, compile_core, console_log(size, row, seed)
+                ): (row, seed)
+                for row, seed in wave
+            }
+        for future, (row, seed) in futures.items():
+            if future.exception() is not None:
+                unfinished.append(f"{row.key} seed {seed} (output: {console_log(size, row, seed)})")
+    if unfinished:
+        raise SystemExit(
+            f"v1 results: {len(unfinished)} of {len(tasks)} runs did not finish: {'; '.join(unfinished)}. "
+            "The others did. Rerun the same command: finished runs are reused, unfinished ones resume."
+        )
 
 
 # -- collecting -----------------------------------------------------------------------------------------
@@ -377,11 +429,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="compile the core of the rows that have one (CPU: ~15 %% faster)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs side by side (2 on 2 CPU cores with torch_threads=1; ~12 on one GPU with trainer=gpu)",
+    )
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "v1.md", help="the doc with the markers")
     parser.add_argument(
         "overrides", nargs="*", help="Hydra overrides for every run (size=... picks the size)"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: give the number of runs side by side, 1 or more.")
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, Result]:
@@ -391,9 +452,7 @@ def main(argv: list[str] | None = None) -> dict[str, Result]:
     chosen, seeds = select(rows, args.rows), range(args.seeds)
     if not args.collect:
         by_key = {row.key: row for row in rows}
-        for seed in seeds:
-            for row in chosen:
-                run_row(row, size, seed, args.overrides, by_key, args.compile)
+        run_rows(chosen, size, seeds, args.overrides, by_key, args.compile, args.jobs)
     results = collect(rows, size, seeds)
     write_doc(args.doc, results, size, seeds, args.overrides, ["--compile"] if args.compile else [])
     return results

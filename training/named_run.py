@@ -26,9 +26,15 @@ def named_run(experiment: str, run_name: str) -> Run:
 
 
 def finish_run(
-    experiment: str, run_name: str, overrides: Sequence[str], tag: str, python: str = sys.executable
+    experiment: str,
+    run_name: str,
+    overrides: Sequence[str],
+    tag: str,
+    python: str = sys.executable,
+    output: Path | None = None,
 ) -> Run:
     """Run `experiment` as `run_name` to the end unless it finished earlier; `tag` starts what is printed.
+    `output`: a file the run's console output is appended to (runs side by side), else this console.
 
     Stops the script (SystemExit) when the run ends unfinished, so a chain never builds on a broken stage.
     """
@@ -40,8 +46,13 @@ def finish_run(
             python, "-m", "training.run", f"experiment={experiment}", f"run_name={run_name}", "resume=auto",
             *overrides,
         ]  # fmt: skip
-        print(f"{tag}: {' '.join(command[2:])}", flush=True)
-        subprocess.run(command, cwd=REPO, check=True)
+        print(f"{tag}: {' '.join(command[2:])}" + (f" (output: {output})" if output else ""), flush=True)
+        if output is None:
+            subprocess.run(command, cwd=REPO, check=True)
+        else:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            with output.open("a") as handle:
+                subprocess.run(command, cwd=REPO, check=True, stdout=handle, stderr=subprocess.STDOUT)
     if not run.finished:
         raise SystemExit(f"{tag}: the run in {run.dir} ended {run.status!r}; rerun to resume it.")
     return run

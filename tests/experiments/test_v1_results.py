@@ -2,6 +2,7 @@
 from the runs' summaries and writes the table between the doc's markers."""
 
 import os
+import threading
 from unittest import mock
 
 import pytest
@@ -56,7 +57,7 @@ def test_compile_reaches_the_rows_with_a_core_and_transfer_rows_get_their_pretra
     rows = {row.key: row for row in v1_results.table_rows("small")}
     calls = {}
     monkeypatch.setattr(
-        v1_results, "finish_run", lambda exp, name, overrides, tag: calls.update({name: overrides})
+        v1_results, "finish_run", lambda exp, name, overrides, tag, **_: calls.update({name: overrides})
     )
     pretrain_run = mock.Mock(result_checkpoint=lambda: "/runs/pre/best.ckpt")
     monkeypatch.setattr(v1_results, "named_run", lambda exp, name: pretrain_run)
@@ -70,6 +71,57 @@ def test_compile_reaches_the_rows_with_a_core_and_transfer_rows_get_their_pretra
     ]
     assert calls["v1results_small_t0_cnn_s1"] == ["seed=1", "model.compile_model=true", "torch_threads=1"]
     assert calls["v1results_small_t3_frozen_25_s1"][-1] == "model.pretrained_checkpoint=/runs/pre/best.ckpt"
+
+
+def test_jobs_run_rows_side_by_side_transfer_after_its_pretraining_and_a_failure_stops_none(
+    monkeypatch, tmp_path
+):
+    rows = {row.key: row for row in v1_results.table_rows("small")}
+    chosen = [rows[key] for key in ("t0_null", "t3_pretrain", "t3_frozen_25", "t3_frozen_100")]
+    finished, outputs, lock = [], {}, threading.Lock()
+
+    def finish_run(experiment, name, overrides, tag, output=None):
+        if name == "v1results_small_t0_null_s1":
+            raise SystemExit("the run ended 'failed'")
+        if "frozen" in name:  # its seed's pretraining finished before it started
+            assert name.replace("frozen_25", "pretrain").replace("frozen_100", "pretrain") in finished
+        with lock:
+            finished.append(name)
+            outputs[name] = output
+
+    monkeypatch.setattr(v1_results, "finish_run", finish_run)
+    monkeypatch.setattr(
+        v1_results, "named_run", lambda exp, name: mock.Mock(result_checkpoint=lambda: "best.ckpt")
+    )
+    monkeypatch.setenv("VISIONCORE_ROOT", str(tmp_path))
+    with pytest.raises(SystemExit) as stopped:
+        v1_results.run_rows(chosen, "small", range(2), [], rows, compile_core=False, jobs=3)
+    assert sorted(finished) == sorted(
+        f"v1results_small_{key}_s{seed}" for key in ("t0_null", "t3_pretrain", "t3_frozen_25", "t3_frozen_100")
+        for seed in (0, 1)
+        if (key, seed) != ("t0_null", 1)
+    )  # fmt: skip
+    message = str(stopped.value)
+    assert "1 of 8 runs" in message and "t0_null seed 1" in message and "Rerun the same command" in message
+    assert str(tmp_path / "logs" / "v1_results" / "v1results_small_t0_null_s1.log") in message
+    assert (
+        outputs["v1results_small_t3_pretrain_s0"]
+        == tmp_path / "logs" / "v1_results" / "v1results_small_t3_pretrain_s0.log"
+    )
+
+
+def test_one_job_runs_in_order_with_the_output_on_the_console(monkeypatch):
+    rows = {row.key: row for row in v1_results.table_rows("small")}
+    calls = []
+    monkeypatch.setattr(
+        v1_results, "finish_run", lambda exp, name, overrides, tag, output=None: calls.append((name, output))
+    )
+    v1_results.run_rows(
+        [rows["t0_null"], rows["t0_ln"]], "small", range(2), [], rows, compile_core=False, jobs=1
+    )
+    assert calls == [
+        (f"v1results_small_{key}_s{seed}", None) for seed in (0, 1) for key in ("t0_null", "t0_ln")
+    ]
 
 
 def test_targets_are_judged_from_the_seed_means_and_unmeasured_ones_say_so():
