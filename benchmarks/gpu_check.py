@@ -7,7 +7,8 @@ On a CUDA machine (`bash benchmarks/gpu_check.sh`, under 8 minutes on one GPU) i
    through the real entry point (`python -m training.run`, benchmarks/throughput.py) for `--steps`
    training batches with `trainer.precision=bf16-mixed`: steady ms/batch, samples/s, data wait and peak
    memory from the Heartbeat. Generated sets are cut to what the steps need (`SMALL_SETS`): the check is
-   about the configuration (shapes, precision, memory at the real batch), not the data.
+   about the configuration (shapes, precision, memory at the real batch), not the data. The v1 datasets are
+   simulated first with every core (`simulate_v1_datasets`, its times above the table).
 2. **Efficiency on the device** (benchmarks/efficiency.py with `--sync-check`): the same configurations'
    training steps with nothing attached, MFU against a bf16 matmul on the GPU, the top CUDA kernels, and
    the timed steps under `torch.cuda.set_sync_debug_mode("error")`: a host-device sync inside a step fails
@@ -42,7 +43,7 @@ if str(REPO) not in sys.path:
 import torch  # noqa: E402
 
 from benchmarks import efficiency, throughput  # noqa: E402
-from tests.helpers import CONF_DIR  # noqa: E402
+from tests.helpers import CONF_DIR, compose_config  # noqa: E402
 
 V1_FULL = ("v1_single", "v1_multidataset")
 # Generated sets cut to a few hundred items: rendering the GPU sizes' full sets takes longer than the check.
@@ -67,6 +68,29 @@ def _markdown(header: list[str], rows: list[list[str]]) -> str:
 
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
+
+
+def simulate_v1_datasets(runs: list[tuple[str, list[str]]], root: Path) -> list[str]:
+    """Simulate the v1 configurations' datasets under `root` with every core before anything is timed: one run
+    simulating T1 full's 20 sessions alone outlasted the check's timeout. One line per dataset."""
+    from datamodules.v1.simulator import simulate_tier
+    from datamodules.v1.simulator.configs import NAME
+
+    workers, lines = os.cpu_count() or 1, []
+    for experiment, overrides in runs:
+        dataset = compose_config([f"experiment={experiment}", *overrides]).get("v1", {}).get("dataset")
+        match = NAME.fullmatch(str(dataset)) if dataset else None
+        if match is None:
+            continue
+        tier, size, seed = match["tier"].upper(), match["size"], int(match["seed"] or 0)
+        started = time.perf_counter()
+        simulate_tier(tier, size, seed, root / "data", workers=workers)
+        seconds = time.perf_counter() - started
+        lines.append(
+            f"- {experiment} {' '.join(overrides)}: {dataset} simulated in {seconds:.0f} s ({workers} processes)"
+        )
+        print(f"  simulated {dataset}: {seconds:.0f} s", flush=True)
+    return lines
 
 
 def run_configurations(runs: list[tuple[str, list[str]]], args: argparse.Namespace, root: Path) -> str:
@@ -169,8 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     efficiency.quiet()
     with tempfile.TemporaryDirectory(prefix="vc-gpu-check-") as tmp:
         root = Path(tmp)
+        simulated = simulate_v1_datasets(runs, root)
+        table = run_configurations(runs, args, root)
         sections = [
-            ("GPU configurations through `python -m training.run`", run_configurations(runs, args, root)),
+            (
+                "GPU configurations through `python -m training.run`",
+                "\n".join([*simulated, "", table]).strip(),
+            ),
             ("Training steps on the device (efficiency.py --sync-check)", measure_steps(runs, args, root)),
             ("v1 data paths (v1_data.py)", v1_data_paths(args, root)),
         ]

@@ -41,3 +41,12 @@ def test_the_check_runs_end_to_end_on_cpu_and_writes_one_results_file(tmp_path: 
     step_row = next(line for line in sections[1].splitlines() if line.startswith("| cnn_digits"))
     assert "SmallCNN" in step_row and "%" in step_row
     assert "resident" in sections[2] and "host loader" in sections[2]
+
+
+def test_the_v1_datasets_are_simulated_before_anything_is_timed(tmp_path: Path) -> None:
+    lines = load_script("benchmarks/gpu_check.py").simulate_v1_datasets(
+        [("cnn_digits", []), ("v1_single", ["size=tiny"])], tmp_path
+    )
+    assert len(lines) == 1 and lines[0].startswith("- v1_single size=tiny: t0_tiny simulated in")
+    sessions = list((tmp_path / "data" / "v1" / "t0_tiny_seed0").glob("*/meta.json"))
+    assert sessions  # the run that follows finds them and simulates nothing
