@@ -5,7 +5,7 @@
     python experiments/v1_results.py --collect              # rebuild the table from the finished runs only
     python experiments/v1_results.py --rows t1_core size=full   # overrides go to every run (GPU size)
     python experiments/v1_results.py --seeds 3 --jobs 2 torch_threads=1   # two runs at a time on 2 cores
-    python experiments/v1_results.py --seeds 3 --jobs 12 trainer=gpu      # the small size, 12 runs on one GPU
+    python experiments/v1_results.py --seeds 3 --jobs 8 trainer=gpu       # the small size, 8 runs on one GPU
 
 Rows: null (mean rate), per-unit LN, single-session CNN (T0, and each T1 session with <= 50 units for
 the multi-session benefit), multi-session shared core (T1), shared core + shifter (T2), a core pretrained
@@ -433,7 +433,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--jobs",
         type=int,
         default=1,
-        help="runs side by side (2 on 2 CPU cores with torch_threads=1; ~12 on one GPU with trainer=gpu)",
+        help="runs side by side (2 on 2 CPU cores with torch_threads=1)",
     )
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "v1.md", help="the doc with the markers")
     parser.add_argument(
