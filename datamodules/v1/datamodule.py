@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from filelock import FileLock
 from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
@@ -226,21 +225,15 @@ class MultiDatasetDM(pl.LightningDataModule):
             )
         from datamodules.v1.simulator.simulate import simulate_tier  # heavy; only when data is missing
 
-        # Runs started together (a parallel results table, a second terminal) take turns: simulating
-        # replaces a session's folder, which would pull it from under a run still writing or reading it.
-        data_dir = Path(self.hparams.data_dir)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        name = f"{simulate['tier']}_{simulate['size']}_seed{simulate['seed']}"
-        with FileLock(data_dir / f".simulating_{name}.lock"):
-            missing = self._missing()  # the run that held the lock may have simulated them
-            if missing:
-                rank_zero_info(f"Simulating {simulate} into {data_dir} ({len(missing)} sessions missing).")
-                simulate_tier(
-                    tier=simulate["tier"],
-                    size=simulate["size"],
-                    seed=simulate["seed"],
-                    data_dir=self.hparams.data_dir,
-                )
+        rank_zero_info(
+            f"Simulating {simulate} into {self.hparams.data_dir} ({len(missing)} sessions missing)."
+        )
+        simulate_tier(
+            tier=simulate["tier"],
+            size=simulate["size"],
+            seed=simulate["seed"],
+            data_dir=self.hparams.data_dir,
+        )
         still = self._missing()
         if still:
             raise SessionDataNotFoundError(

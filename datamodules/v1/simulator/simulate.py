@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock
 from threadpoolctl import threadpool_limits
 
 from datamodules.v1.session import META_FILE, write_session
 from datamodules.v1.simulator.configs import BEHAVIOR_NAMES, write_configs
 from datamodules.v1.simulator.masks import dropout_blocks, validity
-from datamodules.v1.simulator.plan import GENERATOR_NAME, GENERATOR_VERSION, SessionPlan, plan_tier
+from datamodules.v1.simulator.plan import GENERATOR_NAME, GENERATOR_VERSION, SessionPlan, TierPlan, plan_tier
 from datamodules.v1.simulator.recording import Recording, record, session_calibration
 from datamodules.v1.simulator.responses import (
     expected_counts,
@@ -193,6 +194,23 @@ def simulate_tier(
     """
     plan = plan_tier(tier, size, seed)
     data_root = Path(data_dir) if data_dir is not None else default_data_dir()
+    folder = data_root / plan.data_folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # Calls at once (runs started together, a results table's parallel rows) take turns: writing replaces a
+    # session's folder, which would pull it from under a call still writing or reading it; the one that
+    # waited then finds the sessions current.
+    with FileLock(folder.parent / f".{folder.name}.lock"):
+        return _simulate_tier(plan, seed, data_root, configs_dir, force, workers)
+
+
+def _simulate_tier(
+    plan: TierPlan,
+    seed: int,
+    data_root: Path,
+    configs_dir: str | os.PathLike | None,
+    force: bool,
+    workers: int,
+) -> Path:
     jobs = []
     for session in plan.sessions:
         folder = data_root / plan.data_folder / session.name

@@ -2,8 +2,6 @@
 eval sharding with padding, the resident path, workers, missing data and a short Lightning fit."""
 
 import sys
-import threading
-import time
 import types
 
 import numpy as np
@@ -221,41 +219,6 @@ def test_missing_sessions_are_a_clear_error_or_simulated(tmp_path, monkeypatch):
     assert calls == [("T1", "tiny", 3, str(simulated.data_dir))]
     dm.prepare_data()  # present now: not simulated again
     assert len(calls) == 1
-
-
-def test_runs_started_together_simulate_missing_sessions_once(tmp_path, monkeypatch):
-    # Two runs of a parallel results table (or two terminals) reach prepare_data at once: the second waits
-    # for the first's simulation instead of deleting the folders the first is writing.
-    calls = []
-
-    def simulate_tier(tier, size, seed, data_dir):
-        calls.append(threading.get_ident())
-        time.sleep(0.3)  # long enough for the other thread to find the sessions still missing
-        write_tiny_dataset(tmp_path / "simulated", simulate={"tier": tier, "size": size, "seed": seed})
-
-    fake = types.ModuleType("datamodules.v1.simulator.simulate")
-    fake.simulate_tier = simulate_tier
-    monkeypatch.setitem(sys.modules, "datamodules.v1.simulator.simulate", fake)
-    simulated = write_tiny_dataset(
-        tmp_path / "simulated", simulate={"tier": "T1", "size": "tiny", "seed": 0}, write_sessions=False
-    )
-    modules = [MultiDatasetDM(str(simulated.configs), str(simulated.data_dir)) for _ in range(2)]
-    errors = []
-
-    def prepare(dm):
-        try:
-            dm.prepare_data()
-        except Exception as error:  # reported below: an exception in a thread would pass silently
-            errors.append(error)
-
-    threads = [threading.Thread(target=prepare, args=(dm,)) for dm in modules]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == [] and len(calls) == 1
-    for dm in modules:
-        dm.setup("fit")  # both see the whole dataset
 
 
 def test_frame_shape_mismatch_is_a_clear_error(tiny_dataset, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 from datamodules.v1.__main__ import main
 from datamodules.v1.session import Session
 from datamodules.v1.simulator import plan_tier, simulate_tier
+from datamodules.v1.simulator import simulate as simulate_module
 from datamodules.v1.simulator.gaze import CalibrationField
 from datamodules.v1.simulator.recording import geometry_of, trial_world
 from datamodules.v1.simulator.responses import FilterBank, trial_drive
@@ -161,6 +164,39 @@ def test_cache_keeps_sessions_and_force_rewrites(tmp_path):
     simulate_tier("T0", "tiny", 0, tmp_path, force=True)
     assert all(f.stat().st_mtime_ns != stamps[f] for f in files)
     assert {f: f.read_bytes() for f in files} == contents
+
+
+def test_calls_at_once_take_turns_and_write_each_session_once(tmp_path, monkeypatch):
+    # Two runs of a parallel results table reach a missing dataset together: the second waits for the
+    # first's sessions instead of deleting the folders the first is writing, then keeps them.
+    written, write = [], simulate_module._write_job
+
+    def slow_write(job):
+        written.append(job[-1])
+        time.sleep(0.2)  # long enough for the other call to find the sessions still missing
+        return write(job)
+
+    monkeypatch.setattr(simulate_module, "_write_job", slow_write)
+    results, errors = [], []
+
+    def call():
+        try:
+            results.append(simulate_tier("T0", "tiny", 0, tmp_path))
+        except Exception as error:  # reported below: an exception in a thread would pass silently
+            errors.append(error)
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(results) == 2 and results[0] == results[1]
+    sessions = plan_tier("T0", "tiny", 0).sessions
+    assert sorted(written) == sorted(
+        str(tmp_path / plan_tier("T0", "tiny", 0).data_folder / s.name) for s in sessions
+    )
+    for session in sessions:
+        Session(tmp_path / plan_tier("T0", "tiny", 0).data_folder / session.name)  # whole and readable
 
 
 def test_cli_simulates_and_rejects_bad_values(tmp_path, capsys):
