@@ -24,9 +24,17 @@ def test_a_line_is_remeasured_by_the_extent_and_height_of_its_ink() -> None:
         assert (measured.role, measured.top) == (line.role, line.top)
 
 
-def test_the_script_prints_the_alignment_and_hierarchy_errors(capsys) -> None:
-    with mock.patch.object(
-        sys, "argv", ["design_grammar_ceiling.py", "--resolution", "64", "--designs", "3"]
-    ):
+def test_the_ink_at_the_layouts_own_resolution_is_the_default_reading() -> None:
+    layout = render_design(1, 64, split="test").layout
+    assert ceiling.ink_scores(layout) == ceiling.ink_scores(layout, 64)
+    assert ceiling.ink_scores(layout, 512) != ceiling.ink_scores(layout, 64)  # finer pixels, other edges
+
+
+def test_the_script_prints_the_errors_and_their_two_parts(capsys) -> None:
+    argv = ["design_grammar_ceiling.py", "--resolution", "64", "--designs", "3", "--reference", "256"]
+    with mock.patch.object(sys, "argv", argv):
         ceiling.main()
-    assert "alignment MAE 0." in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "alignment MAE 0." in out and "a constant, the median, has 0." in out
+    assert "the ink at 256² vs the layout (no resolution shows it): alignment 0." in out
+    assert "the ink at 64² vs at 256² (what the pixels lose): alignment 0." in out
