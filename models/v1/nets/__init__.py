@@ -5,6 +5,8 @@
   shared core (`core.py`: `V1Core`) run once per batch, optional behaviour modulators (`modulator.py`),
   per-session Gaussian readouts (`readout.py`), the output nonlinearity (`output.py`).
 - `baselines.py`: `NullNet` (each unit's mean rate) and `LNNet` (a per-unit linear-nonlinear model).
+- `ensemble.py`: `MeanPrediction` (several trained networks predicting the mean of their rates;
+  experiments/v1_ensemble.py).
 
 `models.v1.module.MultiDatasetModel` trains any of them.
 """
