@@ -159,17 +159,24 @@ def run_rows(
         for row, seed in tasks:
             run_row(row, size, seed, overrides, by_key, compile_core)
         return
-    unfinished = []
+    unfinished, failed = [], set()
     for wave in ([t for t in tasks if not t[0].pretrained], [t for t in tasks if t[0].pretrained]):
+        blocked = [(row, seed) for row, seed in wave if (row.pretrained, seed) in failed]
+        unfinished += [
+            f"{row.key} seed {seed} (not started: {row.pretrained} seed {seed} failed)"
+            for row, seed in blocked
+        ]
         with ThreadPoolExecutor(jobs) as pool:
             futures = {
                 pool.submit(
                     run_row, row, size, seed, overrides, by_key, compile_core, console_log(size, row, seed)
                 ): (row, seed)
                 for row, seed in wave
+                if (row, seed) not in blocked
             }
         for future, (row, seed) in futures.items():
             if future.exception() is not None:
+                failed.add((row.key, seed))
                 unfinished.append(f"{row.key} seed {seed} (output: {console_log(size, row, seed)})")
     if unfinished:
         raise SystemExit(

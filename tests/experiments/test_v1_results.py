@@ -110,6 +110,33 @@ def test_jobs_run_rows_side_by_side_transfer_after_its_pretraining_and_a_failure
     )
 
 
+def test_jobs_start_no_transfer_whose_pretraining_failed_and_say_so(monkeypatch, tmp_path):
+    rows = {row.key: row for row in v1_results.table_rows("small")}
+    chosen = [rows[key] for key in ("t3_pretrain", "t3_frozen_25", "t3_frozen_100")]
+    started = []
+
+    def finish_run(experiment, name, overrides, tag, output=None):
+        started.append(name)
+        if name == "v1results_small_t3_pretrain_s1":
+            raise SystemExit("the run ended 'failed'")
+
+    monkeypatch.setattr(v1_results, "finish_run", finish_run)
+    monkeypatch.setattr(
+        v1_results, "named_run", lambda exp, name: mock.Mock(result_checkpoint=lambda: "best.ckpt")
+    )
+    monkeypatch.setenv("VISIONCORE_ROOT", str(tmp_path))
+    with pytest.raises(SystemExit) as stopped:
+        v1_results.run_rows(chosen, "small", range(2), [], rows, compile_core=False, jobs=2)
+    assert sorted(started) == sorted(
+        ["v1results_small_t3_pretrain_s0", "v1results_small_t3_pretrain_s1",
+         "v1results_small_t3_frozen_25_s0", "v1results_small_t3_frozen_100_s0"]
+    )  # fmt: skip
+    message = str(stopped.value)
+    assert "3 of 6 runs" in message
+    assert "t3_frozen_25 seed 1 (not started: t3_pretrain seed 1 failed)" in message
+    assert "t3_frozen_100 seed 1 (not started: t3_pretrain seed 1 failed)" in message
+
+
 def test_one_job_runs_in_order_with_the_output_on_the_console(monkeypatch):
     rows = {row.key: row for row in v1_results.table_rows("small")}
     calls = []
