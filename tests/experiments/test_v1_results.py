@@ -73,6 +73,19 @@ def test_compile_reaches_the_rows_with_a_core_and_transfer_rows_get_their_pretra
     assert calls["v1results_small_t3_frozen_25_s1"][-1] == "model.pretrained_checkpoint=/runs/pre/best.ckpt"
 
 
+def _run_side_by_side(monkeypatch, tmp_path, chosen, rows, finish_run, jobs: int) -> str:
+    """`run_rows` over seeds 0 and 1 with `finish_run` standing in for the runs (every pretraining reports a
+    checkpoint); returns the message of the SystemExit it must end with."""
+    monkeypatch.setattr(v1_results, "finish_run", finish_run)
+    monkeypatch.setattr(
+        v1_results, "named_run", lambda exp, name: mock.Mock(result_checkpoint=lambda: "best.ckpt")
+    )
+    monkeypatch.setenv("VISIONCORE_ROOT", str(tmp_path))
+    with pytest.raises(SystemExit) as stopped:
+        v1_results.run_rows(chosen, "small", range(2), [], rows, compile_core=False, jobs=jobs)
+    return str(stopped.value)
+
+
 def test_jobs_run_rows_side_by_side_transfer_after_its_pretraining_and_a_failure_stops_none(
     monkeypatch, tmp_path
 ):
@@ -89,19 +102,12 @@ def test_jobs_run_rows_side_by_side_transfer_after_its_pretraining_and_a_failure
             finished.append(name)
             outputs[name] = output
 
-    monkeypatch.setattr(v1_results, "finish_run", finish_run)
-    monkeypatch.setattr(
-        v1_results, "named_run", lambda exp, name: mock.Mock(result_checkpoint=lambda: "best.ckpt")
-    )
-    monkeypatch.setenv("VISIONCORE_ROOT", str(tmp_path))
-    with pytest.raises(SystemExit) as stopped:
-        v1_results.run_rows(chosen, "small", range(2), [], rows, compile_core=False, jobs=3)
+    message = _run_side_by_side(monkeypatch, tmp_path, chosen, rows, finish_run, jobs=3)
     assert sorted(finished) == sorted(
         f"v1results_small_{key}_s{seed}" for key in ("t0_null", "t3_pretrain", "t3_frozen_25", "t3_frozen_100")
         for seed in (0, 1)
         if (key, seed) != ("t0_null", 1)
     )  # fmt: skip
-    message = str(stopped.value)
     assert "1 of 8 runs" in message and "t0_null seed 1" in message and "Rerun the same command" in message
     assert str(tmp_path / "logs" / "v1_results" / "v1results_small_t0_null_s1.log") in message
     assert (
@@ -120,18 +126,11 @@ def test_jobs_start_no_transfer_whose_pretraining_failed_and_say_so(monkeypatch,
         if name == "v1results_small_t3_pretrain_s1":
             raise SystemExit("the run ended 'failed'")
 
-    monkeypatch.setattr(v1_results, "finish_run", finish_run)
-    monkeypatch.setattr(
-        v1_results, "named_run", lambda exp, name: mock.Mock(result_checkpoint=lambda: "best.ckpt")
-    )
-    monkeypatch.setenv("VISIONCORE_ROOT", str(tmp_path))
-    with pytest.raises(SystemExit) as stopped:
-        v1_results.run_rows(chosen, "small", range(2), [], rows, compile_core=False, jobs=2)
+    message = _run_side_by_side(monkeypatch, tmp_path, chosen, rows, finish_run, jobs=2)
     assert sorted(started) == sorted(
         ["v1results_small_t3_pretrain_s0", "v1results_small_t3_pretrain_s1",
          "v1results_small_t3_frozen_25_s0", "v1results_small_t3_frozen_100_s0"]
     )  # fmt: skip
-    message = str(stopped.value)
     assert "3 of 6 runs" in message
     assert "t3_frozen_25 seed 1 (not started: t3_pretrain seed 1 failed)" in message
     assert "t3_frozen_100 seed 1 (not started: t3_pretrain seed 1 failed)" in message
