@@ -2,7 +2,8 @@
 
 `task=test ckpt_path=…` composes the default config like any run; every key the user named on
 the command line (or selected as a group, e.g. `trainer=gpu`) is taken from that composition,
-everything else from the config stored in the checkpoint.
+everything else from the config stored in the checkpoint, except that a value which was one of the
+training machine's `paths.*` folders (the data, the FID feature cache) becomes this machine's.
 """
 
 from __future__ import annotations
@@ -35,9 +36,40 @@ def config_from_checkpoint(cfg: DictConfig, overrides: list[str]) -> DictConfig:
             f"Convert it first: python -m training.migrate {cfg.ckpt_path} NEW.ckpt experiment=<its experiment>"
         )
     stored = OmegaConf.create(config)
+    given = override_keys(overrides)
+    folders = _machine_folders(stored)
     with open_dict(stored):
-        for key in (*RUNTIME_KEYS, *override_keys(overrides)):
+        for key in (*RUNTIME_KEYS, *given):
             value = OmegaConf.select(cfg, key, default=None)
             if value is not None or key in cfg:
                 OmegaConf.update(stored, key, value, merge=False, force_add=True)
+        _rehome(stored, folders, skip=given)
     return stored
+
+
+def _machine_folders(stored: DictConfig) -> dict[str, str]:
+    """{folder: `${paths.<name>}`} for the training machine's `paths.*` as the checkpoint stored them, but
+    `output_dir`: the training run's own folder, which its stored loggers rightly keep naming."""
+    paths = stored.get("paths")
+    if not isinstance(paths, DictConfig):
+        return {}
+    return {
+        value: f"${{paths.{name}}}"
+        for name, value in OmegaConf.to_container(paths, resolve=False).items()
+        if name != "output_dir" and isinstance(value, str) and value and not value.startswith("${")
+    }
+
+
+def _rehome(stored: DictConfig, folders: dict[str, str], skip: list[str]) -> None:
+    """The checkpoint stores its config resolved, so `data.data_dir` or `model.quality.feature_cache` hold the
+    training machine's folders. A value that is exactly one of them (not a file below one, such as a stage
+    checkpoint, which may be meant where it is) becomes the same `paths.*` folder of this invocation."""
+    for key, value in _leaves(OmegaConf.to_container(stored, resolve=False)):
+        if isinstance(value, str) and value in folders and key.split(".")[0] != "paths" and key not in skip:
+            OmegaConf.update(stored, key, folders[value], merge=False)
+
+
+def _leaves(node: object, prefix: str = "") -> list[tuple[str, object]]:
+    if not isinstance(node, dict):
+        return [(prefix[:-1], node)]
+    return [leaf for name, child in node.items() for leaf in _leaves(child, f"{prefix}{name}.")]

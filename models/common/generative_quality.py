@@ -8,7 +8,10 @@ real images, 1 = as far as noise). Callers add an untrained model's samples as o
 The metrics are torchmetrics' `FrechetInceptionDistance` and `KernelInceptionDistance`. Each image batch
 goes through the extractor once and its float64 features feed both metrics (their `feature=` module passes
 precomputed features through); the reference's features are extracted once and kept across candidates
-(`reset_real_features=False`). Image sets are iterables of uint8 (B, 3, H, W) batches, read one batch at a
+(`reset_real_features=False`). With `feature_cache` a folder, each batch's features are also kept on disk
+under a hash of the extractor and the pixels (`models/common/feature_cache.py`), so the sets that do not
+change between tests (the reference, real-vs-real, noise, an untrained model's samples) are extracted once
+per folder, not once per test. Image sets are iterables of uint8 (B, 3, H, W) batches, read one batch at a
 time, so a large set never sits in memory (KID keeps the (N, D) features, as it must). Each process
 measures the whole sets it is given (no cross-process reduction), so under DDP every rank gets the same
 numbers when every rank reads the same sets.
@@ -23,12 +26,14 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from models.common.feature_cache import CachedFeatures
 from models.common.feature_extractors import ImageFeatures
 from training.toolkit.errors import UserError
 
@@ -58,6 +63,7 @@ class FeatureDistances:
     KID's subset size is the configured `subset_size` clamped to the smaller set of each pair (KID is an
     unbiased MMD² estimate at any subset size; a smaller one only widens its spread). `seed` fixes KID's
     subset draws. `config_key` names the config that sets the sample counts, for error messages.
+    `feature_cache` (a folder, or None) keeps each batch's features on disk (see the module doc).
     """
 
     def __init__(
@@ -70,8 +76,11 @@ class FeatureDistances:
         seed: int = 0,
         device: torch.device | str | None = None,
         config_key: str = "quality",
+        feature_cache: str | Path | None = None,
     ) -> None:
         self.device = torch.device(device) if device is not None else _device_of(extractor)
+        if feature_cache is not None:
+            extractor = CachedFeatures(extractor, feature_cache)
         self.extractor = extractor.eval().requires_grad_(False).to(self.device)
         self.subset_size = subset_size
         self.seed = seed

@@ -41,7 +41,9 @@ class UkiyoeQuality:
     `feature: auto` takes Inception when its weights are installed, else the prints classifier.
 
     Cheap to build: the extractor's checkpoint is read only when it is called. `seed` fixes the latents of
-    both generators, KID's subsets and the noise baseline; `batch_size` is the batch of real and noise images.
+    both generators, KID's subsets and the noise baseline; `batch_size` is the batch of real and noise images;
+    `feature_cache` (a folder) keeps the extracted features of every image batch (the real and noise sets are
+    extracted once).
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class UkiyoeQuality:
         subsets: int = 50,
         seed: int = 0,
         batch_size: int = 64,
+        feature_cache: str | None = None,
         config_key: str = "model.quality",
     ) -> None:
         self.features_checkpoint = features_checkpoint
@@ -64,6 +67,7 @@ class UkiyoeQuality:
         self.subsets = subsets
         self.seed = seed
         self.batch_size = batch_size
+        self.feature_cache = feature_cache
         self.config_key = config_key
 
     def __call__(self, module: pl.LightningModule, baselines: bool = True) -> dict[str, float]:
@@ -135,6 +139,7 @@ class UkiyoeQuality:
             seed=self.seed,
             device=module.device,
             config_key=self.config_key,
+            feature_cache=self.feature_cache,
         )
 
     def _prints_features(self) -> ClassifierFeatures:

@@ -227,3 +227,29 @@ def test_resume_state_round_trips_through_a_weights_only_file(tmp_path):
     atomic_torch_save(checkpoint, tmp_path / "r.ckpt")
     callback.on_load_checkpoint(trainer, None, load_checkpoint_file(tmp_path / "r.ckpt"))
     assert np.array_equal(np.random.rand(3), expected[0]) and torch.equal(torch.rand(3), expected[1])
+
+
+def test_a_colleagues_checkpoint_reads_this_machines_data_and_cache_folders(tmp_path):
+    """The stored config is resolved: its data and feature-cache folders are the training machine's."""
+    path = tmp_path / "run" / "best.ckpt"
+    path.parent.mkdir()
+    alice = "/home/alice"
+    theirs = {"root_dir": alice, "data_dir": f"{alice}/data", "output_dir": f"{alice}/logs/x/runs/a"}
+    theirs["feature_cache"] = f"{alice}/cache/fid_features"
+    config = {
+        "name": "x",
+        "paths": theirs,
+        "data": {"data_dir": "/home/alice/data", "batch_size": 8},
+        "model": {"quality": {"feature_cache": "/home/alice/cache/fid_features", "seed": 0}},
+        "stage": {"encoder_checkpoint": "/home/alice/data/encoder.ckpt"},
+        "logger": {"csv": {"save_dir": "/home/alice/logs/x/runs/a"}},
+    }
+    atomic_torch_save({"state_dict": {}, "visioncore": {"schema_version": 2, "config": config}}, path)
+    ours = {"root_dir": "/me", "data_dir": "/me/data", "feature_cache": "/me/cache", "output_dir": "/me/out"}
+    current = OmegaConf.create({"task": "test", "ckpt_path": str(path), "paths": ours, "resume": None})
+    rebuilt = config_from_checkpoint(current, [])
+    assert rebuilt.data.data_dir == "/me/data" and rebuilt.model.quality.feature_cache == "/me/cache"
+    assert rebuilt.stage.encoder_checkpoint == "/home/alice/data/encoder.ckpt"  # a file: kept where it was
+    assert rebuilt.logger.csv.save_dir == "/home/alice/logs/x/runs/a"  # the training run's own folder
+    given = OmegaConf.merge(current, {"data": {"data_dir": "/elsewhere"}})  # what that override composes
+    assert config_from_checkpoint(given, ["data.data_dir=/elsewhere"]).data.data_dir == "/elsewhere"

@@ -54,7 +54,8 @@ class DecoderQuality:
 
     Cheap to build: the encoder and abstractor checkpoints are read only when it is called.
     `steps` / `guidance_scale` default to the decoder's own sampling settings; `seed` fixes the samples'
-    noise, KID's subsets and the noise baseline.
+    noise, KID's subsets and the noise baseline; `feature_cache` (a folder) keeps the extracted features of
+    every image batch, so the sets shared by every test of a config are extracted once.
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class DecoderQuality:
         subset_size: int = 100,
         subsets: int = 50,
         seed: int = 0,
+        feature_cache: str | None = None,
         config_key: str = "model.quality",
     ) -> None:
         self.encoder_checkpoint = encoder_checkpoint
@@ -81,6 +83,7 @@ class DecoderQuality:
         self.subset_size = subset_size
         self.subsets = subsets
         self.seed = seed
+        self.feature_cache = feature_cache
         self.config_key = config_key
 
     def __call__(self, module: pl.LightningModule) -> dict[str, float]:
@@ -158,6 +161,7 @@ class DecoderQuality:
             seed=self.seed,
             device=module.device,
             config_key=self.config_key,
+            feature_cache=self.feature_cache,
         )
         if reader is not None:
             for name, metric in fidelity.items():

@@ -91,6 +91,7 @@ class InnovationModel(ReportsFidFeatures, pl.LightningModule):
         grad_checkpoint: bool = True,
         feature: str = AUTO,
         inception_weights: str | None = None,
+        feature_cache: str | None = None,
         kid_subset_size: int = 100,
         kid_subsets: int = 50,
     ) -> None:
@@ -227,6 +228,7 @@ class InnovationModel(ReportsFidFeatures, pl.LightningModule):
             seed=self.hparams.seed,
             device=self.device,
             config_key="model",
+            feature_cache=self.hparams.feature_cache,
         )
         table["fid_ratio"] = table[f"fid/{AFTER}"] / table[f"fid/{BEFORE}"]
         return table

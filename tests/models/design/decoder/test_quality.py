@@ -146,6 +146,18 @@ def test_real_fidelity_is_the_abstractor_reading_of_the_first_num_samples_test_i
         assert table[f"conditioning/{field}/real"] == pytest.approx(expected)
 
 
+def test_with_a_feature_cache_the_table_is_the_same_and_each_distinct_set_is_stored_once(
+    table, stages, designs, tmp_path
+):
+    quality = DecoderQuality(
+        *stages, feature="design", num_samples=6, steps=2, subset_size=4, subsets=3, feature_cache=tmp_path
+    )
+    decoder, twin = (untrained_model(trainer_of_run(seed=3), "model.quality", quality=None) for _ in range(2))
+    assert dict(quality.evaluate(decoder, designs, twin)) == dict(table)
+    # reference, real-vs-real, noise and the samples (the twin draws the same pixels, so one file for both)
+    assert len(list(tmp_path.rglob("*.npy"))) == 4
+
+
 def test_the_design_features_without_stage_checkpoints_measure_nothing_and_the_warning_names_the_key(caplog):
     with caplog.at_level("WARNING"):
         assert DecoderQuality(encoder_checkpoint="encoder.ckpt", feature="design")(module=None) == {}
