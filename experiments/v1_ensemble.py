@@ -30,13 +30,13 @@ sys.path.insert(0, str(REPO))
 from models.v1.checkpoint_record import check_record, record_of  # noqa: E402
 from models.v1.module import MultiDatasetModel  # noqa: E402
 from models.v1.nets.ensemble import MeanPrediction  # noqa: E402
-from training.checkpoint_config import config_from_checkpoint  # noqa: E402
+from training.checkpoint_config import config_from_checkpoint, experiment_of_checkpoint  # noqa: E402
 from training.migrate import compose_target_config  # noqa: E402
 from training.named_run import log_dir  # noqa: E402
 from training.plugins import load_plugins  # noqa: E402
 from training.run_state import Run  # noqa: E402
-from training.toolkit.checkpoints import load_checkpoint_file, stored_config  # noqa: E402
-from training.toolkit.errors import CONF_DIR, UserError, cli  # noqa: E402
+from training.toolkit.checkpoints import load_checkpoint_file  # noqa: E402
+from training.toolkit.errors import UserError, cli  # noqa: E402
 
 SHOWN = (
     "test/fraction_of_oracle",
@@ -70,12 +70,9 @@ def member_checkpoint(item: str) -> Path:
 def load_member(checkpoint: Path, overrides: list[str], output_dir: Path):
     """(config, model with the checkpoint's weights) of one member, as `task=test ckpt_path=…` builds them,
     composed with the run's own experiment so that overrides of its keys (model.compile_model) apply."""
-    experiment = (stored_config(checkpoint, str(checkpoint)) or {}).get("name")
-    chosen = (
-        [f"experiment={experiment}"] if (CONF_DIR / "experiment" / f"{experiment}.yaml").is_file() else []
-    )
     composed = compose_target_config(
-        [*chosen, "task=test", f"ckpt_path={checkpoint}", *overrides], output_dir
+        [*experiment_of_checkpoint(checkpoint), "task=test", f"ckpt_path={checkpoint}", *overrides],
+        output_dir,
     )
     cfg = config_from_checkpoint(composed, overrides)
     load_plugins(cfg, stored_in=str(checkpoint))

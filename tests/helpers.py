@@ -90,8 +90,7 @@ def run_main(root: Path, *overrides: str, check: bool = True, **env: str) -> sub
     """`python -m training.run OVERRIDES` in this process: the same Hydra entry point, environment and
     output (stdout and stderr together), without the seconds of imports a new interpreter costs. Cases that
     need a process of their own (signals, DDP, torchrun, a killed run) use `run_cli`."""
-    from training.run import main
-    from training.toolkit.errors import cli
+    from training.run import entry
 
     output, threads = io.StringIO(), torch.get_num_threads()
     argv = ["training.run", *overrides]
@@ -106,7 +105,7 @@ def run_main(root: Path, *overrides: str, check: bool = True, **env: str) -> sub
         GlobalHydra.instance().clear()
         torch.set_num_threads(1)  # as OMP_NUM_THREADS=1 gives run_cli: results match a run in a process
         try:
-            cli(main)  # what `python -m training.run` runs
+            entry()  # what `python -m training.run` runs
             code = 0
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 1

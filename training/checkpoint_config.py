@@ -8,10 +8,12 @@ training machine's `paths.*` folders (the data, the FID feature cache) becomes t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from training.toolkit.checkpoints import stored_config
-from training.toolkit.errors import UserError
+from training.toolkit.errors import CONF_DIR, UserError
 
 # Keys that describe this invocation, never the training run.
 RUNTIME_KEYS = ("task", "ckpt_path", "paths", "resume", "run_name", "export", "trust_checkpoint")
@@ -25,6 +27,28 @@ def override_keys(overrides: list[str]) -> list[str]:
         if not key.startswith("hydra") and key not in ("experiment", "hparams_search", "debug"):
             keys.append(key.split("@")[0].replace("/", "."))
     return keys
+
+
+def experiment_of_checkpoint(path: str | Path) -> list[str]:
+    """`["experiment=<name>"]` for the experiment whose run wrote the checkpoint at `path` when conf/ has it,
+    else `[]` (also when the file is missing or refused: the door that opens it later says why)."""
+    try:
+        name = (stored_config(path, str(path)) or {}).get("name")
+    except Exception:  # noqa: BLE001 - reported, in one paragraph, by the task that opens the file
+        return []
+    return [f"experiment={name}"] if name and (CONF_DIR / "experiment" / f"{name}.yaml").is_file() else []
+
+
+def with_checkpoint_experiment(argv: list[str]) -> list[str]:
+    """`training.run`'s arguments, with the checkpoint's experiment added when a task other than fit names one
+    checkpoint and no experiment: Hydra checks each override against the composition before the stored
+    config replaces it, so an override of a key only the run's experiment has (`model.quality.num_samples`
+    of a decoder) would otherwise fail against the default experiment."""
+    given = dict(arg.lstrip("+").split("=", 1) for arg in argv if "=" in arg and not arg.startswith("-"))
+    path = given.get("ckpt_path", "")
+    if given.get("task", "fit") == "fit" or "experiment" in given or not path or "," in path:
+        return argv
+    return [*argv, *experiment_of_checkpoint(path)]
 
 
 def config_from_checkpoint(cfg: DictConfig, overrides: list[str]) -> DictConfig:

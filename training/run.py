@@ -100,6 +100,16 @@ def _empty_device_cache() -> None:
         torch.cuda.empty_cache()
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """What `python -m training.run` runs: a task on a checkpoint composes the checkpoint's experiment unless
+    one is named; composition mistakes (unknown option, key, override syntax) also exit 2 with one paragraph."""
+    if any(arg.startswith("ckpt_path=") for arg in sys.argv[1:]):
+        from training.checkpoint_config import with_checkpoint_experiment  # reads the file: only when named
+
+        sys.argv[1:] = with_checkpoint_experiment(sys.argv[1:])
     load_plugins_for_printing(sys.argv[1:])
-    cli(main)  # composition mistakes (unknown option, key, override syntax) also exit 2 with one paragraph
+    cli(main)
+
+
+if __name__ == "__main__":
+    entry()

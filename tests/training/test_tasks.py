@@ -42,7 +42,10 @@ def test_fit_writes_the_run_directory_and_test_from_checkpoint_alone(tmp_path, m
 
     # task=test needs only the checkpoint: the data/model config comes out of it; overrides still apply.
     best = summary["best_checkpoint"]
-    reads, load = [], torch.load  # the weights are read once: the config comes from a mapped (mmap) load
+    reads, load = (
+        [],
+        torch.load,
+    )  # the weights are read once: the experiment and config come from mapped loads
 
     def counting_load(path, *args, **kwargs):
         reads.append((str(path), kwargs.get("mmap", False)))
@@ -51,7 +54,7 @@ def test_fit_writes_the_run_directory_and_test_from_checkpoint_alone(tmp_path, m
     monkeypatch.setattr(torch, "load", counting_load)
     run_main(tmp_path, "task=test", f"ckpt_path={best}", "data.eval_batch_size=64")
     monkeypatch.undo()
-    assert [mmap for path, mmap in reads if path == best] == [True, False]
+    assert [mmap for path, mmap in reads if path == best] == [True, True, False]
     (evaluation,) = [d for d in run_dir.iterdir() if d.name.startswith("test_")]
     evaluated = read_summary(evaluation)
     evaluated_config = OmegaConf.load(evaluation / "config.yaml")
