@@ -24,6 +24,7 @@ GOALS = ("inform", "promote", "announce", "invite", "sell")
 FORMATS = {"poster": (3, 4), "square": (1, 1), "banner": (3, 1), "story": (9, 16)}
 FORMAT_NAMES = tuple(FORMATS)
 TONE_AXES = ("energy", "seriousness")  # 0 calm -> 1 energetic; 0 playful -> 1 serious
+TONE_MEDIAN = 0.5  # each axis is drawn uniform in [0, 1]: the constant with the least expected MAE
 GRAMMAR_NAMES = ("alignment", "contrast", "balance", "hierarchy")
 
 COLOR_OUTSIDE = 0  # the letterbox around the design's format; ID v + 1 is vocabulary entry v
