@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from training.toolkit.checkpoints import stored_config
 from training.toolkit.errors import CONF_DIR, UserError
+from training.validation import config_leaves
 
 # Keys that describe this invocation, never the training run.
 RUNTIME_KEYS = ("task", "ckpt_path", "paths", "resume", "run_name", "export", "trust_checkpoint")
@@ -88,12 +89,6 @@ def _rehome(stored: DictConfig, folders: dict[str, str], skip: list[str]) -> Non
     """The checkpoint stores its config resolved, so `data.data_dir` or `model.quality.feature_cache` hold the
     training machine's folders. A value that is exactly one of them (not a file below one, such as a stage
     checkpoint, which may be meant where it is) becomes the same `paths.*` folder of this invocation."""
-    for key, value in _leaves(OmegaConf.to_container(stored, resolve=False)):
+    for key, value in config_leaves(OmegaConf.to_container(stored, resolve=False)):
         if isinstance(value, str) and value in folders and key.split(".")[0] != "paths" and key not in skip:
             OmegaConf.update(stored, key, folders[value], merge=False)
-
-
-def _leaves(node: object, prefix: str = "") -> list[tuple[str, object]]:
-    if not isinstance(node, dict):
-        return [(prefix[:-1], node)]
-    return [leaf for name, child in node.items() for leaf in _leaves(child, f"{prefix}{name}.")]

@@ -103,7 +103,7 @@ def _empty_device_cache() -> None:
 def entry() -> None:
     """What `python -m training.run` runs: a task on a checkpoint composes the checkpoint's experiment unless
     one is named; composition mistakes (unknown option, key, override syntax) also exit 2 with one paragraph."""
-    if any(arg.startswith("ckpt_path=") for arg in sys.argv[1:]):
+    if any(arg.lstrip("+").startswith("ckpt_path=") for arg in sys.argv[1:]):
         from training.checkpoint_config import with_checkpoint_experiment  # reads the file: only when named
 
         sys.argv[1:] = with_checkpoint_experiment(sys.argv[1:])

@@ -213,7 +213,7 @@ def check_config(cfg: DictConfig, run_dir: str | os.PathLike | None = None) -> N
 
 
 def _rule_problems(cfg: DictConfig) -> Iterator[tuple[str, Any, str]]:
-    for key, raw in _leaves(OmegaConf.to_container(cfg, resolve=False)):
+    for key, raw in config_leaves(OmegaConf.to_container(cfg, resolve=False)):
         if raw == "???":
             yield key, raw, "this config needs a value here; give one, e.g. `" + key + "=VALUE`"
             continue
@@ -239,11 +239,12 @@ def _user_error_behind(err: BaseException) -> UserError | None:
     return err
 
 
-def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+def config_leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every leaf of a config container (lists are leaves), Hydra's own keys skipped."""
     if isinstance(node, dict):
         for name, child in node.items():
             if not (prefix == "" and name == "hydra"):
-                yield from _leaves(child, f"{prefix}{name}.")
+                yield from config_leaves(child, f"{prefix}{name}.")
     else:
         yield prefix[:-1], node
 

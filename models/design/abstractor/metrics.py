@@ -53,13 +53,7 @@ class AbstractorMetrics(nn.Module):
         return values
 
     def reset(self) -> None:
-        for metric in (
-            self.goal_acc,
-            self.format_acc,
-            self.tone_mae,
-            self.constant_tone_mae,
-            self.grammar_mae,
-        ):
+        for metric in self.children():  # every metric above: none can be left out
             metric.reset()
 
 
