@@ -3,7 +3,8 @@
 Input: `schema.structure_channels` (text, image, hierarchy, and the colour ID's fixed colour features:
 CIELAB, contrast level, outside flag; STRUCTURE_CHANNELS channels), optionally area-resized to
 `input_size` and folded by `space_to_depth` (below) -> ResNet-18 body -> global pool (plus, optionally,
-layer1/2 pooled over each text role's ink, `role_pooling`, and the measured layout, `layout_statistics`)
+layer1/2 pooled over each text role's ink, `role_pooling`, and the measured layout, `layout_statistics`,
+also on a log scale with `log_statistics`)
 -> FC-512 (`features`, also the design FID feature) -> two MLP heads: V_Meta (goal and format logits, tone in [0, 1]) and V_Grammar (4 scores in [0, 1]).
 
 Stems: `imagenet` is torchvision's 7x7 stride-2 conv + max-pool (the body sees H/4); `cifar` is a
@@ -41,6 +42,7 @@ PRETRAINED = (None, "imagenet")
 IMAGENET_WEIGHTS_URL = ResNet18_Weights.IMAGENET1K_V1.url
 IMAGENET_WEIGHTS_FILE = Path(IMAGENET_WEIGHTS_URL).name  # resnet18-f37072fd.pth
 FEATURE_DIM = 512
+LOG_SCALE = 0.003  # symlog's linear range, in design fractions: a third of a pixel of a 128² design's width
 BODY_CHANNELS = 512  # ResNet-18's last stage
 ROLE_POOLED_CHANNELS = len(TEXT_ROLES) * (64 + 128)  # layer1 and layer2 over each role's ink (`role_pooling`)
 
@@ -63,6 +65,13 @@ def _mlp(in_features: int, hidden: int, out_features: int, dropout: float) -> nn
         nn.Dropout(dropout),
         nn.Linear(hidden, out_features),
     )
+
+
+def symlog(values: torch.Tensor) -> torch.Tensor:
+    """sign(x) * ln(1 + |x| / LOG_SCALE): as fine near zero as far from it. Line edges spread by 0, a third
+    of a pixel and one pixel of a 128² design read 0, 0.6 and 1.3 here, but lie a few hundredths of the
+    feature's range apart on the linear scale, and that is where the grammar's alignment is decided."""
+    return values.sign() * torch.log1p(values.abs() / LOG_SCALE)
 
 
 def role_masks(structure: torch.Tensor) -> torch.Tensor:
@@ -97,6 +106,7 @@ class Abstractor(nn.Module):
         space_to_depth: int = 1,
         role_pooling: bool = False,
         layout_statistics: bool = False,
+        log_statistics: bool = False,
     ) -> None:
         super().__init__()
         self.input_size = input_size
@@ -120,8 +130,15 @@ class Abstractor(nn.Module):
         self.role_pooling = role_pooling
         pooled = BODY_CHANNELS + (ROLE_POOLED_CHANNELS if role_pooling else 0)
         # the measured layout (counts, fractions, colours on different scales) enters standardised
-        self.statistics_norm = nn.BatchNorm1d(LAYOUT_STATISTICS) if layout_statistics else None
-        pooled += LAYOUT_STATISTICS if layout_statistics else 0
+        if log_statistics and not layout_statistics:
+            raise UserError(
+                "model.net.log_statistics=true adds a log scale to the layout statistics: set "
+                "model.net.layout_statistics=true as well, or log_statistics=false."
+            )
+        self.log_statistics = log_statistics
+        statistics = LAYOUT_STATISTICS * (2 if log_statistics else 1) if layout_statistics else 0
+        self.statistics_norm = nn.BatchNorm1d(statistics) if layout_statistics else None
+        pooled += statistics
         self.embedding = nn.Sequential(nn.Linear(pooled, FEATURE_DIM), nn.ReLU(inplace=True))
         self.meta_head = _mlp(FEATURE_DIM, head_hidden, len(GOALS) + len(FORMATS) + len(TONE_AXES), dropout)
         self.grammar_head = _mlp(FEATURE_DIM, head_hidden, len(GRAMMAR_NAMES), dropout)
@@ -143,7 +160,10 @@ class Abstractor(nn.Module):
         pooled.append(torch.flatten(body.avgpool(x), 1))
         features = torch.cat(pooled[::-1], dim=1)  # the global pool first, then the role pools
         if self.statistics_norm is not None:
-            features = torch.cat([features, self.statistics_norm(layout_statistics(structure))], dim=1)
+            statistics = layout_statistics(structure)
+            if self.log_statistics:
+                statistics = torch.cat([statistics, symlog(statistics)], dim=1)
+            features = torch.cat([features, self.statistics_norm(statistics)], dim=1)
         return self.embedding(features)
 
     def forward(self, structure: torch.Tensor) -> dict[str, torch.Tensor]:
