@@ -10,6 +10,10 @@ arrangement inferred from the geometry, alignment, type sizes and their ratios, 
 contrast) and fits gradient-boosted trees on it. Their test goal accuracy and tone MAE are about the
 best any reader of the layout can do; the gap to the abstractor is what the network leaves on the table.
 
+With `--pixels` the same trees also read the abstractor's layout statistics of the rendered F_Tensors
+(`nets/layout_statistics.py`), for goal and tone and for the four grammar scores: what the measured
+branch holds, read by a model that can threshold it (the network's heads must learn to).
+
 Headline words name the goal (each goal draws from its own word list) and title case marks playful
 designs. They are glyphs in the F_Tensor too, but hard to read at small resolutions, so the main row
 leaves them out and a second row adds them.
@@ -32,6 +36,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from datamodules.design.grammar import grammar_scores  # noqa: E402
 from datamodules.design.layout import ALIGNMENTS, Box, Layout, shape_coverage  # noqa: E402
 from datamodules.design.metadata import DesignMeta, sample_metadata  # noqa: E402
 from datamodules.design.planner import ARRANGEMENTS, plan_layout  # noqa: E402
@@ -40,7 +45,7 @@ from datamodules.design.textures import TEXTURES  # noqa: E402
 from datamodules.design.typography import HEADLINE_WORDS  # noqa: E402
 from models.design.color_science import cielab, contrast_ratio, luminance  # noqa: E402
 from models.design.nets.layout_statistics import layout_statistics  # noqa: E402
-from models.design.schema import GOALS, TONE_AXES, structure_channels  # noqa: E402
+from models.design.schema import GOALS, GRAMMAR_NAMES, TONE_AXES, structure_channels  # noqa: E402
 
 ROLES = ("headline", "subhead", "body")
 PANEL_KINDS = ("band", "rule", "frame", "disc")
@@ -286,7 +291,8 @@ def _holds_the_margin(name: str) -> bool:
 def evaluate(train: int, test: int, resolution: int, seed: int, pixels: bool = False) -> dict:
     """Test goal accuracy and tone MAE of the layout-feature models, the constant predictors, hue alone,
     and layout plus headline words; with the goal confusion matrix of the layout-feature model. With
-    `pixels`, also of the same trees on the abstractor's layout statistics of the rendered F_Tensors."""
+    `pixels`, also of the same trees on the abstractor's layout statistics of the rendered F_Tensors, and
+    their grammar MAE there (`grammar_errors`)."""
     train_meta, train_layouts = draw_layouts(train, resolution, seed, "train")
     test_meta, test_layouts = draw_layouts(test, resolution, seed, "test")
     train_y = np.array([m.goal_index for m in train_meta])
@@ -328,8 +334,37 @@ def evaluate(train: int, test: int, resolution: int, seed: int, pixels: bool = F
     test_w, _ = feature_matrix(test_layouts, words=True)
     score("layout+words", train_w, test_w)
     if pixels:
-        score("pixels", pixel_matrix(train_layouts), pixel_matrix(test_layouts))
+        train_px, test_px = pixel_matrix(train_layouts), pixel_matrix(test_layouts)
+        score("pixels", train_px, test_px)
+        results["grammar"] = grammar_errors(train_px, train_layouts, test_px, test_layouts, seed)
     return results
+
+
+def grammar_errors(
+    train_x: np.ndarray,
+    train_layouts: list[Layout],
+    test_x: np.ndarray,
+    test_layouts: list[Layout],
+    seed: int,
+) -> dict:
+    """Test MAE per grammar score of boosted trees on the F_Tensor statistics, and of the training median:
+    what the abstractor's measured branch holds about V_Grammar, read by a model that can threshold it."""
+    train_y = np.stack([grammar_scores(layout) for layout in train_layouts])
+    test_y = np.stack([grammar_scores(layout) for layout in test_layouts])
+    options = {"max_iter": 500, "learning_rate": 0.05, "early_stopping": True, "random_state": seed}
+    predicted = np.stack(
+        [
+            HistGradientBoostingRegressor(loss="absolute_error", **options)
+            .fit(train_x, train_y[:, k])
+            .predict(test_x)
+            for k in range(len(GRAMMAR_NAMES))
+        ],
+        axis=1,
+    )
+    return {
+        "trees": np.abs(np.clip(predicted, 0.0, 1.0) - test_y).mean(axis=0).tolist(),
+        "constant": np.abs(np.median(train_y, axis=0) - test_y).mean(axis=0).tolist(),
+    }
 
 
 def report(results: dict) -> str:
@@ -352,6 +387,12 @@ def report(results: dict) -> str:
         )
     lines.append(f"{'hue features only':<24}{results['hue_goal_accuracy']:>9.3f}")
     lines.append("targets: goal >= 0.85, tone MAE <= 0.125 (the abstractor's own: docs/design.md, Results)")
+    if "grammar" in results:
+        lines.append("")
+        lines.append(f"{'grammar MAE':<24}" + "".join(f"{name:>13}" for name in GRAMMAR_NAMES))
+        for name, label in (("constant", "constant"), ("trees", "F_Tensor statistics")):
+            lines.append(f"{label:<24}" + "".join(f"{m:>13.3f}" for m in results["grammar"][name]))
+        lines.append("target: < 0.10 per score")
     lines.append("")
     lines.append("goal confusion, layout (no words): rows true, columns predicted")
     lines.append(" " * 10 + "".join(f"{goal:>10}" for goal in GOALS))
@@ -372,7 +413,8 @@ def main() -> dict:
     parser.add_argument(
         "--pixels",
         action="store_true",
-        help="also fit the trees on the layout statistics of the rendered F_Tensors (~25 ms per design)",
+        help="also fit the trees on the layout statistics of the rendered F_Tensors (~25 ms per design), "
+        "for goal and tone and for the four grammar scores",
     )
     args = parser.parse_args()
     start = time.perf_counter()

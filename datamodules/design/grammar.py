@@ -32,12 +32,20 @@ def alignment_score(layout: Layout) -> float:
     every element shares an edge with something, falling towards 0 as edges scatter.
     """
     x0, _, x1, _ = layout.design
-    edges = np.array([_edges(box) for box in _element_boxes(layout)])  # (n, 3): left, centre, right
-    guides = np.array(layout.guides)
+    return edge_alignment(element_edges(layout), np.array(layout.guides), x1 - x0)
+
+
+def element_edges(layout: Layout) -> np.ndarray:
+    """(n, 3) left edge, centre and right edge of each text line and image block, in canvas units."""
+    return np.array([_edges(box) for box in _element_boxes(layout)])
+
+
+def edge_alignment(edges: np.ndarray, guides: np.ndarray, width: float) -> float:
+    """`alignment_score` of elements' (n, 3) edges against (3,) guides on a format `width` wide."""
     distance_to_guides = np.abs(edges - guides[None, :])
     pairwise = np.abs(edges[:, None, :] - edges[None, :, :])  # (n, n, 3)
     pairwise[np.arange(len(edges)), np.arange(len(edges))] = np.inf
-    nearest = np.minimum(pairwise.min(axis=1), distance_to_guides).min(axis=1) / (x1 - x0)
+    nearest = np.minimum(pairwise.min(axis=1), distance_to_guides).min(axis=1) / width
     return float(np.exp(-nearest / ALIGN_TOLERANCE).mean())
 
 

@@ -1,5 +1,5 @@
 """experiments/design_meta_ceiling.py: fixed-length, finite, reproducible layout features; boosted trees on
-them beat the constant predictors of goal and tone."""
+them beat the constant predictors of goal, tone and the grammar scores."""
 
 import sys
 from unittest import mock
@@ -30,6 +30,8 @@ def test_the_script_reads_goal_and_tone_better_than_the_constant_predictors(caps
         assert results[reader]["goal_accuracy"] > 0.4
         assert np.mean(results[reader]["tone_mae"]) < np.mean(results["constant"]["tone_mae"])
     assert results["confusion"].sum() == 100
+    # the statistics hold the grammar: every score is read better than by its median
+    assert np.all(np.array(results["grammar"]["trees"]) < np.array(results["grammar"]["constant"]))
     out = capsys.readouterr().out
     assert "hue features only" in out and "F_Tensor statistics" in out and "wall time" in out
-    assert "margin unseen" in out
+    assert "margin unseen" in out and "grammar MAE" in out
