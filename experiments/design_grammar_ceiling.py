@@ -57,19 +57,22 @@ def ink_line(line: TextLine, resolution: int) -> TextLine:
     return replace(line, x=left, width=right - left, align="left", size=float(rows[-1] - rows[0] + 1))
 
 
+def ink_layout(layout: Layout, resolution: int | None = None) -> Layout:
+    """`layout` with every line measured by its ink at `resolution` (default: the layout's)."""
+    resolution = resolution or layout.resolution
+    return replace(layout, lines=tuple(ink_line(line, resolution) for line in layout.lines))
+
+
 def ink_scores(layout: Layout, resolution: int | None = None) -> tuple[float, float]:
     """(alignment, hierarchy) of `layout` as its ink shows them at `resolution` (default: the layout's)."""
-    resolution = resolution or layout.resolution
-    seen = replace(layout, lines=tuple(ink_line(line, resolution) for line in layout.lines))
+    seen = ink_layout(layout, resolution)
     return alignment_score(seen), hierarchy_score(seen)
 
 
 def visible_alignment(layout: Layout) -> float:
     """The alignment score of the ink at the layout's resolution against the guides a reader can see (the
     leftmost left edge, the format's centre, the rightmost right edge): a score defined on what F_Tensors show."""
-    resolution = layout.resolution
-    seen = replace(layout, lines=tuple(ink_line(line, resolution) for line in layout.lines))
-    edges = element_edges(seen)
+    edges = element_edges(ink_layout(layout))
     x0, _, x1, _ = layout.design
     return edge_alignment(edges, np.array([edges[:, 0].min(), (x0 + x1) / 2, edges[:, 2].max()]), x1 - x0)
 
