@@ -263,24 +263,36 @@ def pixel_matrix(layouts: list[Layout], chunk: int = 256) -> np.ndarray:
     return np.concatenate(rows)
 
 
+def tree_options(seed: int) -> dict:
+    """The boosted trees' settings: early stopping on a held-out tenth picks the number of trees without
+    looking at the test set."""
+    return {"max_iter": 500, "learning_rate": 0.05, "early_stopping": True, "random_state": seed}
+
+
+def median_regressions(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, seed: int) -> np.ndarray:
+    """Test predictions (designs, targets) in [0, 1] of one tree model per column of `train_y`, each fitted
+    with absolute error, so it predicts the median: the MAE-optimal value."""
+    return np.clip(
+        np.stack(
+            [
+                HistGradientBoostingRegressor(loss="absolute_error", **tree_options(seed))
+                .fit(train_x, train_y[:, k])
+                .predict(test_x)
+                for k in range(train_y.shape[1])
+            ],
+            axis=1,
+        ),
+        0.0,
+        1.0,
+    )
+
+
 def fit_and_score(
     train_x: np.ndarray, train_y: np.ndarray, train_tone: np.ndarray, test_x: np.ndarray, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Test predictions (goal index, tone) of boosted trees fitted on the training set."""
-    # early stopping on a held-out tenth picks the number of trees without looking at the test set
-    options = {"max_iter": 500, "learning_rate": 0.05, "early_stopping": True, "random_state": seed}
-    goal = HistGradientBoostingClassifier(**options).fit(train_x, train_y).predict(test_x)
-    tone = np.stack(
-        [
-            # absolute error: the model of each tone axis predicts the median, the MAE-optimal value
-            HistGradientBoostingRegressor(loss="absolute_error", **options)
-            .fit(train_x, train_tone[:, axis])
-            .predict(test_x)
-            for axis in range(train_tone.shape[1])
-        ],
-        axis=1,
-    )
-    return goal, np.clip(tone, 0.0, 1.0)
+    goal = HistGradientBoostingClassifier(**tree_options(seed)).fit(train_x, train_y).predict(test_x)
+    return goal, median_regressions(train_x, train_tone, test_x, seed)
 
 
 def _holds_the_margin(name: str) -> bool:
@@ -324,9 +336,7 @@ def evaluate(train: int, test: int, resolution: int, seed: int, pixels: bool = F
         "tone_mae": constant_error.tolist(),
     }
     hue = [i for i, name in enumerate(names) if name.startswith("hue_")]
-    hue_goal = HistGradientBoostingClassifier(
-        max_iter=500, learning_rate=0.05, early_stopping=True, random_state=seed
-    )
+    hue_goal = HistGradientBoostingClassifier(**tree_options(seed))
     results["hue_goal_accuracy"] = float(
         (hue_goal.fit(train_x[:, hue], train_y).predict(test_x[:, hue]) == test_y).mean()
     )
@@ -351,18 +361,9 @@ def grammar_errors(
     what the abstractor's measured branch holds about V_Grammar, read by a model that can threshold it."""
     train_y = np.stack([grammar_scores(layout) for layout in train_layouts])
     test_y = np.stack([grammar_scores(layout) for layout in test_layouts])
-    options = {"max_iter": 500, "learning_rate": 0.05, "early_stopping": True, "random_state": seed}
-    predicted = np.stack(
-        [
-            HistGradientBoostingRegressor(loss="absolute_error", **options)
-            .fit(train_x, train_y[:, k])
-            .predict(test_x)
-            for k in range(len(GRAMMAR_NAMES))
-        ],
-        axis=1,
-    )
+    predicted = median_regressions(train_x, train_y, test_x, seed)
     return {
-        "trees": np.abs(np.clip(predicted, 0.0, 1.0) - test_y).mean(axis=0).tolist(),
+        "trees": np.abs(predicted - test_y).mean(axis=0).tolist(),
         "constant": np.abs(np.median(train_y, axis=0) - test_y).mean(axis=0).tolist(),
     }
 
