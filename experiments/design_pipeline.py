@@ -7,11 +7,14 @@ same command again after an interruption: finished stages are skipped, the unfin
 its newest valid checkpoint (`resume=auto`), and the rest follow.
 
     python experiments/design_pipeline.py                         # every stage, CPU sizes
+    python experiments/design_pipeline.py --size gpu              # the seed's 256² canvas on one GPU
     python experiments/design_pipeline.py --run-name try2 --stages encoder,abstractor
     python experiments/design_pipeline.py trainer.max_epochs=2    # overrides go to every stage
     python experiments/design_pipeline.py --set decoder:trainer.max_epochs=40 --set encoder:data.num_train=2000
 
-Run dirs and the hand-off are printed; `logs/design_pipeline/<run name>.json` records each stage's
+A stage that starts from another's weights (the fine-tune from the decoder) is also handed that run's
+architecture (`ARCHITECTURE_KEYS`, read from its checkpoint's run config), so its own config need not repeat the decoder
+run's overrides at either size. Run dirs and the hand-off are printed; `logs/design_pipeline/<run name>.json` records each stage's
 checkpoint and metrics (with `fid_features`, the extractor of a stage's FID/KID).
 """
 
@@ -25,13 +28,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from models.design.stages import STAGES  # noqa: E402  (the stage graph, declared once)
+from models.design.stages import ARCHITECTURE_KEYS, SIZES, STAGES  # noqa: E402  (the stage graph, declared once)
 from training.named_run import finish_run, log_dir, named_run  # noqa: E402
+from training.toolkit.checkpoints import stored_config  # noqa: E402
 
 
-def stage_checkpoint(name: str, run_name: str) -> str:
+def stage_checkpoint(name: str, run_name: str, size: str) -> str:
     """The best checkpoint a finished stage reported (its newest state when it monitored nothing)."""
-    run = named_run(STAGES[name].experiment, run_name)
+    run = named_run(STAGES[name].run_at(size)[0], run_name)
     checkpoint = run.result_checkpoint()
     if not checkpoint:
         raise SystemExit(
@@ -41,16 +45,50 @@ def stage_checkpoint(name: str, run_name: str) -> str:
     return checkpoint
 
 
-def run_stage(name: str, run_name: str, overrides: list[str], python: str) -> dict:
+def override_value(value: object) -> str:
+    """`value` (a plain config value) in Hydra's override grammar."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(override_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{key}:{override_value(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "\\'") + "'"  # quoted: dots, colons and digits stay a string
+    return repr(value)
+
+
+def architecture_overrides(checkpoint: str) -> list[str]:
+    """Overrides that replace each of ARCHITECTURE_KEYS by the node the run config of `checkpoint` holds
+    (deleted, then added whole: no key of the stage's own config survives beside the decoder's)."""
+    config = stored_config(checkpoint, checkpoint) or {}
+    overrides = []
+    for key in ARCHITECTURE_KEYS:
+        node = config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            overrides += [f"~{key}", f"+{key}={override_value(node)}"]
+    return overrides
+
+
+def run_stage(name: str, run_name: str, size: str, overrides: list[str], python: str) -> dict:
     stage = STAGES[name]
+    experiment, size_settings = stage.run_at(size)
     hand_off = []
-    if not named_run(stage.experiment, run_name).finished:
-        hand_off = [f"{key}={stage_checkpoint(source, run_name)}" for key, source in stage.needs.items()]
-        hand_off += stage.pipeline_settings
-    run = finish_run(stage.experiment, run_name, [*hand_off, *overrides], f"[design pipeline] {name}", python)
+    if not named_run(experiment, run_name).finished:
+        hand_off = [
+            f"{key}={stage_checkpoint(source, run_name, size)}" for key, source in stage.needs.items()
+        ]
+        if stage.architecture_from:
+            hand_off += architecture_overrides(stage_checkpoint(stage.architecture_from, run_name, size))
+        hand_off += [*size_settings, *stage.pipeline_settings]
+    run = finish_run(experiment, run_name, [*hand_off, *overrides], f"[design pipeline] {name}", python)
     return {
         "run_dir": str(run.dir),
-        "checkpoint": stage_checkpoint(name, run_name),
+        "checkpoint": stage_checkpoint(name, run_name, size),
         **({"fid_features": run.summary["fid_features"]} if "fid_features" in run.summary else {}),
         **run.summary.get("metrics", {}),
     }
@@ -60,7 +98,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--run-name", default="pipeline", help="run name of every stage (default: pipeline)")
+    parser.add_argument(
+        "--size",
+        choices=SIZES,
+        default="cpu",
+        help="cpu: each stage's own experiment (2 cores); gpu: the seed's 256² canvas on one GPU",
+    )
+    parser.add_argument(
+        "--run-name", help="run name of every stage (default: pipeline; pipeline_gpu at --size gpu)"
+    )
     parser.add_argument(
         "--stages", default=",".join(STAGES), help=f"comma-separated, in order (of {list(STAGES)})"
     )
@@ -70,6 +116,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--python", default=sys.executable, help="interpreter of the stages")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides given to every stage")
     args = parser.parse_args(argv)
+    args.run_name = args.run_name or ("pipeline" if args.size == "cpu" else f"pipeline_{args.size}")
     args.stages = [s for s in args.stages.split(",") if s]
     unknown = [s for s in args.stages if s not in STAGES]
     if unknown:
@@ -86,7 +133,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     results = {
-        name: run_stage(name, args.run_name, [*args.overrides, *args.per_stage[name]], args.python)
+        name: run_stage(name, args.run_name, args.size, [*args.overrides, *args.per_stage[name]], args.python)
         for name in args.stages
     }
     record = log_dir() / "design_pipeline" / f"{args.run_name}.json"

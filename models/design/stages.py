@@ -8,7 +8,9 @@ phase 3 grammar reward); the fine-tune starts from the decoder, the innovation l
 fine-tuned decoder. `experiments/design_pipeline.py` runs the stages in this order and hands each one
 the best checkpoints of the stages it needs; the stages that cannot start without them (the fine-tune,
 the innovation loop) check them with `Stage.require_checkpoints`, and the stages name a checkpoint's key
-in errors with `Stage.key`. No torch here: the pipeline script reads it.
+in errors with `Stage.key`. The pipeline runs at one of two sizes (`SIZES`, `Stage.run_at`): `cpu`, each
+stage's own experiment, or `gpu`, the seed's 256² canvas on one GPU. No torch here: the pipeline script
+reads it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from typing import Any
 from training.toolkit.errors import UserError
 
 PIPELINE = "experiments/design_pipeline.py"
+SIZES = ("cpu", "gpu")
+# the phase 3 stages have no experiment of their own on a GPU (run alone they would miss their checkpoints in
+# the GPU check): their CPU experiment on the GPU trainer, at the 256² decoder's resolution
+GPU_PHASE3 = ("trainer=gpu", "trainer.precision=bf16-mixed", "data.resolution=256")
+# the modules a stage that loads another stage's weights must build as that stage's run built them
+ARCHITECTURE_KEYS = ("model.net", "model.meta_tokens", "model.noise_scheduler")
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,18 @@ class Stage:
     # what the pipeline sets beside the hand-off: settings that need the earlier stages' runs (a stage's own
     # experiment also runs alone, without them)
     pipeline_settings: tuple[str, ...] = ()
+    # the earlier stage whose weights this one starts from: the pipeline gives it that run's ARCHITECTURE_KEYS
+    architecture_from: str | None = None
+    gpu_experiment: str | None = None  # the stage at `gpu` size; None: `experiment` with `gpu_settings`
+    gpu_settings: tuple[str, ...] = ()
+
+    def run_at(self, size: str) -> tuple[str, tuple[str, ...]]:
+        """(experiment, overrides) of this stage at pipeline size `size` (one of `SIZES`)."""
+        if size not in SIZES:
+            raise ValueError(f"size {size!r}: one of {SIZES}")
+        if size == "gpu":
+            return self.gpu_experiment or self.experiment, self.gpu_settings
+        return self.experiment, ()
 
     def key(self, argument: str) -> str:
         """The config key under which the checkpoint argument `argument` (the key's last part, the
@@ -64,7 +84,7 @@ class Stage:
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in (
-        Stage("encoder", "design_encoder", "encoder", {}),
+        Stage("encoder", "design_encoder", "encoder", {}, gpu_experiment="design_encoder_gpu"),
         Stage(
             "abstractor",
             "design_abstractor",
@@ -73,6 +93,7 @@ STAGES: dict[str, Stage] = {
             # half of each batch as the encoder reads it: the encoder-read gap in hierarchy fell from 12.6 to
             # 2.0 points and in contrast from 3.3 to 0.6 (docs/design.md)
             pipeline_settings=("model.encoded_share=0.5",),
+            gpu_experiment="design_abstractor_gpu",
         ),
         Stage(
             "decoder",
@@ -82,6 +103,7 @@ STAGES: dict[str, Stage] = {
                 "model.quality.encoder_checkpoint": "encoder",
                 "model.quality.abstractor_checkpoint": "abstractor",
             },
+            gpu_experiment="design_decoder_gpu",
         ),
         Stage(
             "finetune",
@@ -92,6 +114,8 @@ STAGES: dict[str, Stage] = {
                 "model.encoder_checkpoint": "encoder",
                 "model.abstractor_checkpoint": "abstractor",
             },
+            architecture_from="decoder",
+            gpu_settings=GPU_PHASE3,
         ),
         Stage(
             "innovation",
@@ -102,6 +126,8 @@ STAGES: dict[str, Stage] = {
                 "model.encoder_checkpoint": "encoder",
                 "model.abstractor_checkpoint": "abstractor",
             },
+            # the differentiable DDIM steps at 256²: recompute each in backward (off at 32², design_innovation.yaml)
+            gpu_settings=(*GPU_PHASE3, "model.grad_checkpoint=true"),
         ),
     )
 }

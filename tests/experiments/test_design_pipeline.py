@@ -1,16 +1,23 @@
-"""experiments/design_pipeline.py: each stage reads the previous stages' best checkpoints; a rerun skips
-finished stages; the fine-tuned decoder samples with task=sample."""
+"""experiments/design_pipeline.py: each stage reads the previous stages' best checkpoints (the fine-tune also
+its decoder's architecture); a rerun skips finished stages; the fine-tuned decoder samples with task=sample;
+`--size gpu` composes every stage at 256² on the GPU trainer."""
 
 import json
 import os
 import re
 from unittest import mock
 
+import hydra
 import numpy as np
+import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from models.design.stages import STAGES
-from tests.helpers import cli_env, load_script, read_summary, run_main
+from tests.helpers import cli_env, compose_config, load_script, quiet_trainer, read_summary, run_main
+from tests.models.design.phase3_stages import DECODER_CONFIG, write_stages
+from tests.models.design.tiny_decoder import RESOLUTION
+from training.toolkit.errors import UserError
 
 design_pipeline = load_script("experiments/design_pipeline.py")
 
@@ -118,3 +125,49 @@ def test_pipeline_hands_each_stage_the_previous_best_checkpoints_and_resumes_per
         assert read_summary(stage_run(tmp_path, experiment).with_name("fdr"))["status"] == "finished", (
             experiment
         )
+
+
+def test_gpu_size_runs_every_stage_at_the_seeds_canvas_on_the_gpu_trainer():
+    assert design_pipeline.parse_args(["--size", "gpu"]).run_name == "pipeline_gpu"  # beside the CPU runs
+    configs = {}
+    for name, stage in STAGES.items():
+        experiment, settings = stage.run_at("gpu")
+        hand_off = [f"{key}=/runs/{source}.ckpt" for key, source in stage.needs.items()]
+        configs[name] = compose_config(
+            [f"experiment={experiment}", *hand_off, *settings, *stage.pipeline_settings]
+        )
+        assert configs[name].trainer.accelerator == "gpu", name
+        assert configs[name].trainer.precision == "bf16-mixed", name
+    assert {config.data.resolution for config in configs.values()} == {256}
+    assert configs["innovation"].model.grad_checkpoint  # its CPU experiment turns it off at 32²
+    for size in ("cpu", "gpu"):  # the decoder's FID: N >= 2,000 a side
+        experiment, settings = STAGES["decoder"].run_at(size)
+        decoder = compose_config([f"experiment={experiment}", *settings])
+        assert min(decoder.data.num_test, decoder.model.quality.num_samples) >= 2000, size
+
+
+def test_the_fine_tune_is_handed_the_architecture_of_the_decoder_it_starts_from(tmp_path):
+    stages = write_stages(tmp_path)  # a decoder of another net than design_finetune's
+    settings = [
+        "experiment=design_finetune", f"data.resolution={RESOLUTION}", "model.eval_designs=4",
+        *(f"model.{key}={path}" for key, path in stages.items()),
+    ]  # fmt: skip
+
+    def set_up(overrides):
+        module = hydra.utils.instantiate(compose_config([*settings, *overrides]).model)
+        module.trainer = quiet_trainer(tmp_path)
+        module.setup("fit")
+        return module
+
+    with pytest.raises(UserError, match="prediction type .* must match"):  # the first of its differences
+        set_up([])
+    module = set_up(design_pipeline.architecture_overrides(stages["decoder_checkpoint"]))
+    assert module.net.channels == DECODER_CONFIG["net"]["channels"]
+
+
+@pytest.mark.parametrize(
+    "value", [3, -1.5e-05, True, None, "models.nets.UNet", "it's 1:2", "7", [1, 2, 4], [], {"a": [0.5, "x"]}]
+)
+def test_override_values_read_back_through_hydra(value):
+    override = OverridesParser.create().parse_override(f"key={design_pipeline.override_value(value)}")
+    assert override.value() == value
