@@ -48,10 +48,11 @@ STAGE_SETTINGS = [
 ]
 
 
-def pipeline(root, *args):
-    """`python experiments/design_pipeline.py ARGS` (its stages still run as processes of their own)."""
+def pipeline(root, *args, overrides=()):
+    """`python experiments/design_pipeline.py ARGS` at the tests' size, then `overrides` for every stage (its
+    stages still run as processes of their own)."""
     with mock.patch.dict(os.environ, cli_env(root), clear=True):
-        design_pipeline.main([*args, *STAGE_SETTINGS, *SMALL])
+        design_pipeline.main([*args, *STAGE_SETTINGS, *SMALL, *overrides])
 
 
 def stage_run(root, experiment):
@@ -144,6 +145,25 @@ def test_gpu_size_runs_every_stage_at_the_seeds_canvas_on_the_gpu_trainer():
         experiment, settings = STAGES["decoder"].run_at(size)
         decoder = compose_config([f"experiment={experiment}", *settings])
         assert min(decoder.data.num_test, decoder.model.quality.num_samples) >= 2000, size
+
+
+@pytest.mark.slow
+def test_gpu_size_chains_end_to_end_on_the_cpu_trainer(tmp_path):
+    """Everything but the device: the GPU stages' configs (the six-level decoder, the fine-tune built as it
+    from the hand-off, innovation with checkpointed steps) run at the tests' 32²."""
+    on_cpu = [
+        "trainer=cpu",
+        "trainer.precision=32-true",
+        "data.num_workers=0",
+        "data.persistent_workers=false",
+    ]
+    pipeline(tmp_path, "--size", "gpu", "--run-name", "t", overrides=on_cpu)
+    record = json.loads((tmp_path / "logs" / "design_pipeline" / "t.json").read_text())
+    assert list(record) == list(STAGES) and np.isfinite(record["finetune"]["test/fid_ratio"])
+    decoder = OmegaConf.load(stage_run(tmp_path, "design_decoder_gpu") / "config.yaml").model
+    finetune = OmegaConf.load(stage_run(tmp_path, "design_finetune") / "config.yaml").model
+    assert decoder.net.channels == 64 and finetune.net == decoder.net  # not design_finetune's own net
+    assert finetune.meta_tokens == decoder.meta_tokens and finetune.noise_scheduler == decoder.noise_scheduler
 
 
 def test_the_fine_tune_is_handed_the_architecture_of_the_decoder_it_starts_from(tmp_path):
