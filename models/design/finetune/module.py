@@ -17,7 +17,8 @@ out of the state_dict (a plain dict). A fresh fit copies the starting decoder's 
 resumed fit gets the same copy, which Lightning then overwrites with the resumed checkpoint (it restores
 weights after `setup()`), so resume continues the fine-tune rather than restarting it.
 
-Validation logs the grammar of DDIM samples of fixed designs (fixed metadata and noise) and measures
+Validation logs the grammar of DDIM samples of fixed designs (fixed metadata and noise; the test's are
+other ones, so the checkpoint validation picks is judged on designs it never saw) and measures
 where the reward means something: `val/x0_grammar_gap/t<lo>-<hi>`, how far the judge's reading of x̂0
 is from its reading of the real design, per fifth of [0, T) (`reward_max_timestep` belongs where the gap
 is still small). Testing logs the samples' grammar for the starting decoder (`test/grammar/before/...`)
@@ -89,13 +90,18 @@ class FinetuneModel(DecoderModel):
                 f"model.reward_max_timestep={reward_max_timestep} must lie in [0, T = "
                 f"{self.num_train_timesteps}] (0 turns the reward off)."
             )
-        self.designs: FixedDesigns = fixed_designs(
-            eval_designs,
-            self.hparams.image_channels,
-            self.hparams.resolution,
-            eval_seed,
-            "model.eval_designs",
-        )
+        # validation picks the checkpoint on the designs of eval_seed + 1, so the test's, eval_seed's, are
+        # ones the choice never saw (the ukiyoe grow loop's convention)
+        self.designs: dict[str, FixedDesigns] = {
+            split: fixed_designs(
+                eval_designs,
+                self.hparams.image_channels,
+                self.hparams.resolution,
+                eval_seed + offset,
+                "model.eval_designs",
+            )
+            for split, offset in (("val", 1), ("test", 0))
+        }
         # The starting decoder and the judges: a plain dict keeps them out of state_dict and parameters().
         self.frozen: dict[str, pl.LightningModule | GrammarReward] = {}
 
@@ -217,11 +223,11 @@ class FinetuneModel(DecoderModel):
         return loss
 
     # --- evaluation ------------------------------------------------------------------------------
-    def designs_grammar(self, decoder: DecoderModel) -> dict[str, torch.Tensor]:
-        """Each judge's grammar (N, 4) of `decoder`'s DDIM samples of the fixed designs (the same noise
-        every time)."""
+    def designs_grammar(self, decoder: DecoderModel, split: str) -> dict[str, torch.Tensor]:
+        """Each judge's grammar (N, 4) of `decoder`'s DDIM samples of the `split`'s fixed designs (the same
+        noise every time)."""
         with self.trainer.precision_plugin.forward_context():
-            return judged_samples(decoder, judges_of(self.frozen), self.designs)[1]
+            return judged_samples(decoder, judges_of(self.frozen), self.designs[split])[1]
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         super().validation_step(batch, batch_idx)
@@ -257,7 +263,7 @@ class FinetuneModel(DecoderModel):
         if self.trainer.sanity_checking:
             return
         # every rank samples the same designs, so the numbers agree without a reduction
-        self.log_dict(judged_tables(self.designs_grammar(self), "val"), sync_dist=False)
+        self.log_dict(judged_tables(self.designs_grammar(self, "val"), "val"), sync_dist=False)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         super().test_step(batch, batch_idx)
@@ -268,7 +274,9 @@ class FinetuneModel(DecoderModel):
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()  # FID/KID of the starting and the fine-tuned decoder (evaluate_quality)
-        table = before_after_tables(self.designs_grammar(self.start), self.designs_grammar(self))
+        table = before_after_tables(
+            self.designs_grammar(self.start, "test"), self.designs_grammar(self, "test")
+        )
         self.log_dict(table, sync_dist=False)
 
     def evaluate_quality(self) -> dict[str, float]:

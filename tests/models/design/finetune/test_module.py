@@ -12,11 +12,11 @@ from pytorch_lightning.callbacks import EMAWeightAveraging
 from models.design.decoder.module import DecoderModel
 from models.design.finetune.module import FinetuneModel
 from models.design.grammar_reward import GrammarReward
-from models.design.judged_designs import judged_samples
+from models.design.judged_designs import fixed_designs, judged_samples
 from models.design.sampling import predict_x0
 from tests.helpers import quiet_trainer
 from tests.models.design.phase3_stages import DECODER_CONFIG, ToyDesignData, write_judge, write_stages
-from tests.models.design.tiny_decoder import toy_designs
+from tests.models.design.tiny_decoder import RESOLUTION, toy_designs
 from training.toolkit.errors import UserError
 
 WEIGHT = 0.5
@@ -171,12 +171,18 @@ def test_a_reward_limit_beyond_t_names_the_key(stages):
 
 def test_validation_judges_the_fixed_designs_samples(module, tmp_path):
     metrics = quiet_trainer(tmp_path).validate(module, datamodule=ToyDesignData(num_test=4))[0]
-    expected = judged_samples(module, {"judge": module.judge}, module.designs)[1]["judge"]
+    expected = judged_samples(module, {"judge": module.judge}, module.designs["val"])[1]["judge"]
     assert metrics["val/grammar/mean"] == pytest.approx(expected.mean().item(), rel=1e-5)
     assert metrics["val/grammar/balance"] == pytest.approx(expected[:, 2].mean().item(), rel=1e-5)
-    assert len(module.designs) == 4 and module.designs.request.goal.tolist() == [0, 1, 2, 3]
+    assert len(module.designs["val"]) == 4 and module.designs["val"].request.goal.tolist() == [0, 1, 2, 3]
     gaps = [key for key in metrics if key.startswith("val/x0_grammar_gap/")]
     assert len(gaps) == 4  # a first batch of 4 designs at t = 125, 375, 625, 875: one band stays empty
+
+
+def test_the_test_designs_are_not_the_ones_validation_picks_the_checkpoint_on(module):
+    val, test = module.designs["val"], module.designs["test"]
+    assert torch.equal(test.latents, fixed_designs(4, 3, RESOLUTION, 0, "k").latents)  # eval_seed's
+    assert not torch.equal(val.latents, test.latents) and not torch.equal(val.request.tone, test.request.tone)
 
 
 def test_the_x0_gap_reads_each_fifth_of_the_timesteps(module, batch):
@@ -230,7 +236,7 @@ def test_an_independent_judge_reports_beside_the_loss_judge(stages, tmp_path):
     metrics = quiet_trainer(tmp_path).test(module, datamodule=ToyDesignData(num_test=4))[0]
 
     independent = GrammarReward.from_checkpoints(other["encoder_checkpoint"], other["abstractor_checkpoint"])
-    samples = judged_samples(module, {"independent": independent}, module.designs)[1]["independent"]
+    samples = judged_samples(module, {"independent": independent}, module.designs["test"])[1]["independent"]
     data = ToyDesignData(num_test=4)
     real = independent(data.on_after_batch_transfer(next(iter(data.test_dataloader())), 0)["image"])
     assert metrics["test/grammar_independent/before/mean"] == pytest.approx(samples.mean().item(), rel=1e-5)
