@@ -13,9 +13,10 @@ its newest valid checkpoint (`resume=auto`), and the rest follow.
     python experiments/design_pipeline.py --set decoder:trainer.max_epochs=40 --set encoder:data.num_train=2000
 
 A stage that starts from another's weights (the fine-tune from the decoder) is also handed that run's
-architecture (`ARCHITECTURE_KEYS`, read from its checkpoint's run config), so its own config need not repeat the decoder
-run's overrides at either size. Run dirs and the hand-off are printed; `logs/design_pipeline/<run name>.json` records each stage's
-checkpoint and metrics (with `fid_features`, the extractor of a stage's FID/KID).
+architecture (`ARCHITECTURE_KEYS`, read from its checkpoint's run config), so its own config need not
+repeat the decoder run's overrides at either size. Run dirs and the hand-off are printed;
+`logs/design_pipeline/<run name>.json` records each stage's checkpoint and metrics (with `fid_features`,
+the extractor of a stage's FID/KID).
 """
 
 from __future__ import annotations
