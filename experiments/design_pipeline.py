@@ -29,6 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from omegaconf import OmegaConf  # noqa: E402
+
 from models.design.stages import ARCHITECTURE_KEYS, SIZES, STAGES  # noqa: E402  (the stage graph, declared once)
 from training.named_run import finish_run, log_dir, named_run  # noqa: E402
 from training.toolkit.checkpoints import stored_config  # noqa: E402
@@ -64,14 +66,12 @@ def override_value(value: object) -> str:
 def architecture_overrides(checkpoint: str) -> list[str]:
     """Overrides that replace each of ARCHITECTURE_KEYS by the node the run config of `checkpoint` holds
     (deleted, then added whole: no key of the stage's own config survives beside the decoder's)."""
-    config = stored_config(checkpoint, checkpoint) or {}
+    stored = OmegaConf.create(stored_config(checkpoint, checkpoint) or {})
     overrides = []
     for key in ARCHITECTURE_KEYS:
-        node = config
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
+        node = OmegaConf.select(stored, key)
         if node is not None:
-            overrides += [f"~{key}", f"+{key}={override_value(node)}"]
+            overrides += [f"~{key}", f"+{key}={override_value(OmegaConf.to_container(node))}"]
     return overrides
 
 
