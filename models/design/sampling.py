@@ -71,18 +71,23 @@ def reverse_diffusion(
     generator: torch.Generator | None = None,
     grad: bool = False,
     grad_checkpoint: bool = False,
+    grad_last: int | None = None,
 ) -> torch.Tensor:
     """Denoise `latents` (x_T) into images in [-1, 1] in `num_inference_steps` guided steps.
 
     A DDIM scheduler (eta = 0) is deterministic; a DDPM one draws its step noise from `generator`.
     `grad=False` runs under `torch.no_grad()`; `grad=True` keeps the graph, so a loss on the images
     backpropagates to `latents`, the context and the network (`grad_checkpoint` recomputes each step's
-    activations during backward instead of keeping them: same gradients, far less memory).
+    activations during backward instead of keeping them: same gradients, far less memory). `grad_last` = K
+    keeps it through the last K steps only (DRaFT-K, Clark et al. 2024: the earlier steps run without a
+    graph, so the gradient reaches the network and not `latents`); None: every step.
     """
     scheduler.set_timesteps(num_inference_steps, device=latents.device)
-    with contextlib.nullcontext() if grad else torch.no_grad():
-        x = latents
-        for t in scheduler.timesteps:
+    steps = len(scheduler.timesteps)
+    first_with_grad = steps - min(grad_last, steps) if grad and grad_last is not None else 0
+    x = latents
+    for index, t in enumerate(scheduler.timesteps):
+        with contextlib.nullcontext() if grad and index >= first_with_grad else torch.no_grad():
             args = (net, x, t, context, null_context, guidance_scale)
             eps = checkpoint(guided_eps, *args, use_reentrant=False) if grad_checkpoint else guided_eps(*args)
             x = scheduler.step(eps, t, x, generator=generator).prev_sample

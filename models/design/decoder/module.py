@@ -219,13 +219,15 @@ class DecoderModel(ReportsFidFeatures, NetOptions, pl.LightningModule):
         sampler: str | None = None,
         grad: bool = False,
         grad_checkpoint: bool = False,
+        grad_last: int | None = None,
     ) -> torch.Tensor:
         """Images (B, C, H, W) in [-1, 1] for metadata goal/format (B,) and tone (B, 2).
 
         The initial noise is `latents` or drawn from `generator` (a CPU generator gives the same noise on
         every device); guidance scale and sampler default to the module's, steps to `inference_steps`.
         `grad=True` keeps the autograd graph through the whole loop (phase 3 optimises `latents` through
-        the deterministic DDIM sampler; `grad_checkpoint=True` trades compute for memory there).
+        the deterministic DDIM sampler; `grad_checkpoint=True` trades compute for memory there; `grad_last`
+        = K keeps it through the last K steps only, as the fine-tune's sample reward does).
         """
         sampler = sampler or self.hparams.sampler
         size = self.hparams.resolution
@@ -246,6 +248,7 @@ class DecoderModel(ReportsFidFeatures, NetOptions, pl.LightningModule):
                 generator=generator,
                 grad=grad,
                 grad_checkpoint=grad_checkpoint,
+                grad_last=grad_last,
             )
 
     def write_samples(

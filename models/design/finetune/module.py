@@ -9,6 +9,12 @@ the judge's favourite average design; ᾱ_t weights each estimate by how much of
 To spend the judge only on samples it rewards (it is dearer than the decoder) without a host sync, each
 batch is stratified: its first round(B · t_max / T) samples draw t uniformly from [0, t_max), the rest
 from [t_max, T), so the diffusion loss still sees every timestep at (close to) its uniform share.
+That reward only teaches the decoder to edit real designs it has almost denoised; the samples it draws
+from noise take their layout at large t. `reward: samples` rewards those instead (DRaFT-K, Clark et al.
+2024): each step the decoder samples `reward_samples` designs of the batch's metadata from fresh noise with
+`reward_steps` DDIM steps, the last `reward_grad_steps` of them with a graph, and
+    R = (1/n) Σ_i Σ_d grammar_d(x0_i),
+while the diffusion loss on the batch (uniform timesteps) holds the decoder to the data.
 
 It is a `DecoderModel` (same `net`, `meta_tokens`, `noise_scheduler` config as the decoder it starts
 from), so its checkpoints are decoder checkpoints: `task=sample` and the innovation stage load them as
@@ -58,6 +64,8 @@ from training.toolkit.stage_checkpoint import load_trained_module
 STAGE = STAGES["finetune"]
 DECODER_KEY = STAGE.key("decoder_checkpoint")
 RENAMED = {"model": "after", "untrained": "before"}  # DecoderQuality's sample sets -> phase 3's
+# what the judge reads: clean-image estimates of noised real designs, or the decoder's own samples
+REWARDS = ("x0", "samples")
 GAP_BANDS = 5  # timestep bands of the x̂0 grammar gap measured at validation
 
 
@@ -78,13 +86,25 @@ class FinetuneModel(DecoderModel):
         abstractor_checkpoint: str | None = None,
         independent_judge: dict | None = None,
         grammar_weight: float = 0.1,
+        reward: str = "x0",
         reward_max_timestep: int = 400,
+        reward_samples: int = 8,
+        reward_steps: int = 10,
+        reward_grad_steps: int = 1,
         eval_designs: int = 40,
         eval_seed: int = 0,
         **decoder: Any,
     ) -> None:
         super().__init__(**decoder)
         STAGE.require_checkpoints(self.hparams)
+        if reward not in REWARDS:
+            raise UserError(f"model.reward={reward!r} must be one of {', '.join(REWARDS)}.")
+        if reward_samples < 1 or not 1 <= reward_grad_steps <= reward_steps:
+            raise UserError(
+                f"model.reward_samples={reward_samples}, model.reward_steps={reward_steps} and "
+                f"model.reward_grad_steps={reward_grad_steps}: sample at least one design, and backpropagate "
+                "through at least one and at most reward_steps DDIM steps."
+            )
         if not 0 <= reward_max_timestep <= self.num_train_timesteps:
             raise UserError(
                 f"model.reward_max_timestep={reward_max_timestep} must lie in [0, T = "
@@ -200,16 +220,34 @@ class FinetuneModel(DecoderModel):
         weight = alphas_cumprod[timesteps.long()]
         return (weight * self.judge(clean).float().sum(dim=1)).sum() / terms.noisy.shape[0]
 
+    def sample_reward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """R = (1/n) Σ_i Σ_d grammar_d(x0_i) of the decoder's DDIM samples x0 of the batch's first n =
+        `reward_samples` designs' metadata, from fresh noise: differentiable through the last
+        `reward_grad_steps` steps (DRaFT-K)."""
+        count, hp = self.hparams.reward_samples, self.hparams
+        samples = self.sample(
+            batch["goal"][:count],
+            batch["format"][:count],
+            batch["tone"][:count],
+            num_inference_steps=hp.reward_steps,
+            sampler="ddim",
+            grad=True,
+            grad_last=hp.reward_grad_steps,
+        )
+        return self.judge(samples).float().sum(dim=1).mean()
+
     def finetune_loss(
         self, batch: dict[str, torch.Tensor], drop: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(loss, diffusion loss, R) of a batch with loss = diffusion − grammar_weight · R."""
         images = batch["image"]
-        timesteps = self.stratified_timesteps(images.shape[0], images.device)
+        samples = self.hparams.reward == "samples"
+        # the x̂0 reward reads the batch's own noised designs, so it stratifies their timesteps
+        timesteps = None if samples else self.stratified_timesteps(images.shape[0], images.device)
         terms = self.diffusion_loss(
             images, batch["goal"], batch["format"], batch["tone"], drop=drop, timesteps=timesteps
         )
-        reward = self.grammar_reward(terms)
+        reward = self.sample_reward(batch) if samples else self.grammar_reward(terms)
         return terms.loss - self.hparams.grammar_weight * reward, terms.loss, reward
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

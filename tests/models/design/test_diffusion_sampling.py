@@ -110,7 +110,7 @@ def test_null_tokens_replace_dropped_samples_and_fields():
     assert tokens.null.grad is None or tokens.null.grad.abs().sum() == 0
 
 
-def run_sampler(denoiser, latents: torch.Tensor, grad: bool, grad_checkpoint: bool = False) -> torch.Tensor:
+def run_sampler(denoiser, latents: torch.Tensor, grad: bool, steps: int = 3, **options) -> torch.Tensor:
     net, tokens = denoiser
     scheduler = sampling_scheduler("ddim", DDPMScheduler(num_train_timesteps=1000))
     return reverse_diffusion(
@@ -120,9 +120,9 @@ def run_sampler(denoiser, latents: torch.Tensor, grad: bool, grad_checkpoint: bo
         tokens(GOAL, FORMAT, TONE),
         tokens.null_tokens(3),
         guidance_scale=2.0,
-        num_inference_steps=3,
+        num_inference_steps=steps,
         grad=grad,
-        grad_checkpoint=grad_checkpoint,
+        **options,
     )
 
 
@@ -137,6 +137,40 @@ def test_the_sampler_is_differentiable_to_its_initial_latents_only_when_asked(de
         run_sampler(denoiser, latents, grad=True, grad_checkpoint=True).square().mean(), latents
     )
     assert torch.allclose(checkpointed, gradient, atol=1e-6)
+
+
+def test_grad_last_keeps_the_graph_through_the_last_steps_only(denoiser):
+    net, tokens = denoiser
+    latents = initial_noise((3, 3, RESOLUTION, RESOLUTION), torch.Generator().manual_seed(6)).requires_grad_()
+    images = run_sampler(denoiser, latents, grad=True, grad_last=1)
+    assert torch.equal(images, run_sampler(denoiser, latents, grad=False))  # the same samples
+    weights = list(net.parameters())
+    latent_gradient, *gradient = torch.autograd.grad(
+        images.square().mean(), [latents, *weights], allow_unused=True
+    )
+    assert latent_gradient is None  # the graph starts after the first two steps
+    # by hand: two steps without a graph, the last with one
+    scheduler = sampling_scheduler("ddim", DDPMScheduler(num_train_timesteps=1000))
+    scheduler.set_timesteps(3)
+    x = latents.detach()
+    context, null = tokens(GOAL, FORMAT, TONE), tokens.null_tokens(3)
+    with torch.no_grad():
+        for t in scheduler.timesteps[:2]:
+            x = scheduler.step(guided_eps(net, x, t, context, null, 2.0), t, x).prev_sample
+    last = scheduler.timesteps[2]
+    by_hand = scheduler.step(guided_eps(net, x, last, context, null, 2.0), last, x).prev_sample.clamp(-1, 1)
+    expected = torch.autograd.grad(by_hand.square().mean(), weights, allow_unused=True)
+    for got, want in zip(gradient, expected, strict=True):
+        assert (got is None) == (want is None)
+        if got is not None:
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert sum(g.abs().sum() for g in gradient if g is not None) > 0
+    # with K >= the step count, the whole loop
+    (whole,) = torch.autograd.grad(
+        run_sampler(denoiser, latents, grad=True, grad_last=5).square().mean(), latents
+    )
+    (full,) = torch.autograd.grad(run_sampler(denoiser, latents, grad=True).square().mean(), latents)
+    assert torch.equal(whole, full)
 
 
 def test_initial_noise_from_a_cpu_generator_is_the_same_on_any_device():

@@ -115,6 +115,43 @@ def test_without_rewarded_timesteps_the_loss_is_the_diffusion_loss(stages, tmp_p
     assert reward == 0 and torch.equal(loss, diffusion)
 
 
+def test_the_sample_reward_is_the_judged_grammar_of_ddim_samples_of_the_batch_metadata(
+    stages, tmp_path, batch
+):
+    module = set_up(stages, tmp_path, reward="samples", reward_samples=3, reward_steps=4, reward_grad_steps=2)
+    torch.manual_seed(5)
+    loss, diffusion, reward = module.finetune_loss(batch)
+    torch.manual_seed(5)  # the same uniform timesteps, noise and initial latents, by hand
+    terms = module.diffusion_loss(batch["image"], batch["goal"], batch["format"], batch["tone"])
+    with torch.no_grad():
+        samples = module.sample(batch["goal"][:3], batch["format"][:3], batch["tone"][:3], 4, sampler="ddim")
+    expected_reward = module.judge(samples).sum(dim=1).mean()
+    torch.testing.assert_close(diffusion, terms.loss, rtol=0, atol=0)
+    torch.testing.assert_close(reward, expected_reward, rtol=1e-6, atol=0)
+    torch.testing.assert_close(loss, terms.loss - WEIGHT * expected_reward, rtol=1e-6, atol=0)
+    module.zero_grad()
+    reward.backward()  # through the last two DDIM steps into the decoder, not the judges
+    gradients = [p.grad for p in module.net.parameters() if p.grad is not None]
+    assert gradients and sum(g.abs().sum() for g in gradients) > 0
+    assert all(p.grad is None for stage in module.frozen.values() for p in stage.parameters())
+    module.zero_grad()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"reward": "pixels"}, "model.reward='pixels' must be one of x0, samples"),
+        ({"reward_samples": 0}, "model.reward_samples=0"),
+        ({"reward_steps": 2, "reward_grad_steps": 3}, "model.reward_grad_steps=3"),
+        ({"reward_grad_steps": 0}, "at least one and at most reward_steps"),
+    ],
+)
+def test_a_bad_sample_reward_setting_names_its_key(stages, options, message):
+    with pytest.raises(InstantiationException) as error:
+        hydra.utils.instantiate(finetune_config(stages, **options))
+    assert message in str(error.value.__cause__)
+
+
 def test_resume_continues_from_the_run_checkpoint_not_the_decoder(stages, tmp_path):
     data = ToyDesignData(num_train=8, batch_size=4)
     first = hydra.utils.instantiate(finetune_config(stages))
