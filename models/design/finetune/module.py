@@ -224,11 +224,11 @@ class FinetuneModel(DecoderModel):
         """R = (1/n) Σ_i Σ_d grammar_d(x0_i) of the decoder's DDIM samples x0 of the batch's first n =
         `reward_samples` designs' metadata, from fresh noise: differentiable through the last
         `reward_grad_steps` steps (DRaFT-K)."""
-        count, hp = self.hparams.reward_samples, self.hparams
+        hp = self.hparams
         samples = self.sample(
-            batch["goal"][:count],
-            batch["format"][:count],
-            batch["tone"][:count],
+            batch["goal"][: hp.reward_samples],
+            batch["format"][: hp.reward_samples],
+            batch["tone"][: hp.reward_samples],
             num_inference_steps=hp.reward_steps,
             sampler="ddim",
             grad=True,
