@@ -31,8 +31,11 @@ def alignment_score(layout: Layout) -> float:
     margin). Score = mean over elements of exp(-d / ALIGN_TOLERANCE), d in format widths: 1 when
     every element shares an edge with something, falling towards 0 as edges scatter.
     """
+    edges = element_edges(layout)
+    if len(edges) == 0:
+        return 0.0  # nothing to align: read from a sample, a page without text or images
     x0, _, x1, _ = layout.design
-    return edge_alignment(element_edges(layout), np.array(layout.guides), x1 - x0)
+    return edge_alignment(edges, np.array(layout.guides), x1 - x0)
 
 
 def element_edges(layout: Layout) -> np.ndarray:
@@ -57,6 +60,8 @@ def contrast_score(layout: Layout) -> float:
     is what surrounds it): 1 for 7:1 (AAA) or more, 0.77 at 4.5:1 (AA), 0 for text in the background
     colour. Score = mean over lines.
     """
+    if not layout.lines:
+        return 0.0  # no text is no legible text (read from a sample; every rendered design has text)
     ratios = [contrast_ratio(layout.palette[line.color], layout.background) for line in layout.lines]
     return float(np.clip(np.log(ratios) / np.log(GOOD_CONTRAST), 0.0, 1.0).mean())
 

@@ -23,19 +23,23 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from datamodules.design.layout_reading import read_grammar
+from models.design.encoder.reading import resize_image
 from models.design.features import DesignFeatures
 from models.design.schema import GRAMMAR_NAMES
 from models.design.stages import existing_checkpoint
 from training.toolkit.errors import UserError
 
 # The judges phase 3 reports, by their key in the stages' frozen modules -> the name of their metrics:
-# the judge in the loss, and an independent one (other encoder and abstractor runs) that the loss never saw,
-# so a gain that only fools the loss's judge shows as a gap between the two.
-JUDGED_AS = {"judge": "grammar", "independent": "grammar_independent"}
+# the judge in the loss; an independent one (other encoder and abstractor runs) that the loss never saw;
+# and the renderer's analytic scores of the layout the loss's encoder reads (no learned scorer at all), so
+# a gain that only fools the loss's judge shows as a gap between them.
+JUDGED_AS = {"judge": "grammar", "independent": "grammar_independent", "analytic": "grammar_analytic"}
 INDEPENDENT_KEY = "model.independent_judge"
 CHECKPOINT_NAMES = ("encoder_checkpoint", "abstractor_checkpoint")
 
@@ -80,6 +84,37 @@ class GrammarReward(nn.Module):
         return self.reader.abstractor(self.reader.encoder.soft_structure(images))["grammar"]
 
 
+class AnalyticGrammar(nn.Module):
+    """Images (B, 3, H, W) in [-1, 1] -> the renderer's analytic V_Grammar (B, 4) of the layout the encoder
+    reads in them (its hard F_Tensor, `layout_reading.read_grammar`): the scores every real design is
+    labelled with, with no learned scorer between pixels and number. Not differentiable, and it syncs with
+    the host (the layout is read in numpy): for evaluation only."""
+
+    def __init__(self, judge: GrammarReward) -> None:
+        super().__init__()
+        self.encoder, self.resolution = judge.reader.encoder, judge.resolution
+        self.eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        f_tensors = self.encoder.predict_f_tensor(resize_image(images, self.resolution)).float().cpu().numpy()
+        return torch.from_numpy(np.stack([read_grammar(f_tensor) for f_tensor in f_tensors])).to(
+            images.device
+        )
+
+
+def phase3_judges(hp: Mapping[str, Any]) -> dict[str, nn.Module]:
+    """The judges of a phase-3 stage's config (`model.encoder_checkpoint`, `model.abstractor_checkpoint`,
+    `model.independent_judge`), by their JUDGED_AS key: the loss's, the independent one when set, the analytic."""
+    judge = GrammarReward.from_checkpoints(hp["encoder_checkpoint"], hp["abstractor_checkpoint"], "model")
+    judges: dict[str, nn.Module] = {"judge": judge}
+    independent = independent_judge(hp.get("independent_judge"), hp)
+    if independent is not None:
+        judges["independent"] = independent
+    judges["analytic"] = AnalyticGrammar(judge)
+    return judges
+
+
 def grammar_table(scores: torch.Tensor, prefix: str) -> dict[str, torch.Tensor]:
     """Per-design grammar (B, 4) -> `{<prefix>/mean, <prefix>/<name>}`: the mean over designs of the mean of
     the four scores, and of each score (tensors, for `self.log_dict`)."""
@@ -119,12 +154,12 @@ def _same_file(first: str | os.PathLike | None, second: str | os.PathLike | None
     return bool(first and second) and os.path.realpath(first) == os.path.realpath(second)
 
 
-def judges_of(frozen: Mapping[str, nn.Module]) -> dict[str, GrammarReward]:
+def judges_of(frozen: Mapping[str, nn.Module]) -> dict[str, nn.Module]:
     """The grammar judges among a stage's frozen modules (`JUDGED_AS` keys), the loss's first."""
     return {name: frozen[name] for name in JUDGED_AS if name in frozen}
 
 
-def judge_all(judges: Mapping[str, GrammarReward], images: torch.Tensor) -> dict[str, torch.Tensor]:
+def judge_all(judges: Mapping[str, nn.Module], images: torch.Tensor) -> dict[str, torch.Tensor]:
     """Every judge's grammar (B, 4) of `images`."""
     return {name: judge(images) for name, judge in judges.items()}
 

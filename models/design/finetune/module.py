@@ -50,10 +50,10 @@ from models.design.decoder.quality import DecoderQuality
 from models.design.grammar_reward import (
     GrammarReward,
     before_after_tables,
-    independent_judge,
     judge_all,
     judged_tables,
     judges_of,
+    phase3_judges,
 )
 from models.design.judged_designs import FixedDesigns, fixed_designs, judged_samples
 from models.design.sampling import predict_x0
@@ -139,12 +139,7 @@ class FinetuneModel(DecoderModel):
         super().setup(stage)
         hp = self.hparams
         if not self.frozen:
-            self.frozen["judge"] = GrammarReward.from_checkpoints(
-                hp.encoder_checkpoint, hp.abstractor_checkpoint, "model"
-            )
-            independent = independent_judge(hp.independent_judge, hp)
-            if independent is not None:
-                self.frozen["independent"] = independent
+            self.frozen.update(phase3_judges(hp))
             path = existing_checkpoint(hp.decoder_checkpoint, DECODER_KEY)
             self.frozen["start"] = load_trained_module(path, DECODER_KEY, expected=DecoderModel)
         if stage == "fit":

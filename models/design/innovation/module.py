@@ -47,10 +47,10 @@ from models.design.grammar_reward import (
     GrammarReward,
     before_after_tables,
     grammar_table,
-    independent_judge,
     judge_all,
     judged_tables,
     judges_of,
+    phase3_judges,
 )
 from models.design.innovation.plots import plot_before_after
 from models.design.judged_designs import fixed_designs, judged_samples
@@ -118,12 +118,7 @@ class InnovationModel(ReportsFidFeatures, pl.LightningModule):
         if self.frozen:
             return
         hp = self.hparams
-        self.frozen["judge"] = GrammarReward.from_checkpoints(
-            hp.encoder_checkpoint, hp.abstractor_checkpoint, "model"
-        )
-        independent = independent_judge(hp.independent_judge, hp)
-        if independent is not None:
-            self.frozen["independent"] = independent
+        self.frozen.update(phase3_judges(hp))
         path = existing_checkpoint(hp.decoder_checkpoint, DECODER_KEY)
         decoder = load_trained_module(path, DECODER_KEY, expected=DecoderModel)
         if (decoder.hparams.resolution, decoder.hparams.image_channels) != (hp.resolution, hp.image_channels):

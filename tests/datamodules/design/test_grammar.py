@@ -59,3 +59,8 @@ def test_hierarchy_rewards_clear_size_steps_and_whitespace() -> None:
     assert hierarchy_score(layout(inverted)) == 0.25
     crowded = layout(clear, images=[image((0.0, 0.0, 1.0, 1.0))])  # nothing left blank
     assert hierarchy_score(crowded) == 0.75
+
+
+def test_a_page_without_text_has_no_contrast_and_without_elements_no_alignment() -> None:
+    assert contrast_score(layout([], images=[image((0.2, 0.2, 0.6, 0.6))])) == 0.0
+    assert alignment_score(layout([])) == 0.0

@@ -3,11 +3,20 @@ differentiable in the pixels, frozen; a missing checkpoint names its key."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from models.design.grammar_reward import GrammarReward, before_after_tables, grammar_table, independent_judge
+from datamodules.design.layout_reading import read_grammar
+from models.design.grammar_reward import (
+    AnalyticGrammar,
+    GrammarReward,
+    before_after_tables,
+    grammar_table,
+    independent_judge,
+    phase3_judges,
+)
 from tests.models.design.phase3_stages import JUDGE_RESOLUTION, write_judge, write_stages
 from training.toolkit.errors import UserError
 from training.toolkit.stage_checkpoint import load_trained_module
@@ -97,3 +106,19 @@ def test_a_bad_independent_judge_names_the_key_and_the_fix(stages, given, messag
         given = {name: stages[name] for name in ("encoder_checkpoint", "abstractor_checkpoint")}
     with pytest.raises(UserError, match=message):
         independent_judge(given, stages)
+
+
+def test_the_analytic_judge_scores_the_layout_the_encoder_reads_at_its_resolution(judge):
+    batch = images(3, 16)
+    upsampled = F.interpolate(batch, size=JUDGE_RESOLUTION, mode="bilinear", antialias=True)
+    f_tensors = judge.reader.encoder.predict_f_tensor(upsampled).numpy()
+    expected = torch.from_numpy(np.stack([read_grammar(f_tensor) for f_tensor in f_tensors]))
+    torch.testing.assert_close(AnalyticGrammar(judge)(batch), expected, rtol=0, atol=0)
+
+
+def test_phase3_judges_are_the_loss_judge_the_independent_one_when_set_and_the_analytic(stages, tmp_path):
+    assert list(phase3_judges(stages)) == ["judge", "analytic"]
+    judges = phase3_judges(stages | {"independent_judge": write_judge(tmp_path, seed=11)})
+    assert list(judges) == ["judge", "independent", "analytic"]
+    assert judges["analytic"].encoder is judges["judge"].reader.encoder
+    assert not any(p.requires_grad for judge in judges.values() for p in judge.parameters())

@@ -263,6 +263,13 @@ def test_test_compares_the_starting_and_fine_tuned_samples_on_the_same_designs(s
     real_batch = data.on_after_batch_transfer(next(iter(data.test_dataloader())), 0)
     real = module.judge(real_batch["image"])
     assert metrics["test/grammar/real/mean"] == pytest.approx(real.mean().item(), rel=1e-5)
+    # the renderer's analytic scores of the layout the encoder reads, beside the learned judge
+    analytic = judged_samples(module, {"analytic": module.frozen["analytic"]}, module.designs["test"])[1]
+    assert metrics["test/grammar_analytic/after/mean"] == pytest.approx(
+        analytic["analytic"].mean().item(), abs=1e-6
+    )
+    assert metrics["test/grammar_analytic_gain"] == 0
+    assert "test/grammar_analytic/real/mean" in metrics
     assert isinstance(module, DecoderModel)
     assert module.summary_facts() == {"fid_features": module.judge.reader.identity}  # the renamed table's too
 

@@ -116,8 +116,10 @@ def test_test_reports_before_after_grammar_quality_and_writes_the_samples(traine
         metrics
     )
     assert trained.summary_facts() == {"fid_features": trained.judge.reader.identity}  # for summary.json
+    assert {"test/grammar_analytic/after/mean", "test/grammar_analytic_gain"} <= set(metrics)
     saved = np.load(tmp_path / "innovation" / "after" / "samples.npz")
     assert saved["images"].shape == (4, 3, RESOLUTION, RESOLUTION) and saved["grammar"].shape == (4, 4)
+    assert saved["grammar_analytic"].shape == (4, 4)
     np.testing.assert_allclose(saved["latents"], trained.latents.detach().numpy())
     assert (tmp_path / "images" / "innovation_before_after.png").is_file()
 
