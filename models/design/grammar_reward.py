@@ -28,10 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from datamodules.design.layout import design_box, shape_coverage
 from datamodules.design.layout_reading import read_grammar
+from datamodules.design.render import pixel_centres
+from models.design.color_vocabulary import OUTSIDE_RGB
 from models.design.encoder.reading import resize_image
 from models.design.features import DesignFeatures
-from models.design.schema import GRAMMAR_NAMES
+from models.design.schema import FORMAT_NAMES, FORMATS, GRAMMAR_NAMES
 from models.design.stages import existing_checkpoint
 from training.toolkit.errors import UserError
 
@@ -113,6 +116,26 @@ def phase3_judges(hp: Mapping[str, Any]) -> dict[str, nn.Module]:
         judges["independent"] = independent
     judges["analytic"] = AnalyticGrammar(judge)
     return judges
+
+
+def inside_formats(resolution: int) -> torch.Tensor:
+    """(len(FORMATS), R, R) bool: the pixels inside each format's rectangle, as the renderer draws it."""
+    centres = pixel_centres(resolution)
+    return torch.from_numpy(
+        np.stack([shape_coverage(design_box(FORMATS[name]), centres, centres) for name in FORMAT_NAMES])
+    )
+
+
+def with_letterbox(images: torch.Tensor, formats: torch.Tensor) -> torch.Tensor:
+    """`images` (B, 3, R, R) in [-1, 1] with each one's letterbox, the canvas outside its format (`formats`: B
+    indices into FORMATS), painted exactly the renderer's OUTSIDE_RGB; differentiable inside the format.
+
+    The reward's view of a sample: the format is given, so the decoder has nothing to gain in the letterbox.
+    Without it, the reward's gradient shifts letterbox pixels by a few grey levels until the encoder reads
+    them as page (docs/design.md, phase 3): the judged balance and whitespace rise while the format is lost."""
+    inside = inside_formats(images.shape[-1]).to(images.device)[formats].unsqueeze(1)
+    outside = torch.tensor(OUTSIDE_RGB, dtype=images.dtype, device=images.device).div(127.5).sub(1.0)
+    return torch.where(inside, images, outside.view(1, 3, 1, 1))
 
 
 def grammar_table(scores: torch.Tensor, prefix: str) -> dict[str, torch.Tensor]:

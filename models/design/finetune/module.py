@@ -54,6 +54,7 @@ from models.design.grammar_reward import (
     judged_tables,
     judges_of,
     phase3_judges,
+    with_letterbox,
 )
 from models.design.judged_designs import FixedDesigns, fixed_designs, judged_samples
 from models.design.sampling import predict_x0
@@ -87,6 +88,7 @@ class FinetuneModel(DecoderModel):
         independent_judge: dict | None = None,
         grammar_weight: float = 0.1,
         reward: str = "x0",
+        reward_letterbox: bool = False,
         reward_max_timestep: int = 400,
         reward_samples: int = 8,
         reward_steps: int = 10,
@@ -203,7 +205,14 @@ class FinetuneModel(DecoderModel):
             parts.append(torch.randint(limit, total, (batch_size - count,), device=device))
         return torch.cat(parts)
 
-    def grammar_reward(self, terms: DiffusionTerms) -> torch.Tensor:
+    def judged_grammar(self, images: torch.Tensor, formats: torch.Tensor) -> torch.Tensor:
+        """The reward's judge of `images` (B, 4): with `reward_letterbox`, of the images with their
+        letterbox painted in (`with_letterbox`), so that only the page inside the format can earn reward."""
+        if self.hparams.reward_letterbox:
+            images = with_letterbox(images, formats)
+        return self.judge(images)
+
+    def grammar_reward(self, terms: DiffusionTerms, formats: torch.Tensor) -> torch.Tensor:
         """R = (1/B) Σ_i ᾱ_{t_i} Σ_d grammar_d(x̂0_i) over the batch's first `reward_count` samples (whose
         t < reward_max_timestep); differentiable in the decoder's weights through ε̂."""
         count = self.reward_count(terms.noisy.shape[0])
@@ -213,23 +222,25 @@ class FinetuneModel(DecoderModel):
         clean = predict_x0(self.noise_scheduler, noisy, timesteps, output.to(noisy.dtype)).clamp(-1.0, 1.0)
         alphas_cumprod = self.noise_scheduler.alphas_cumprod.to(noisy.device)
         weight = alphas_cumprod[timesteps.long()]
-        return (weight * self.judge(clean).float().sum(dim=1)).sum() / terms.noisy.shape[0]
+        grammar = self.judged_grammar(clean, formats[:count])
+        return (weight * grammar.float().sum(dim=1)).sum() / terms.noisy.shape[0]
 
     def sample_reward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """R = (1/n) Σ_i Σ_d grammar_d(x0_i) of the decoder's DDIM samples x0 of the batch's first n =
         `reward_samples` designs' metadata, from fresh noise: differentiable through the last
         `reward_grad_steps` steps (DRaFT-K)."""
         hp = self.hparams
+        formats = batch["format"][: hp.reward_samples]
         samples = self.sample(
             batch["goal"][: hp.reward_samples],
-            batch["format"][: hp.reward_samples],
+            formats,
             batch["tone"][: hp.reward_samples],
             num_inference_steps=hp.reward_steps,
             sampler="ddim",
             grad=True,
             grad_last=hp.reward_grad_steps,
         )
-        return self.judge(samples).float().sum(dim=1).mean()
+        return self.judged_grammar(samples, formats).float().sum(dim=1).mean()
 
     def finetune_loss(
         self, batch: dict[str, torch.Tensor], drop: torch.Tensor | None = None
@@ -242,7 +253,7 @@ class FinetuneModel(DecoderModel):
         terms = self.diffusion_loss(
             images, batch["goal"], batch["format"], batch["tone"], drop=drop, timesteps=timesteps
         )
-        reward = self.sample_reward(batch) if samples else self.grammar_reward(terms)
+        reward = self.sample_reward(batch) if samples else self.grammar_reward(terms, batch["format"])
         return terms.loss - self.hparams.grammar_weight * reward, terms.loss, reward
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

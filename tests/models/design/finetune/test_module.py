@@ -102,7 +102,7 @@ def test_the_reward_gradient_reaches_the_decoder_weights_and_not_the_judges(modu
         timesteps=module.stratified_timesteps(10, "cpu"),
     )
     module.zero_grad()
-    module.grammar_reward(terms).backward()
+    module.grammar_reward(terms, batch["format"]).backward()
     gradients = [p.grad for p in module.net.parameters() if p.grad is not None]
     assert gradients and sum(g.abs().sum() for g in gradients) > 0
     assert all(p.grad is None for stage in module.frozen.values() for p in stage.parameters())
