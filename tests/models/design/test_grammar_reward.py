@@ -9,14 +9,18 @@ import torch
 import torch.nn.functional as F
 
 from datamodules.design.layout_reading import read_grammar
+from datamodules.design.render import render_design
 from models.design.grammar_reward import (
     AnalyticGrammar,
     GrammarReward,
     before_after_tables,
     grammar_table,
     independent_judge,
+    inside_formats,
     phase3_judges,
+    with_letterbox,
 )
+from models.design.schema import COLOR_OUTSIDE, F_COLOR
 from tests.models.design.phase3_stages import JUDGE_RESOLUTION, write_judge, write_stages
 from training.toolkit.errors import UserError
 from training.toolkit.stage_checkpoint import load_trained_module
@@ -122,3 +126,24 @@ def test_phase3_judges_are_the_loss_judge_the_independent_one_when_set_and_the_a
     assert list(judges) == ["judge", "independent", "analytic"]
     assert judges["analytic"].encoder is judges["judge"].reader.encoder
     assert not any(p.requires_grad for judge in judges.values() for p in judge.parameters())
+
+
+@pytest.mark.parametrize("resolution", [32, 64])
+def test_inside_formats_is_where_the_renderer_draws_each_format(resolution):
+    inside = inside_formats(resolution)
+    for index in range(40):
+        design = render_design(index, resolution, split="test")
+        drawn = torch.from_numpy(design.structure[F_COLOR] != COLOR_OUTSIDE)
+        assert torch.equal(inside[design.meta.format_index], drawn), design.meta.format
+
+
+def test_with_letterbox_paints_the_outside_grey_and_passes_the_page_through():
+    batch = images(4, 32).requires_grad_(True)
+    formats = torch.tensor([0, 1, 2, 3])
+    painted = with_letterbox(batch, formats)
+    inside = inside_formats(32)[formats].unsqueeze(1).expand_as(batch)
+    grey = torch.tensor(128.0).div(127.5).sub(1.0)  # OUTSIDE_RGB in the models' [-1, 1], float32
+    assert torch.equal(painted[inside], batch[inside])
+    assert (painted[~inside] == grey).all() and (~inside).any()
+    painted.sum().backward()
+    assert torch.equal(batch.grad, inside.float())  # no gradient reaches the letterbox

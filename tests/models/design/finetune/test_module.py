@@ -11,7 +11,7 @@ from pytorch_lightning.callbacks import EMAWeightAveraging
 
 from models.design.decoder.module import DecoderModel
 from models.design.finetune.module import FinetuneModel
-from models.design.grammar_reward import GrammarReward
+from models.design.grammar_reward import GrammarReward, with_letterbox
 from models.design.judged_designs import fixed_designs, judged_samples
 from models.design.sampling import predict_x0
 from tests.helpers import quiet_trainer
@@ -109,23 +109,51 @@ def test_the_reward_gradient_reaches_the_decoder_weights_and_not_the_judges(modu
     module.zero_grad()
 
 
+def test_with_the_letterbox_painted_in_the_x0_reward_judges_only_the_page_inside_the_format(
+    stages, tmp_path, batch
+):
+    module = set_up(stages, tmp_path, reward_letterbox=True)
+    torch.manual_seed(1)
+    _, _, reward = module.finetune_loss(batch)
+    torch.manual_seed(1)
+    timesteps = module.stratified_timesteps(10, torch.device("cpu"))
+    terms = module.diffusion_loss(
+        batch["image"], batch["goal"], batch["format"], batch["tone"], timesteps=timesteps
+    )
+    clean = predict_x0(module.noise_scheduler, terms.noisy, timesteps, terms.output)[:4].clamp(-1, 1)
+    alpha_bar = module.noise_scheduler.alphas_cumprod[timesteps[:4]]
+    judged = module.judge(with_letterbox(clean, batch["format"][:4]))
+    torch.testing.assert_close(reward, (alpha_bar * judged.sum(dim=1)).sum() / 10, rtol=1e-6, atol=0)
+    assert reward != (alpha_bar * module.judge(clean).sum(dim=1)).sum() / 10
+
+
 def test_without_rewarded_timesteps_the_loss_is_the_diffusion_loss(stages, tmp_path, batch):
     module = set_up(stages, tmp_path, reward_max_timestep=0)
     loss, diffusion, reward = module.finetune_loss(batch)
     assert reward == 0 and torch.equal(loss, diffusion)
 
 
+@pytest.mark.parametrize("letterbox", [False, True])
 def test_the_sample_reward_is_the_judged_grammar_of_ddim_samples_of_the_batch_metadata(
-    stages, tmp_path, batch
+    stages, tmp_path, batch, letterbox
 ):
-    module = set_up(stages, tmp_path, reward="samples", reward_samples=3, reward_steps=4, reward_grad_steps=2)
+    module = set_up(
+        stages,
+        tmp_path,
+        reward="samples",
+        reward_samples=3,
+        reward_steps=4,
+        reward_grad_steps=2,
+        reward_letterbox=letterbox,
+    )
     torch.manual_seed(5)
     loss, diffusion, reward = module.finetune_loss(batch)
     torch.manual_seed(5)  # the same uniform timesteps, noise and initial latents, by hand
     terms = module.diffusion_loss(batch["image"], batch["goal"], batch["format"], batch["tone"])
     with torch.no_grad():
         samples = module.sample(batch["goal"][:3], batch["format"][:3], batch["tone"][:3], 4, sampler="ddim")
-    expected_reward = module.judge(samples).sum(dim=1).mean()
+    judged = with_letterbox(samples, batch["format"][:3]) if letterbox else samples
+    expected_reward = module.judge(judged).sum(dim=1).mean()
     torch.testing.assert_close(diffusion, terms.loss, rtol=0, atol=0)
     torch.testing.assert_close(reward, expected_reward, rtol=1e-6, atol=0)
     torch.testing.assert_close(loss, terms.loss - WEIGHT * expected_reward, rtol=1e-6, atol=0)
