@@ -138,6 +138,15 @@ def with_letterbox(images: torch.Tensor, formats: torch.Tensor) -> torch.Tensor:
     return torch.where(inside, images, outside.view(1, 3, 1, 1))
 
 
+def reward_grammar(
+    judge: GrammarReward, images: torch.Tensor, formats: torch.Tensor, letterbox: bool
+) -> torch.Tensor:
+    """A phase-3 loss's reading (B, 4) of `images` of the given `formats`: with `letterbox` (the stages'
+    `model.reward_letterbox`), of the images with their letterbox painted in, so that only the page inside
+    the format can earn reward."""
+    return judge(with_letterbox(images, formats) if letterbox else images)
+
+
 def grammar_table(scores: torch.Tensor, prefix: str) -> dict[str, torch.Tensor]:
     """Per-design grammar (B, 4) -> `{<prefix>/mean, <prefix>/<name>}`: the mean over designs of the mean of
     the four scores, and of each score (tensors, for `self.log_dict`)."""
@@ -192,6 +201,21 @@ def judged_tables(scores: Mapping[str, torch.Tensor], stage: str, name: str = ""
     table = {}
     for judge, grammar in scores.items():
         table |= grammar_table(grammar, "/".join(filter(None, (stage, JUDGED_AS[judge], name))))
+    return table
+
+
+@torch.no_grad()
+def real_tables(
+    judges: Mapping[str, nn.Module], batch: Mapping[str, torch.Tensor], stage: str = "test"
+) -> dict:
+    """Each judge's reading of a batch of real designs, `<stage>/<metric>/real/*`, and how far it is from their
+    analytic labels (`batch["grammar"]`), `<stage>/<metric>_error/real/*` (mean absolute error per score,
+    `/mean` over the four): how far each reading of samples can be trusted."""
+    scores = judge_all(judges, batch["image"])
+    table = judged_tables(scores, stage, "real")
+    for judge, grammar in scores.items():
+        error = (grammar.float() - batch["grammar"].float()).abs()
+        table |= grammar_table(error, f"{stage}/{JUDGED_AS[judge]}_error/real")
     return table
 
 

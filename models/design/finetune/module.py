@@ -50,11 +50,11 @@ from models.design.decoder.quality import DecoderQuality
 from models.design.grammar_reward import (
     GrammarReward,
     before_after_tables,
-    judge_all,
     judged_tables,
     judges_of,
     phase3_judges,
-    with_letterbox,
+    real_tables,
+    reward_grammar,
 )
 from models.design.judged_designs import FixedDesigns, fixed_designs, judged_samples
 from models.design.sampling import predict_x0
@@ -88,7 +88,7 @@ class FinetuneModel(DecoderModel):
         independent_judge: dict | None = None,
         grammar_weight: float = 0.1,
         reward: str = "x0",
-        reward_letterbox: bool = False,
+        reward_letterbox: bool = True,
         reward_max_timestep: int = 400,
         reward_samples: int = 8,
         reward_steps: int = 10,
@@ -205,13 +205,6 @@ class FinetuneModel(DecoderModel):
             parts.append(torch.randint(limit, total, (batch_size - count,), device=device))
         return torch.cat(parts)
 
-    def judged_grammar(self, images: torch.Tensor, formats: torch.Tensor) -> torch.Tensor:
-        """The reward's judge of `images` (B, 4): with `reward_letterbox`, of the images with their
-        letterbox painted in (`with_letterbox`), so that only the page inside the format can earn reward."""
-        if self.hparams.reward_letterbox:
-            images = with_letterbox(images, formats)
-        return self.judge(images)
-
     def grammar_reward(self, terms: DiffusionTerms, formats: torch.Tensor) -> torch.Tensor:
         """R = (1/B) Σ_i ᾱ_{t_i} Σ_d grammar_d(x̂0_i) over the batch's first `reward_count` samples (whose
         t < reward_max_timestep); differentiable in the decoder's weights through ε̂."""
@@ -222,7 +215,7 @@ class FinetuneModel(DecoderModel):
         clean = predict_x0(self.noise_scheduler, noisy, timesteps, output.to(noisy.dtype)).clamp(-1.0, 1.0)
         alphas_cumprod = self.noise_scheduler.alphas_cumprod.to(noisy.device)
         weight = alphas_cumprod[timesteps.long()]
-        grammar = self.judged_grammar(clean, formats[:count])
+        grammar = reward_grammar(self.judge, clean, formats[:count], self.hparams.reward_letterbox)
         return (weight * grammar.float().sum(dim=1)).sum() / terms.noisy.shape[0]
 
     def sample_reward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -240,7 +233,8 @@ class FinetuneModel(DecoderModel):
             grad=True,
             grad_last=hp.reward_grad_steps,
         )
-        return self.judged_grammar(samples, formats).float().sum(dim=1).mean()
+        grammar = reward_grammar(self.judge, samples, formats, hp.reward_letterbox)
+        return grammar.float().sum(dim=1).mean()
 
     def finetune_loss(
         self, batch: dict[str, torch.Tensor], drop: torch.Tensor | None = None
@@ -311,10 +305,8 @@ class FinetuneModel(DecoderModel):
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         super().test_step(batch, batch_idx)
-        with torch.no_grad():
-            real = judge_all(judges_of(self.frozen), batch["image"])
-        size = len(batch["image"])
-        self.log_dict(judged_tables(real, "test", "real"), on_epoch=True, sync_dist=True, batch_size=size)
+        table = real_tables(judges_of(self.frozen), batch)
+        self.log_dict(table, on_epoch=True, sync_dist=True, batch_size=len(batch["image"]))
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()  # FID/KID of the starting and the fine-tuned decoder (evaluate_quality)

@@ -47,10 +47,10 @@ from models.design.grammar_reward import (
     GrammarReward,
     before_after_tables,
     grammar_table,
-    judge_all,
-    judged_tables,
     judges_of,
     phase3_judges,
+    real_tables,
+    reward_grammar,
 )
 from models.design.innovation.plots import plot_before_after
 from models.design.judged_designs import fixed_designs, judged_samples
@@ -88,6 +88,7 @@ class InnovationModel(ReportsFidFeatures, pl.LightningModule):
         sample_steps: int = 10,
         guidance_scale: float | None = None,
         prior_weight: float = 10.0,
+        reward_letterbox: bool = True,
         grad_checkpoint: bool = True,
         feature: str = AUTO,
         inception_weights: str | None = None,
@@ -155,7 +156,7 @@ class InnovationModel(ReportsFidFeatures, pl.LightningModule):
             grad=True,
             grad_checkpoint=self.hparams.grad_checkpoint,
         )
-        grammar = self.judge(images)
+        grammar = reward_grammar(self.judge, images, request.format, self.hparams.reward_letterbox)
         penalty = shell_penalty(self.latents)
         return -grammar.mean() + self.hparams.prior_weight * penalty, grammar, penalty
 
@@ -178,10 +179,8 @@ class InnovationModel(ReportsFidFeatures, pl.LightningModule):
 
     # --- evaluation ------------------------------------------------------------------------------
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        with torch.no_grad():
-            real = judge_all(judges_of(self.frozen), batch["image"])
-        size = len(batch["image"])
-        self.log_dict(judged_tables(real, "test", "real"), on_epoch=True, sync_dist=True, batch_size=size)
+        table = real_tables(judges_of(self.frozen), batch)
+        self.log_dict(table, on_epoch=True, sync_dist=True, batch_size=len(batch["image"]))
 
     def on_test_epoch_end(self) -> None:
         start = self.designs.latents.to(self.device)

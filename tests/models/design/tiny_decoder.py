@@ -10,7 +10,7 @@ from diffusers import DDPMScheduler
 from models.design.decoder.module import DecoderModel
 from models.design.nets.diffusion_unet import ConditionalUNet
 from models.design.nets.meta_tokens import MetaTokens
-from models.design.schema import FORMAT_NAMES, GOALS
+from models.design.schema import FORMAT_NAMES, GOALS, GRAMMAR_NAMES
 
 RESOLUTION = 16
 CONTEXT_DIM = 16
@@ -69,4 +69,14 @@ def toy_designs(count: int, seed: int = 0) -> dict[str, torch.Tensor]:
         images[i, :, :, left:right] = colours[goal[i]]
         bar = 2 + int(tone[i, 0] * 8)
         images[i, 0, 2 : 2 + bar, left:right] = 1.0
-    return {"image": images, "goal": goal, "format": format, "tone": tone, "index": torch.arange(count)}
+    grammar = torch.rand(
+        count, len(GRAMMAR_NAMES), generator=generator
+    )  # labels phase 3 compares readings with
+    return {
+        "image": images,
+        "goal": goal,
+        "format": format,
+        "tone": tone,
+        "grammar": grammar,
+        "index": torch.arange(count),
+    }

@@ -85,7 +85,8 @@ def test_the_loss_is_the_diffusion_loss_minus_weight_times_the_alpha_bar_weighte
     )
     clean = predict_x0(module.noise_scheduler, terms.noisy, timesteps, terms.output)[:4].clamp(-1, 1)
     alpha_bar = module.noise_scheduler.alphas_cumprod[timesteps[:4]]
-    expected_reward = (alpha_bar * module.judge(clean).sum(dim=1)).sum() / 10
+    judged = module.judge(with_letterbox(clean, batch["format"][:4]))  # model.reward_letterbox: true
+    expected_reward = (alpha_bar * judged.sum(dim=1)).sum() / 10
     torch.testing.assert_close(diffusion, terms.loss, rtol=0, atol=0)
     torch.testing.assert_close(reward, expected_reward, rtol=1e-6, atol=0)
     torch.testing.assert_close(loss, terms.loss - WEIGHT * expected_reward, rtol=1e-6, atol=0)
@@ -109,10 +110,8 @@ def test_the_reward_gradient_reaches_the_decoder_weights_and_not_the_judges(modu
     module.zero_grad()
 
 
-def test_with_the_letterbox_painted_in_the_x0_reward_judges_only_the_page_inside_the_format(
-    stages, tmp_path, batch
-):
-    module = set_up(stages, tmp_path, reward_letterbox=True)
+def test_without_the_letterbox_the_x0_reward_judges_the_raw_estimates(stages, tmp_path, batch):
+    module = set_up(stages, tmp_path, reward_letterbox=False)
     torch.manual_seed(1)
     _, _, reward = module.finetune_loss(batch)
     torch.manual_seed(1)
@@ -122,9 +121,10 @@ def test_with_the_letterbox_painted_in_the_x0_reward_judges_only_the_page_inside
     )
     clean = predict_x0(module.noise_scheduler, terms.noisy, timesteps, terms.output)[:4].clamp(-1, 1)
     alpha_bar = module.noise_scheduler.alphas_cumprod[timesteps[:4]]
-    judged = module.judge(with_letterbox(clean, batch["format"][:4]))
-    torch.testing.assert_close(reward, (alpha_bar * judged.sum(dim=1)).sum() / 10, rtol=1e-6, atol=0)
-    assert reward != (alpha_bar * module.judge(clean).sum(dim=1)).sum() / 10
+    raw = (alpha_bar * module.judge(clean).sum(dim=1)).sum() / 10
+    torch.testing.assert_close(reward, raw, rtol=1e-6, atol=0)
+    letterboxed = (alpha_bar * module.judge(with_letterbox(clean, batch["format"][:4])).sum(dim=1)).sum() / 10
+    assert reward != letterboxed
 
 
 def test_without_rewarded_timesteps_the_loss_is_the_diffusion_loss(stages, tmp_path, batch):
@@ -291,6 +291,8 @@ def test_test_compares_the_starting_and_fine_tuned_samples_on_the_same_designs(s
     real_batch = data.on_after_batch_transfer(next(iter(data.test_dataloader())), 0)
     real = module.judge(real_batch["image"])
     assert metrics["test/grammar/real/mean"] == pytest.approx(real.mean().item(), rel=1e-5)
+    error = (real - real_batch["grammar"]).abs()
+    assert metrics["test/grammar_error/real/balance"] == pytest.approx(error[:, 2].mean().item(), rel=1e-5)
     # the renderer's analytic scores of the layout the encoder reads, beside the learned judge
     analytic = judged_samples(module, {"analytic": module.frozen["analytic"]}, module.designs["test"])[1]
     assert metrics["test/grammar_analytic/after/mean"] == pytest.approx(

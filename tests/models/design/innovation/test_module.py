@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from models.design.grammar_reward import GrammarReward
+from models.design.grammar_reward import GrammarReward, with_letterbox
 from models.design.innovation.module import InnovationModel, shell_penalty
 from models.design.judged_designs import judged_samples
 from tests.helpers import quiet_trainer
@@ -83,6 +83,17 @@ def test_the_loss_is_minus_the_mean_grammar_plus_the_weighted_shell_penalty(trai
     assert grammar.shape == (4, 4)
     assert penalty == shell_penalty(trained.latents)
     torch.testing.assert_close(loss, -grammar.mean() + 10.0 * penalty, rtol=0, atol=0)
+    request = trained.designs.request
+    with torch.no_grad():  # the judge reads the samples with their letterbox painted in (reward_letterbox)
+        samples = trained.decoder.sample(
+            request.goal,
+            request.format,
+            request.tone,
+            trained.hparams.sample_steps,
+            latents=trained.latents.detach(),
+            sampler="ddim",
+        )
+    torch.testing.assert_close(grammar.detach(), trained.judge(with_letterbox(samples, request.format)))
     trained.zero_grad()
     loss.backward()
     assert trained.latents.grad.abs().sum() > 0
