@@ -10,11 +10,14 @@ To spend the judge only on samples it rewards (it is dearer than the decoder) wi
 batch is stratified: its first round(B · t_max / T) samples draw t uniformly from [0, t_max), the rest
 from [t_max, T), so the diffusion loss still sees every timestep at (close to) its uniform share.
 That reward only teaches the decoder to edit real designs it has almost denoised; the samples it draws
-from noise take their layout at large t. `reward: samples` rewards those instead (DRaFT-K, Clark et al.
-2024): each step the decoder samples `reward_samples` designs of the batch's metadata from fresh noise with
+from noise take their layout at large t. `reward: samples` (the default) rewards those instead (DRaFT-K,
+Clark et al. 2024): each step the decoder samples `reward_samples` designs of the batch's metadata from fresh noise with
 `reward_steps` DDIM steps, the last `reward_grad_steps` of them with a graph, and
     R = (1/n) Σ_i Σ_d grammar_d(x0_i),
-while the diffusion loss on the batch (uniform timesteps) holds the decoder to the data.
+while the diffusion loss on the batch (uniform timesteps) holds the decoder to the data. With
+`reward_letterbox` (the default) the judge reads every rewarded image with its letterbox painted in
+(`grammar_reward.with_letterbox`): left free, the reward's gradient shifts letterbox pixels a few grey levels
+until the encoder reads them as page, which the judge scores as better balance while the format is lost.
 
 It is a `DecoderModel` (same `net`, `meta_tokens`, `noise_scheduler` config as the decoder it starts
 from), so its checkpoints are decoder checkpoints: `task=sample` and the innovation stage load them as
@@ -87,13 +90,13 @@ class FinetuneModel(DecoderModel):
         abstractor_checkpoint: str | None = None,
         independent_judge: dict | None = None,
         grammar_weight: float = 0.1,
-        reward: str = "x0",
+        reward: str = "samples",
         reward_letterbox: bool = True,
         reward_max_timestep: int = 400,
         reward_samples: int = 8,
         reward_steps: int = 10,
         reward_grad_steps: int = 1,
-        eval_designs: int = 40,
+        eval_designs: int = 200,
         eval_seed: int = 0,
         **decoder: Any,
     ) -> None:
