@@ -5,11 +5,14 @@ the four grammar scores (alignment, contrast, balance, hierarchy; each in [0, 1]
 are differentiable in the pixels: the fine-tune loop backpropagates them into the decoder's weights, the
 innovation loop into the sampler's initial latents.
 
-Why the abstractor's reading is THE score: the analytic grammar (`datamodules.design.grammar`) is computed
-from a design's layout (boxes, sizes, colours), and generated images have no layout, only pixels. The
-abstractor was trained to predict the analytic scores from structure, so it is the only reading that
-exists for samples; phase 3 optimises it and reports it (for real test designs its reading sits beside
-their analytic scores, which is how far to trust it).
+Why the abstractor's reading is the reward: the analytic grammar (`datamodules.design.grammar`) is computed
+from a design's layout (boxes, sizes, colours), and generated images have only pixels. The abstractor was
+trained to predict the analytic scores from structure, and its reading is differentiable. Phase 3 also
+reports `AnalyticGrammar`, the analytic scores of the layout the encoder reads in a sample
+(`layout_reading`), which is not differentiable and has no weights the loss could fool; each reading's error
+on real test designs says how far to trust it. The reward reads each image with its letterbox painted in
+(`with_letterbox`), because the format is given and the letterbox is where a gradient fools the encoder
+most cheaply.
 
 The judges are loaded from the encoder and abstractor runs' checkpoints (`DesignFeatures.from_checkpoints`:
 frozen, eval mode, at the encoder run's training resolution). The decoder may work at a smaller size
@@ -19,6 +22,7 @@ resolution first, because the encoder's features hold at the scale it learned th
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -118,6 +122,7 @@ def phase3_judges(hp: Mapping[str, Any]) -> dict[str, nn.Module]:
     return judges
 
 
+@functools.cache  # read every training step: computed once per resolution (callers do not modify it)
 def inside_formats(resolution: int) -> torch.Tensor:
     """(len(FORMATS), R, R) bool: the pixels inside each format's rectangle, as the renderer draws it."""
     centres = pixel_centres(resolution)
