@@ -105,7 +105,7 @@ def _row_runs(inked: np.ndarray) -> list[tuple[int, int]]:
 def _regions(mask, ids, resolution, covering=None):
     """(box, colour ID, (shape, thickness)) of each connected region of `mask` of MIN_REGION pixels or more;
     pixels of `covering` (drawn over the region) count as the region's when measuring how full its box is."""
-    labels, count = ndimage.label(mask)
+    labels, _ = ndimage.label(mask)
     regions = []
     for index, found in enumerate(ndimage.find_objects(labels), start=1):
         region = labels[found] == index

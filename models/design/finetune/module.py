@@ -225,12 +225,12 @@ class FinetuneModel(DecoderModel):
         """R = (1/n) Σ_i Σ_d grammar_d(x0_i) of the decoder's DDIM samples x0 of the batch's first n =
         `reward_samples` designs' metadata, from fresh noise: differentiable through the last
         `reward_grad_steps` steps (DRaFT-K)."""
-        hp = self.hparams
-        formats = batch["format"][: hp.reward_samples]
+        count, hp = self.hparams.reward_samples, self.hparams
+        formats = batch["format"][:count]
         samples = self.sample(
-            batch["goal"][: hp.reward_samples],
+            batch["goal"][:count],
             formats,
-            batch["tone"][: hp.reward_samples],
+            batch["tone"][:count],
             num_inference_steps=hp.reward_steps,
             sampler="ddim",
             grad=True,
