@@ -1,4 +1,4 @@
-"""The design pipeline: encoder -> abstractor -> decoder -> finetune -> innovation, in order.
+"""The design pipeline: encoder -> abstractor -> reader -> decoder -> finetune -> innovation, in order.
 
 Each stage is one `python -m training.run experiment=design_<stage>` run named after the pipeline
 (`logs/design_<stage>/runs/<run name>/`) and reads the best checkpoints of the stages before it (with the

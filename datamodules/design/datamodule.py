@@ -3,11 +3,13 @@
 Train, val and test draw from separate seed streams (disjoint designs). `prepare_data` renders the
 shards once (rank 0; cached on disk); loaders are `ResumableLoader`s, so the training order is fixed
 by (seed, epoch), shared across ranks and resumable mid-epoch. Images travel as uint8 and become
-float [-1, 1] on the device (`on_after_batch_transfer`).
+float [-1, 1] on the device (`on_after_batch_transfer`). With `label` set, batches are `(images, labels)` for
+the `cnn` system's image classifiers (`models/design/metadata_classes.py`, `experiment=design_reader`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -16,6 +18,7 @@ from torch.utils.data import DataLoader
 from datamodules.design.dataset import STORAGES, DesignDataset
 from datamodules.design.store import DesignDataConfig, generate
 from datamodules.loading import ResumableLoader, split_loader
+from models.design.metadata_classes import check_label, class_names, label_of
 from models.design.schema import to_model_image
 from training.toolkit.errors import UserError
 
@@ -41,8 +44,22 @@ class DesignDM(pl.LightningDataModule):
         seed: int = 0,
         drop_last: bool = True,
         generate_workers: int = 1,
+        label: str | None = None,
+        num_classes: int | None = None,
+        input_shape: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
+        if label is not None:
+            check_label(label)
+            classes = len(class_names(label))
+            if num_classes is not None and num_classes != classes:
+                raise UserError(
+                    f"data.num_classes={num_classes} but data.label={label} has {classes} classes."
+                )
+        if input_shape is not None and [int(v) for v in input_shape] != [3, resolution, resolution]:
+            raise UserError(
+                f"data.input_shape={list(input_shape)} must be [3, data.resolution, data.resolution]."
+            )
         if storage not in STORAGES:
             raise UserError(f"data.storage={storage!r}; choose one of {', '.join(STORAGES)}.")
         if batch_size < 1:
@@ -98,6 +115,20 @@ class DesignDM(pl.LightningDataModule):
             pin_memory=hp.pin_memory,
         )
 
-    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        """uint8 images -> float [-1, 1] on the device (the transfer stays 4x smaller)."""
-        return {**batch, "image": to_model_image(batch["image"])}
+    @staticmethod
+    def pixel_normalisation(data: Mapping[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel (mean, std) on [0, 1] pixels: designs are read as x / 127.5 - 1 = (x / 255 - 0.5) / 0.5."""
+        return (0.5,) * 3, (0.5,) * 3
+
+    def on_after_batch_transfer(
+        self, batch: dict[str, Any], dataloader_idx: int
+    ) -> dict[str, Any] | tuple[Any, Any]:
+        """uint8 images -> float [-1, 1] on the device (the transfer stays 4x smaller); with `label`, the
+        classifier's `(images, labels)`. Anything else (a classifier's example input for its summary) is
+        already what the model reads."""
+        if not isinstance(batch, Mapping):
+            return batch
+        image = to_model_image(batch["image"])
+        if self.hparams.label is not None:
+            return image, label_of(batch["goal"], batch["format"], self.hparams.label)
+        return {**batch, "image": image}

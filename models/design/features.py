@@ -30,6 +30,7 @@ class DesignFeatures(ImageFeatures):
 
     name = "design"
     num_features = FEATURE_DIM
+    fields = ("goal", "format")  # the metadata `read` names (conditioning fidelity reads them)
 
     def __init__(self, encoder: EncoderModel, abstractor: Abstractor, resolution: int | None = None) -> None:
         super().__init__()

@@ -82,7 +82,8 @@ def test_pipeline_hands_each_stage_the_previous_best_checkpoints_and_resumes_per
 
     decoder = read_summary(stage_run(tmp_path, "design_decoder"))
     for key in ("fid/model", "fid/real_vs_real", "fid/noise", "fid/untrained", "fid_relative/model",
-                "kid/model", "conditioning/goal/model", "conditioning/format/model"):  # fmt: skip
+                "kid/model", "conditioning/goal/model", "conditioning/format/model",
+                "conditioning_classifier/goal/model", "conditioning_classifier/format/real"):  # fmt: skip
         assert np.isfinite(decoder["metrics"][f"test/{key}"]), key
     assert re.fullmatch(r"design \(weights sha1 [0-9a-f]{8}\)", decoder["fid_features"])  # beside the numbers
     finetune_config = OmegaConf.load(stage_run(tmp_path, "design_finetune") / "config.yaml")
@@ -97,7 +98,7 @@ def test_pipeline_hands_each_stage_the_previous_best_checkpoints_and_resumes_per
         finetune["fid_features"] == innovation["fid_features"] == decoder["fid_features"]
     )  # the same judges
     record = json.loads((tmp_path / "logs" / "design_pipeline" / "t.json").read_text())
-    assert list(record) == ["encoder", "abstractor", "decoder", "finetune", "innovation"]
+    assert list(record) == ["encoder", "abstractor", "reader", "decoder", "finetune", "innovation"]
     assert record["decoder"]["fid_features"] == decoder["fid_features"]
 
     # The fine-tuned decoder is a decoder: task=sample writes the requested designs from its checkpoint.
@@ -145,6 +146,10 @@ def test_gpu_size_runs_every_stage_at_the_seeds_canvas_on_the_gpu_trainer():
         experiment, settings = STAGES["decoder"].run_at(size)
         decoder = compose_config([f"experiment={experiment}", *settings])
         assert min(decoder.data.num_test, decoder.model.quality.num_samples) >= 2000, size
+        experiment, settings = STAGES["reader"].run_at(size)
+        reader = compose_config([f"experiment={experiment}", *settings])
+        counts = ("resolution", "num_train", "num_val", "num_test")  # the decoder's designs, at its scale
+        assert [reader.data[key] for key in counts] == [decoder.data[key] for key in counts], size
 
 
 @pytest.mark.slow

@@ -93,7 +93,7 @@ def test_v1_experiments_run_with_fast_dev_run_then_transfer(tmp_path):
     assert read_summary(run_dir)["metrics"]["test/oracle_bps"] > 0
 
 
-DESIGN_STANDALONE = ["design_encoder", "design_abstractor", "design_decoder"]  # phase 3: the pipeline test
+DESIGN_STANDALONE = ["design_encoder", "design_abstractor", "design_reader", "design_decoder"]  # phase 3: the pipeline test
 
 
 def test_design_experiments_run_with_fast_dev_run(tmp_path):
@@ -115,6 +115,7 @@ def test_design_experiments_run_with_fast_dev_run(tmp_path):
     expected = {
         "design_encoder": "test/text_iou",
         "design_abstractor": "test/goal_acc",
+        "design_reader": "test/acc",
         "design_decoder": "test/loss",
     }
     for experiment, metric in expected.items():

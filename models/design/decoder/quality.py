@@ -8,10 +8,11 @@ so FID's small-sample bias is the same for all of them:
 - `model`: the decoder's samples for those test images' metadata (goal, format, tone);
 - `untrained`: samples of the same decoder config before training (the run's seed), from the same noise;
 - `noise`: uniform noise images (the ceiling).
-`fid_relative/model` places the model between real (0) and noise (1). Conditioning fidelity is the trained
-abstractor reading goal and format back from the model's samples, beside what it reads from the untrained
-model's (chance) and from the real test images (what the reader itself gets right); it needs the encoder and
-abstractor checkpoints, which Inception FID/KID do not.
+`fid_relative/model` places the model between real (0) and noise (1). Conditioning fidelity is a trained
+reader naming goal and format back from the model's samples, beside what it reads from the untrained model's
+(chance) and from the real test images (what the reader itself gets right): `conditioning/…` the abstractor
+(needs the encoder and abstractor checkpoints, which Inception FID/KID do not), `conditioning_classifier/…`
+a classifier of the design pixels (`reader_checkpoint`, `experiment=design_reader`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from models.common.generative_quality import (
     noise_images,
     quality_table,
 )
-from models.design.decoder.conditioning_fidelity import ConditioningFidelity
+from models.design.decoder.conditioning_fidelity import ClassifierReading, ConditioningFidelity
 from models.design.features import DesignFeatures
 from models.design.stages import PIPELINE
 from training.toolkit.sample_files import to_uint8_image
@@ -46,13 +47,18 @@ from training.toolkit.stage_checkpoint import untrained_model
 log = logging.getLogger(__name__)
 Batch = Mapping[str, torch.Tensor]
 MODEL, UNTRAINED, REAL = "model", "untrained", "real"
+ABSTRACTOR_READING, CLASSIFIER_READING = (
+    "conditioning",
+    "conditioning_classifier",
+)  # each reader's table prefix
+Reader = DesignFeatures | ClassifierReading
 
 
 class DecoderQuality:
     """FID/KID (Inception or design features; `feature: auto` takes Inception when its weights are installed)
     and conditioning fidelity of a trained decoder's samples.
 
-    Cheap to build: the encoder and abstractor checkpoints are read only when it is called.
+    Cheap to build: the encoder, abstractor and reader checkpoints are read only when it is called.
     `steps` / `guidance_scale` default to the decoder's own sampling settings; `seed` fixes the samples'
     noise, KID's subsets and the noise baseline; `feature_cache` (a folder) keeps the extracted features of
     every image batch, so the sets shared by every test of a config are extracted once.
@@ -62,6 +68,7 @@ class DecoderQuality:
         self,
         encoder_checkpoint: str | None = None,
         abstractor_checkpoint: str | None = None,
+        reader_checkpoint: str | None = None,
         feature: str = AUTO,
         inception_weights: str | None = None,
         num_samples: int = 256,
@@ -75,6 +82,7 @@ class DecoderQuality:
     ) -> None:
         self.encoder_checkpoint = encoder_checkpoint
         self.abstractor_checkpoint = abstractor_checkpoint
+        self.reader_checkpoint = reader_checkpoint
         self.feature = feature
         self.inception_weights = inception_weights
         self.num_samples = num_samples
@@ -108,8 +116,8 @@ class DecoderQuality:
             return {}
         if missing:
             log.warning(
-                "Conditioning fidelity not measured: %s not set (the trained abstractor reads goal and format "
-                "back from the samples; %s gives its checkpoints). Inception FID/KID are measured.",
+                "The abstractor's conditioning fidelity not measured: %s not set (the trained abstractor reads "
+                "goal and format back from the samples; %s gives its checkpoints). Inception FID/KID are measured.",
                 " and ".join(missing),
                 PIPELINE,
             )
@@ -125,31 +133,43 @@ class DecoderQuality:
         self, module: pl.LightningModule, datamodule: pl.LightningDataModule, untrained: pl.LightningModule
     ) -> QualityTable:
         """`{fid|kid|kid_std/<set>, fid_relative/model, fid_relative/untrained, ...,
-        conditioning/<goal|format>/<model|untrained|real>}` (see the module doc), naming its extractor."""
-        reader = (
-            DesignFeatures.from_checkpoints(
+        <conditioning|conditioning_classifier>/<goal|format>/<model|untrained|real>}` (see the module doc),
+        naming its extractor."""
+        readers: dict[str, Reader] = {}
+        if self.encoder_checkpoint and self.abstractor_checkpoint:
+            readers[ABSTRACTOR_READING] = DesignFeatures.from_checkpoints(
                 self.encoder_checkpoint, self.abstractor_checkpoint, self.config_key
             ).to(module.device)
-            if self.encoder_checkpoint and self.abstractor_checkpoint
-            else None
-        )
+        if self.reader_checkpoint:
+            readers[CLASSIFIER_READING] = ClassifierReading.from_checkpoint(
+                self.reader_checkpoint, f"{self.config_key}.reader_checkpoint"
+            ).to(module.device)
+        design_features = readers.get(ABSTRACTOR_READING)
         extractor = select_feature_extractor(
             self.feature,
             inception_weights=self.inception_weights,
-            trained={"design": lambda: reader} if reader is not None else {},
+            trained={"design": lambda: design_features} if design_features is not None else {},
             config_key=self.config_key,
         )
         datamodule.setup("fit")  # `task=test` opens only the test split; the reference is training images
         train, test = _in_order(datamodule.train_dataloader()), _in_order(datamodule.test_dataloader())
         count = min(self.num_samples, len(test.dataset))
-        fidelity = {name: ConditioningFidelity().to(module.device) for name in (MODEL, UNTRAINED, REAL)}
+        fidelity = {
+            name: {
+                prefix: ConditioningFidelity(reader.fields).to(module.device)
+                for prefix, reader in readers.items()
+            }
+            for name in (MODEL, UNTRAINED, REAL)
+        }
         shape = (module.hparams.image_channels, module.hparams.resolution, module.hparams.resolution)
         candidates = {
             REAL_VS_REAL: _read_back(
-                reader, fidelity[REAL], ((batch["image"], batch) for batch in _first(test, count))
+                readers, fidelity[REAL], ((batch["image"], batch) for batch in _first(test, count))
             ),
-            MODEL: _read_back(reader, fidelity[MODEL], self._samples(module, _first(test, count))),
-            UNTRAINED: _read_back(reader, fidelity[UNTRAINED], self._samples(untrained, _first(test, count))),
+            MODEL: _read_back(readers, fidelity[MODEL], self._samples(module, _first(test, count))),
+            UNTRAINED: _read_back(
+                readers, fidelity[UNTRAINED], self._samples(untrained, _first(test, count))
+            ),
             NOISE: noise_images(count, shape, batch_size=test.batch_size, seed=self.seed),
         }
         table = quality_table(
@@ -163,13 +183,10 @@ class DecoderQuality:
             config_key=self.config_key,
             feature_cache=self.feature_cache,
         )
-        if reader is not None:
-            for name, metric in fidelity.items():
+        for name, metrics in fidelity.items():
+            for prefix, metric in metrics.items():
                 table.update(
-                    {
-                        f"conditioning/{field}/{name}": float(value)
-                        for field, value in metric.compute().items()
-                    }
+                    {f"{prefix}/{field}/{name}": float(value) for field, value in metric.compute().items()}
                 )
         return table
 
@@ -192,22 +209,19 @@ class DecoderQuality:
 
 
 def _read_back(
-    reader: DesignFeatures | None,
-    fidelity: ConditioningFidelity,
+    readers: Mapping[str, Reader],
+    fidelity: Mapping[str, ConditioningFidelity],
     pairs: Iterable[tuple[torch.Tensor, Batch]],
 ) -> Iterator[torch.Tensor]:
-    """Yields the images of (images, requested metadata) pairs, updating `fidelity` with the abstractor's
-    reading of each batch on the way (without a reader, the images only), so FID/KID and fidelity share one
-    pass over the samples."""
+    """Yields the images of (images, requested metadata) pairs, updating each reader's `fidelity` (by its
+    table prefix) with its reading of each batch on the way, so FID/KID and fidelity share one pass over the
+    samples."""
     for images, requested in pairs:
-        if reader is None:
-            yield images
-            continue
-        with torch.no_grad():
-            reading = reader.read(images.to(fidelity.device))
-        fidelity.update(
-            reading, {field: requested[field].to(fidelity.device) for field in ("goal", "format")}
-        )
+        for prefix, reader in readers.items():
+            metric = fidelity[prefix]
+            with torch.no_grad():
+                reading = reader.read(images.to(metric.device))
+            metric.update(reading, {field: requested[field].to(metric.device) for field in metric.fields})
         yield images
 
 

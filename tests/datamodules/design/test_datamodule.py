@@ -118,3 +118,31 @@ def test_an_empty_validation_split_in_memory_turns_validation_off(tmp_path):
     data = DesignDM(resolution=16, num_train=4, num_val=0, num_test=2, batch_size=2, storage="memory")
     data.setup("fit")
     assert len(data.datasets["val"]) == 0 and data.val_dataloader() == []
+
+
+def test_with_a_label_batches_are_a_classifiers_images_and_classes() -> None:
+    datamodule = _datamodule(label="goal_format", num_classes=20, input_shape=[3, 32, 32])
+    batch = next(iter(datamodule.train_dataloader()))
+    images, labels = datamodule.on_after_batch_transfer(batch, 0)
+    assert torch.equal(images, to_model_image(batch["image"]))
+    assert torch.equal(labels, batch["goal"] * 4 + batch["format"])
+    assert labels.dtype == torch.int64
+    example = torch.zeros(1, 3, 32, 32)  # a classifier's example input (model summary) passes as it is
+    assert datamodule.on_after_batch_transfer(example, 0) is example
+    mean, std = DesignDM.pixel_normalisation({})
+    pixels = batch["image"].float() / 255
+    normalised = (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    assert torch.allclose(normalised, images, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"label": "tone"}, r"data\.label='tone'.*goal, format, goal_format"),
+        ({"label": "goal", "num_classes": 20}, r"data\.num_classes=20 but data\.label=goal has 5 classes"),
+        ({"label": "goal", "input_shape": [3, 64, 64]}, r"data\.input_shape=\[3, 64, 64\] must be"),
+    ],
+)
+def test_a_bad_classifier_setting_names_the_key(options, message) -> None:
+    with pytest.raises(UserError, match=message):
+        DesignDM(resolution=32, storage="memory", **options)

@@ -11,7 +11,7 @@ from training.toolkit.errors import UserError
 
 def test_each_stage_reads_only_earlier_stages_checkpoints():
     order = list(STAGES)
-    assert order == ["encoder", "abstractor", "decoder", "finetune", "innovation"]
+    assert order == ["encoder", "abstractor", "reader", "decoder", "finetune", "innovation"]
     for position, stage in enumerate(STAGES.values()):
         assert stage.name == order[position]
         assert all(order.index(source) < position for source in stage.needs.values()), stage.name

@@ -13,12 +13,13 @@ import torch
 from torch.utils.data import DataLoader, StackDataset
 
 from models.common.feature_extractors import installed_inception_weights
+from models.design.decoder.conditioning_fidelity import ClassifierReading
 from models.design.decoder.quality import DecoderQuality
 from models.design.features import DesignFeatures
 from tests.models.design.stage_checkpoints import OPTIMIZER, tiny_encoder_config, write_checkpoint
 from training.toolkit.checkpoints import AtomicCheckpointIO, checkpoint_metadata
 from training.toolkit.errors import UserError
-from training.toolkit.stage_checkpoint import untrained_model
+from training.toolkit.stage_checkpoint import load_trained_module, untrained_model
 
 RESOLUTION = 16
 DECODER_CONFIG = {
@@ -174,3 +175,58 @@ def test_inception_without_stage_checkpoints_measures_fid_and_kid_but_not_fideli
     assert not any(key.startswith("conditioning/") for key in table)
     assert table.features.startswith("inception-v3-fid")
     assert table["fid/real_vs_real"] < table["fid/noise"]
+
+
+READER_CONFIG = {
+    "_target_": "models.cnn.module.ImageClassifierModel",
+    "num_classes": 20,
+    "net": {"_target_": "models.cnn.nets.small_cnn.SmallCNN", "num_classes": 20, "channels": [4, 8]},
+    "optimizer": OPTIMIZER,
+}
+READER_DATA = {"_target_": "datamodules.design.DesignDM", "resolution": 8, "label": "goal_format"}
+
+
+@pytest.fixture(scope="module")
+def reader(tmp_path_factory) -> Path:
+    """A joint goal/format classifier trained at 8² (the samples are 16²: it reads them resized)."""
+    return write_checkpoint(tmp_path_factory.mktemp("reader") / "reader.ckpt", READER_CONFIG, 4, READER_DATA)
+
+
+def test_the_pixel_classifier_reads_goal_and_format_as_its_joint_classes_marginals(stages, designs, reader):
+    quality = DecoderQuality(
+        *stages,
+        reader_checkpoint=str(reader),
+        feature="design",
+        num_samples=6,
+        steps=2,
+        subset_size=4,
+        subsets=3,
+    )
+    decoder, twin = (untrained_model(trainer_of_run(seed=3), "model.quality", quality=None) for _ in range(2))
+    table = quality.evaluate(decoder, designs, twin)
+    first = next(iter(DataLoader(designs.splits["test"], batch_size=6)))
+    classifier = load_trained_module(reader, "reader")
+    pixels = torch.nn.functional.interpolate(
+        first["image"].float() / 255, size=(8, 8), mode="bilinear", antialias=True
+    )
+    joint = (
+        classifier(pixels * 2 - 1).view(6, 5, 4).softmax(dim=2).sum(dim=2)
+    )  # p(goal, format) summed over format
+    goal_hits = (joint.argmax(dim=1) == first["goal"]).double().mean().item()
+    assert table["conditioning_classifier/goal/real"] == pytest.approx(goal_hits)
+    for field in ("goal", "format"):
+        for name in ("model", "untrained", "real"):
+            assert 0 <= table[f"conditioning_classifier/{field}/{name}"] <= 1
+        assert (
+            table[f"conditioning_classifier/{field}/model"]
+            == table[f"conditioning_classifier/{field}/untrained"]
+        )
+    assert "conditioning/goal/real" in table  # the abstractor still reads beside it
+
+
+def test_a_classifier_of_other_data_is_refused_as_a_reader_naming_the_key(tmp_path):
+    other = write_checkpoint(
+        tmp_path / "prints.ckpt", READER_CONFIG, 4, {"_target_": "datamodules.ukiyoe.UkiyoeDM"}
+    )
+    with pytest.raises(UserError, match=r"model\.quality\.reader_checkpoint=.*experiment=design_reader"):
+        ClassifierReading.from_checkpoint(other, "model.quality.reader_checkpoint")
