@@ -93,7 +93,12 @@ def test_v1_experiments_run_with_fast_dev_run_then_transfer(tmp_path):
     assert read_summary(run_dir)["metrics"]["test/oracle_bps"] > 0
 
 
-DESIGN_STANDALONE = ["design_encoder", "design_abstractor", "design_reader", "design_decoder"]  # phase 3: the pipeline test
+DESIGN_STANDALONE = [
+    "design_encoder",
+    "design_abstractor",
+    "design_reader",
+    "design_decoder",
+]  # phase 3: the pipeline test
 
 
 def test_design_experiments_run_with_fast_dev_run(tmp_path):

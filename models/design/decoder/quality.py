@@ -47,10 +47,9 @@ from training.toolkit.stage_checkpoint import untrained_model
 log = logging.getLogger(__name__)
 Batch = Mapping[str, torch.Tensor]
 MODEL, UNTRAINED, REAL = "model", "untrained", "real"
-ABSTRACTOR_READING, CLASSIFIER_READING = (
-    "conditioning",
-    "conditioning_classifier",
-)  # each reader's table prefix
+# each reader's table prefix
+ABSTRACTOR_READING = "conditioning"
+CLASSIFIER_READING = "conditioning_classifier"
 Reader = DesignFeatures | ClassifierReading
 
 
