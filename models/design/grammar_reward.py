@@ -122,13 +122,13 @@ def phase3_judges(hp: Mapping[str, Any]) -> dict[str, nn.Module]:
     return judges
 
 
-@functools.cache  # read every training step: computed once per resolution (callers do not modify it)
-def inside_formats(resolution: int) -> torch.Tensor:
-    """(len(FORMATS), R, R) bool: the pixels inside each format's rectangle, as the renderer draws it."""
+@functools.cache  # read every training step: built and copied to the device once (callers do not modify it)
+def inside_formats(resolution: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(len(FORMATS), R, R) bool on `device`: the pixels inside each format's rectangle, as the renderer draws it."""
     centres = pixel_centres(resolution)
     return torch.from_numpy(
         np.stack([shape_coverage(design_box(FORMATS[name]), centres, centres) for name in FORMAT_NAMES])
-    )
+    ).to(device)
 
 
 def with_letterbox(images: torch.Tensor, formats: torch.Tensor) -> torch.Tensor:
@@ -138,7 +138,7 @@ def with_letterbox(images: torch.Tensor, formats: torch.Tensor) -> torch.Tensor:
     The reward's view of a sample: the format is given, so the decoder has nothing to gain in the letterbox.
     Without it, the reward's gradient shifts letterbox pixels by a few grey levels until the encoder reads
     them as page (docs/design.md, phase 3): the judged balance and whitespace rise while the format is lost."""
-    inside = inside_formats(images.shape[-1]).to(images.device)[formats].unsqueeze(1)
+    inside = inside_formats(images.shape[-1], images.device)[formats].unsqueeze(1)
     outside = torch.tensor(OUTSIDE_RGB, dtype=images.dtype, device=images.device).div(127.5).sub(1.0)
     return torch.where(inside, images, outside.view(1, 3, 1, 1))
 

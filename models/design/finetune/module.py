@@ -225,7 +225,8 @@ class FinetuneModel(DecoderModel):
         """R = (1/n) Σ_i Σ_d grammar_d(x0_i) of the decoder's DDIM samples x0 of the batch's first n =
         `reward_samples` designs' metadata, from fresh noise: differentiable through the last
         `reward_grad_steps` steps (DRaFT-K)."""
-        count, hp = self.hparams.reward_samples, self.hparams
+        hp = self.hparams
+        count = hp.reward_samples
         formats = batch["format"][:count]
         samples = self.sample(
             batch["goal"][:count],

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, StackDataset
 
 from models.common.feature_extractors import installed_inception_weights
+from models.common.generative_quality import QualityTable
 from models.design.decoder.conditioning_fidelity import ClassifierReading
 from models.design.decoder.quality import DecoderQuality
 from models.design.features import DesignFeatures
@@ -111,12 +112,18 @@ def designs() -> Designs:
     return Designs(num_train=8, num_test=8, batch_size=8)
 
 
-@pytest.fixture(scope="module")
-def table(stages, designs) -> dict[str, float]:
-    """The table of a decoder against its identical twin as the "untrained" one, on 6 of the 8 test designs."""
-    quality = DecoderQuality(*stages, feature="design", num_samples=6, steps=2, subset_size=4, subsets=3)
+SMALL = {"num_samples": 6, "steps": 2, "subset_size": 4, "subsets": 3}  # 6 of the 8 test designs
+
+
+def table_against_twin(quality: DecoderQuality, designs: Designs) -> QualityTable:
+    """`quality`'s table of a decoder against its identical twin as the "untrained" one."""
     decoder, twin = (untrained_model(trainer_of_run(seed=3), "model.quality", quality=None) for _ in range(2))
     return quality.evaluate(decoder, designs, twin)
+
+
+@pytest.fixture(scope="module")
+def table(stages, designs) -> QualityTable:
+    return table_against_twin(DecoderQuality(*stages, feature="design", **SMALL), designs)
 
 
 def test_every_set_is_measured_against_the_reference_and_placed_between_real_and_noise(table):
@@ -150,11 +157,8 @@ def test_real_fidelity_is_the_abstractor_reading_of_the_first_num_samples_test_i
 def test_with_a_feature_cache_the_table_is_the_same_and_each_distinct_set_is_stored_once(
     table, stages, designs, tmp_path
 ):
-    quality = DecoderQuality(
-        *stages, feature="design", num_samples=6, steps=2, subset_size=4, subsets=3, feature_cache=tmp_path
-    )
-    decoder, twin = (untrained_model(trainer_of_run(seed=3), "model.quality", quality=None) for _ in range(2))
-    assert dict(quality.evaluate(decoder, designs, twin)) == dict(table)
+    quality = DecoderQuality(*stages, feature="design", feature_cache=tmp_path, **SMALL)
+    assert dict(table_against_twin(quality, designs)) == dict(table)
     # reference, real-vs-real, noise and the samples (the twin draws the same pixels, so one file for both)
     assert len(list(tmp_path.rglob("*.npy"))) == 4
 
@@ -167,9 +171,7 @@ def test_the_design_features_without_stage_checkpoints_measure_nothing_and_the_w
 
 @pytest.mark.skipif(installed_inception_weights() is None, reason="the Inception weights are not installed")
 def test_inception_without_stage_checkpoints_measures_fid_and_kid_but_not_fidelity(designs):
-    quality = DecoderQuality(feature="inception", num_samples=6, steps=2, subset_size=4, subsets=3)
-    decoder, twin = (untrained_model(trainer_of_run(seed=3), "model.quality", quality=None) for _ in range(2))
-    table = quality.evaluate(decoder, designs, twin)
+    table = table_against_twin(DecoderQuality(feature="inception", **SMALL), designs)
     sets = ("real_vs_real", "model", "untrained", "noise")
     assert {f"{metric}/{name}" for metric in ("fid", "kid") for name in sets} <= set(table)
     assert not any(key.startswith("conditioning/") for key in table)
@@ -193,17 +195,8 @@ def reader(tmp_path_factory) -> Path:
 
 
 def test_the_pixel_classifier_reads_goal_and_format_as_its_joint_classes_marginals(stages, designs, reader):
-    quality = DecoderQuality(
-        *stages,
-        reader_checkpoint=str(reader),
-        feature="design",
-        num_samples=6,
-        steps=2,
-        subset_size=4,
-        subsets=3,
-    )
-    decoder, twin = (untrained_model(trainer_of_run(seed=3), "model.quality", quality=None) for _ in range(2))
-    table = quality.evaluate(decoder, designs, twin)
+    quality = DecoderQuality(*stages, reader_checkpoint=str(reader), feature="design", **SMALL)
+    table = table_against_twin(quality, designs)
     first = next(iter(DataLoader(designs.splits["test"], batch_size=6)))
     classifier = load_trained_module(reader, "reader")
     pixels = torch.nn.functional.interpolate(
